@@ -1,0 +1,152 @@
+"""The `gmdsl` command line.
+
+Exit codes: 0 ok (warnings allowed), 1 errors in a spec, 2 bad usage (missing file,
+unknown flag), 3 an internal compiler error. A user's mistake is always a message, never
+a traceback; `gmdsl --debug ...` shows the traceback of an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import ast
+from .errors import InternalCompilerError, SpecError, render, summary
+from .frontend import analyse
+from .lower import ModelGraph, lower
+
+EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _UsageError(click.UsageError):
+    """Bad usage that is not click's own to detect (a missing spec file, a bad format)."""
+
+
+def _read_and_check(path: str) -> tuple[ast.Spec | None, list]:
+    """Parse and check one spec, printing its diagnostics; (None, ...) on a syntax error."""
+    try:
+        tree, diagnostics = analyse(Path(path))
+    except FileNotFoundError:
+        raise _UsageError(f"no such spec file: {path}") from None
+    except IsADirectoryError:
+        raise _UsageError(f"{path} is a directory, not a spec file") from None
+    except UnicodeDecodeError:
+        raise _UsageError(f"{path} is not a UTF-8 text file") from None
+    except SpecError as exc:
+        _print_diagnostics(exc.diagnostics, exc.path, exc.source)
+        return None, exc.diagnostics
+    _print_diagnostics(diagnostics, tree.path, tree.source)
+    return tree, diagnostics
+
+
+def _print_diagnostics(diagnostics, path: str, source: str) -> None:
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, path, source) + "\n", err=True)
+
+
+def _load(path: str) -> ModelGraph | None:
+    tree, diagnostics = _read_and_check(path)
+    if tree is None or any(d.is_error for d in diagnostics):
+        click.echo(summary(diagnostics, path), err=True)
+        return None
+    return lower(tree)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+@click.version_option(package_name="gmdsl")
+def cli(debug: bool) -> None:
+    """Compile .gm specs of semi-supervised deep generative models."""
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+def check(specs: tuple[str, ...]) -> int:
+    """Check specs; print every error and warning with its place."""
+    failed = False
+    for path in specs:
+        tree, diagnostics = _read_and_check(path)
+        failed |= tree is None or any(d.is_error for d in diagnostics)
+        click.echo(summary(diagnostics, path), err=bool(diagnostics))
+    return EXIT_SPEC_ERROR if failed else EXIT_OK
+
+
+@cli.command(name="compile")
+@click.argument("spec", metavar="SPEC")
+@click.option("--dump-ast", "dump", flag_value="ast", help="Print the syntax tree as JSON.")
+@click.option("--dump-ir", "dump", flag_value="ir", help="Print the model graph (p and q) as JSON.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
+def compile_command(spec: str, dump: str | None, output: str | None) -> int:
+    """Compile a spec; --dump-ast / --dump-ir show the phases."""
+    if dump is None:
+        raise _UsageError("choose what to write: --dump-ast or --dump-ir")
+    if dump == "ast":
+        tree, diagnostics = _read_and_check(spec)
+        if tree is None:
+            click.echo(summary(diagnostics, spec), err=True)
+            return EXIT_SPEC_ERROR
+        text = json.dumps(ast.to_dict(tree), indent=2)
+    else:
+        from .ir import to_ir  # pydantic is only needed here
+
+        model = _load(spec)
+        if model is None:
+            return EXIT_SPEC_ERROR
+        text = to_ir(model).model_dump_json(indent=2, exclude_none=True)
+    _write_or_print(text, output)
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("spec", metavar="SPEC")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture file: .png, .svg or .dot")
+@click.option("--format", "fmt", type=click.Choice(["png", "svg", "dot"]), help="Override the file suffix.")
+def graph(spec: str, output: str, fmt: str | None) -> int:
+    """Draw p and q side by side (PNG, SVG, or DOT text)."""
+    from .draw import FORMATS, draw  # matplotlib is only needed here
+
+    chosen = fmt or Path(output).suffix.lstrip(".").lower()
+    if chosen not in FORMATS:
+        raise _UsageError(f"cannot tell the picture format of {output}: end it in .png, .svg or .dot, or pass --format")
+    model = _load(spec)
+    if model is None:
+        return EXIT_SPEC_ERROR
+    written = draw(model, output, chosen)
+    click.echo(f"wrote {written}")
+    return EXIT_OK
+
+
+def _write_or_print(text: str, output: str | None) -> None:
+    if output is None:
+        click.echo(text)
+    else:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = cli.main(args=args, prog_name="gmdsl", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - every other exception is gmdsl's bug
+        if "--debug" in args:
+            traceback.print_exc()
+        kind = "internal compiler error" if isinstance(exc, InternalCompilerError) else f"internal error ({type(exc).__name__})"
+        click.echo(f"{kind}: {exc}\nThis is a bug in gmdsl, not in your spec: please report it with the spec "
+                   "and the output of `gmdsl --debug ...`.", err=True)
+        return EXIT_INTERNAL
+    return code if isinstance(code, int) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

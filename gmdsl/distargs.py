@@ -1,0 +1,145 @@
+"""Distribution arguments: binding them to the distribution's parameters, and checking
+each bound value (numbers against constraints, `uniform`, bare references).
+
+`bind` is pure and shared by the checker, the width inference and the lowering;
+`check_distribution` is the checker's rule for one factor's right-hand side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import ast
+from .errors import Diagnostic, did_you_mean, error
+from .registry import CONSTRAINTS, DISTRIBUTIONS, TYPES, DistributionInfo, Param, distributions_for
+from .scope import Scope
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A value and the parameters it gives (several when one network emits them all)."""
+
+    params: tuple[Param, ...]
+    value: ast.ArgValue
+
+
+def bind(info: DistributionInfo, distribution: ast.Distribution) -> tuple[list[Bound], list[Diagnostic]]:
+    """Bind a distribution's arguments to parameters: keyword, positional in the first
+    parameterisation's order, or one network call that emits the whole parameterisation."""
+    args = distribution.args
+    if len(args) == 1 and args[0].keyword is None and isinstance(args[0].value, ast.NetCall):
+        return [Bound(info.emitted(), args[0].value)], []
+    problems: list[Diagnostic] = []
+    bound: list[Bound] = []
+    taken: dict[str, ast.DistArg] = {}
+    by_name = {p.name: p for ps in info.parameterisations for p in ps}
+    positional = info.positional()
+    for index, arg in enumerate(args):
+        if arg.keyword is None:
+            if index >= len(positional):
+                problems.append(error("E0304", f"{info.name} takes at most {len(positional)} positional "
+                                               f"argument{'s' * (len(positional) != 1)}", arg.span,
+                                      help=f"its parameters are {_names(positional)}"))
+                continue
+            param = positional[index]
+        else:
+            param = by_name.get(arg.keyword.name)
+            if param is None:
+                problems.append(error("E0302", f"{info.name} has no parameter `{arg.keyword.name}`", arg.keyword.span,
+                                      help=did_you_mean(arg.keyword.name, by_name)
+                                      or f"its parameters are {_alternatives(info)}"))
+                continue
+        if param.name in taken:
+            problems.append(error("E0304", f"`{param.name}` is given twice", arg.span))
+            continue
+        taken[param.name] = arg
+        bound.append(Bound((param,), arg.value))
+    if problems:
+        return bound, problems
+    return bound, _check_parameterisation(info, distribution, taken)
+
+
+def _check_parameterisation(info: DistributionInfo, distribution: ast.Distribution,
+                            taken: dict[str, ast.DistArg]) -> list[Diagnostic]:
+    matching = [ps for ps in info.parameterisations if set(taken) <= {p.name for p in ps}]
+    if not matching:
+        return [error("E0308", f"{info.name} is given {_names(taken)}, which belong to different parameterisations",
+                      distribution.span, help=f"give one of: {_alternatives(info)}")]
+    missing = [p.name for p in matching[0] if p.name not in taken]
+    if len(matching) > 1 or not missing:
+        return [] if taken else [_missing(info, distribution, info.positional())]
+    return [_missing(info, distribution, [p for p in matching[0] if p.name in missing])]
+
+
+def _missing(info: DistributionInfo, distribution: ast.Distribution, params) -> Diagnostic:
+    example = ", ".join(f"{p.name} = ..." for p in params)
+    return error("E0303", f"{info.name} needs {_names(params)}", distribution.span,
+                 help=f"add {example}, or let one network emit every parameter: `{info.name}(net(...))`")
+
+
+def _names(params) -> str:
+    names = [f"`{p if isinstance(p, str) else p.name}`" for p in params]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _alternatives(info: DistributionInfo) -> str:
+    return " or ".join("(" + ", ".join(p.name for p in ps) + ")" for ps in info.parameterisations)
+
+
+def check_distribution(factor: ast.Factor, variable: ast.VarDecl, scope: Scope,
+                       report: Callable[[Diagnostic], None]) -> None:
+    distribution = factor.distribution
+    info = DISTRIBUTIONS.get(distribution.name.name)
+    if info is None:
+        report(error("E0102", f"unknown distribution `{distribution.name.name}`", distribution.name.span,
+                     help=did_you_mean(distribution.name.name, DISTRIBUTIONS)
+                     or "distributions are " + ", ".join(f"`{d}`" for d in DISTRIBUTIONS)))
+        return
+    type_name = variable.type.base.name
+    if type_name in TYPES and type_name not in info.support:
+        fitting = distributions_for(type_name)
+        report(error("E0301", f"{info.name} is a distribution on {' or '.join(info.support)} values, but "
+                              f"`{variable.name.name}` is {type_name}", distribution.name.span,
+                     help="for a " + type_name + " variable use " + " or ".join(f"`{d}`" for d in fitting)))
+    bound, problems = bind(info, distribution)
+    for problem in problems:
+        report(problem)
+    for item in bound:
+        _check_value(info, item, variable, scope, report)
+
+
+def _check_value(info: DistributionInfo, item: Bound, variable: ast.VarDecl, scope: Scope, report) -> None:
+    value = item.value
+    for param in item.params:
+        constraint = CONSTRAINTS[param.constraint]
+        if isinstance(value, ast.Number) and not constraint.admits(value.value):
+            report(error("E0305", f"`{param.name}` of {info.name} must be {constraint.description}, not {value.value}",
+                         value.span))
+        elif isinstance(value, ast.Reference) and value.name.name == "uniform":
+            if param.constraint != "simplex":
+                report(error("E0306", f"`uniform` gives a Categorical's probabilities, not `{param.name}` of {info.name}",
+                             value.span, help="write a number instead"))
+        elif isinstance(value, ast.Reference):
+            _check_reference(info, param, value, variable, scope, report)
+
+
+def _check_reference(info: DistributionInfo, param: Param, value: ast.Reference, variable: ast.VarDecl,
+                     scope: Scope, report) -> None:
+    """A bare name passed as a parameter: its type must satisfy the parameter's constraint
+    and its shape must be the variable's."""
+    name = value.name.name
+    declaration = scope.variables.get(name) or scope.lets.get(name)
+    if declaration is None:
+        return  # unknown names are reported once, by the parent rule
+    constraint = CONSTRAINTS[param.constraint]
+    source_type = declaration.type.base.name
+    if source_type not in constraint.accepts_types:
+        report(error("E0307", f"`{param.name}` of {info.name} must be {constraint.description}, but `{name}` is "
+                              f"{source_type}", value.span,
+                     help=f"pass it through a network: `{param.name} = net({name})`"))
+    if declaration.type.shape != variable.type.shape:
+        report(error("E0307", f"`{name}` has shape {list(declaration.type.shape)}, but `{param.name}` of "
+                              f"`{variable.name.name}` needs shape {list(variable.type.shape)}", value.span,
+                     help=f"pass it through a network: `{param.name} = net({name})`"))
+

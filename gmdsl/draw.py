@@ -1,0 +1,152 @@
+"""Pictures of a model: p and q side by side, as PNG or SVG (matplotlib, no system
+binary) or as Graphviz DOT text. Observed nodes are shaded, supervised ones drawn with a
+double ring and half shaded, `let` nodes are small squares, and each edge carries the
+name of the network that reads its source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+from matplotlib.patches import Circle, FancyArrowPatch, Rectangle, Wedge  # noqa: E402
+
+from .lower import ModelGraph  # noqa: E402
+
+FORMATS = ("png", "svg", "dot")
+_FILL = {"observed": "#b8b8b8", "supervised": "#dedede", "latent": "white", "deterministic": "#f4f4f4"}
+_TITLES = {"p": "generative model p", "q": "recognition model q"}
+_RADIUS = 0.46
+_ROW_HEIGHT = 1.5
+_COLUMN_WIDTH = 1.6
+
+
+def layout(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
+    """Layered top-down positions: a node's row is its depth, rows are centred, and nodes
+    in a row keep declaration order."""
+    positions = {}
+    for depth, layer in enumerate(nx.topological_generations(graph)):
+        layer = sorted(layer, key=lambda n: graph.nodes[n]["order"])
+        for index, node in enumerate(layer):
+            positions[node] = (_COLUMN_WIDTH * (index - (len(layer) - 1) / 2), -_ROW_HEIGHT * depth)
+    return positions
+
+
+def _node_label(graph: nx.DiGraph, node: str) -> str:
+    attributes = graph.nodes[node]
+    return f"{node}\n{attributes['type']}[{','.join(map(str, attributes['shape']))}]"
+
+
+def _draw_node(axes, graph: nx.DiGraph, node: str, xy: tuple[float, float]) -> None:
+    attributes = graph.nodes[node]
+    role = attributes["role"]
+    if attributes["kind"] == "let":
+        side = 1.4 * _RADIUS
+        axes.add_patch(Rectangle((xy[0] - side / 2, xy[1] - side / 2), side, side, facecolor=_FILL[role],
+                                 edgecolor="black", linestyle="--", zorder=2))
+    else:
+        axes.add_patch(Circle(xy, _RADIUS, facecolor=_FILL[role], edgecolor="black", linewidth=1.2, zorder=2))
+        if role == "supervised":
+            axes.add_patch(Wedge(xy, _RADIUS, 90, 270, facecolor=_FILL["observed"], edgecolor="none", zorder=2))
+            axes.add_patch(Circle(xy, _RADIUS * 1.18, facecolor="none", edgecolor="black", linewidth=1.0, zorder=2))
+    axes.text(xy[0], xy[1], _node_label(graph, node), ha="center", va="center", fontsize=7, zorder=3)
+
+
+def _draw_edge(axes, source_xy, target_xy, network: str | None, skips_rows: bool) -> None:
+    """An arrow from rim to rim; one that skips a row bends, so it does not cross the
+    nodes between, and its label sits on the bend."""
+    (x1, y1), (x2, y2) = source_xy, target_xy
+    dx, dy = x2 - x1, y2 - y1
+    length = max((dx * dx + dy * dy) ** 0.5, 1e-9)
+    bend = 0.75 if skips_rows else 0.0
+    ux, uy = dx / length, dy / length
+    start = (x1 + ux * _RADIUS, y1 + uy * _RADIUS)
+    end = (x2 - ux * _RADIUS * 1.05, y2 - uy * _RADIUS * 1.05)
+    axes.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, linewidth=1.0, shrinkA=0,
+                                   shrinkB=0, connectionstyle=f"arc3,rad={bend}", color="#333333", zorder=1))
+    if network:
+        # the midpoint of matplotlib's arc3 curve: mid + rad/2 * (dy, -dx)
+        middle = ((x1 + x2) / 2 + bend / 2 * dy, (y1 + y2) / 2 - bend / 2 * dx)
+        axes.text(middle[0], middle[1], network, fontsize=7, color="#1f4e9c", ha="center", va="center", zorder=4,
+                  bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+
+
+def _half_width(positions: dict[str, tuple[float, float]]) -> float:
+    return max((abs(x) for x, _ in positions.values()), default=0.0) + 1.1
+
+
+def _draw_graph(axes, graph: nx.DiGraph, title: str, rows: int) -> None:
+    positions = layout(graph)
+    for source, target, network in graph.edges(data="network"):
+        skips = abs(positions[source][1] - positions[target][1]) > _ROW_HEIGHT * 1.5
+        _draw_edge(axes, positions[source], positions[target], network, skips)
+    for node, xy in positions.items():
+        _draw_node(axes, graph, node, xy)
+    half_width = _half_width(positions)
+    axes.set_xlim(-half_width, half_width)
+    axes.set_ylim(-_ROW_HEIGHT * (rows - 1) - 0.7, 0.7)
+    axes.set_aspect("equal")
+    axes.set_title(title, fontsize=10)
+    axes.axis("off")
+
+
+def _legend(figure) -> None:
+    handles = [
+        Circle((0, 0), 1, facecolor=_FILL["observed"], edgecolor="black", label="observed"),
+        Circle((0, 0), 1, facecolor=_FILL["supervised"], edgecolor="black", label="supervised (labelled sometimes)"),
+        Circle((0, 0), 1, facecolor=_FILL["latent"], edgecolor="black", label="latent"),
+        Rectangle((0, 0), 1, 1, facecolor=_FILL["deterministic"], edgecolor="black", linestyle="--", label="let (computed)"),
+    ]
+    figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=7.5, frameon=False)
+
+
+def draw(model: ModelGraph, output: str | Path, fmt: str | None = None) -> Path:
+    """Write the picture of `model` to `output`; the format comes from `fmt` or the suffix."""
+    output = Path(output)
+    fmt = (fmt or output.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown picture format `{fmt}`: use one of {', '.join(FORMATS)}")
+    if fmt == "dot":
+        output.write_text(to_dot(model), encoding="utf-8")
+        return output
+    graphs = (model.p, model.q)
+    rows = max(len(list(nx.topological_generations(g))) for g in graphs)
+    widths = [2 * _half_width(layout(g)) for g in graphs]  # equal scale in both panels
+    figure, axes = plt.subplots(1, 2, figsize=(0.75 * sum(widths) + 0.6, 0.75 * (_ROW_HEIGHT * (rows - 1) + 1.4) + 1.3),
+                                gridspec_kw={"width_ratios": widths})
+    for ax, which in zip(axes, ("p", "q")):
+        _draw_graph(ax, model.p if which == "p" else model.q, _TITLES[which], rows)
+    figure.suptitle(f"model {model.name}", fontsize=11)
+    _legend(figure)
+    figure.savefig(output, format=fmt, dpi=150, bbox_inches="tight", metadata=_metadata(fmt))
+    plt.close(figure)
+    return output
+
+
+def _metadata(fmt: str) -> dict:
+    # no timestamps, so the same spec gives the same file
+    return {"Date": None} if fmt == "svg" else {"Software": "gmdsl"}
+
+
+def to_dot(model: ModelGraph) -> str:
+    """Graphviz DOT text with one cluster per graph (render with `dot -Tpng` if installed)."""
+    lines = [f'digraph "{model.name}" {{', "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
+    for which in ("p", "q"):
+        graph = model.p if which == "p" else model.q
+        lines += [f"  subgraph cluster_{which} {{", f'    label="{_TITLES[which]}";']
+        for node in model.order(which):
+            attributes = graph.nodes[node]
+            role = attributes["role"]
+            shape = "box" if attributes["kind"] == "let" else ("doublecircle" if role == "supervised" else "circle")
+            label = _node_label(graph, node).replace("\n", "\\n")
+            lines.append(f'    {which}_{node} [label="{label}", shape={shape}, style=filled, '
+                         f'fillcolor="{_FILL[role]}"];')
+        for source, target, network in sorted(graph.edges(data="network")):
+            label = f' [label="{network}"]' if network else ""
+            lines.append(f"    {which}_{source} -> {which}_{target}{label};")
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

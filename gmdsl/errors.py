@@ -1,0 +1,158 @@
+"""Diagnostics: what the compiler tells a user about their spec, and how it is shown.
+
+A diagnostic renders like a good compiler's:
+
+    specs/bad.gm:7:8: error[E0102]: unknown distribution `Normall`
+        7 | p(z) = Normall(0, 1)
+          |        ^^^^^^^
+          = help: did you mean `Normal`?
+
+User mistakes are `SpecError`s carrying diagnostics; a bug in gmdsl itself is an
+`InternalCompilerError`, which the CLI reports as such, never as the user's fault.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+from .ast import Span
+
+
+# Every diagnostic code, with what it means (docs/reference.md is generated from this).
+CODES: dict[str, str] = {
+    "E0001": "syntax error: the text does not follow the grammar",
+    "E0101": "a name is declared twice (variables, `let` nodes and networks share one namespace)",
+    "E0102": "unknown distribution",
+    "E0103": "unknown variable, or a network used where a variable belongs",
+    "E0104": "unknown network",
+    "E0105": "unknown type",
+    "E0106": "a reserved word used as a name",
+    "E0107": "`model NAME` is not the first statement, or is given twice",
+    "E0108": "the model has no observed variable",
+    "E0201": "an observed variable has a q factor",
+    "E0202": "a variable has no p factor",
+    "E0203": "a latent or supervised variable has no q factor",
+    "E0204": "a variable has two p (or two q) factors",
+    "E0205": "p or q has a cycle",
+    "E0206": "a factor reads a variable that is not one of its parents",
+    "E0207": "a bad parent list: the variable itself, a repeat, or a `let` node",
+    "E0208": "a `by` clause in p, or on a continuous distribution",
+    "E0209": "a factor for a `let` node",
+    "E0301": "the distribution's support does not fit the variable's type",
+    "E0302": "unknown distribution parameter",
+    "E0303": "a distribution parameter is missing",
+    "E0304": "too many positional arguments, or a parameter given twice",
+    "E0305": "a number breaks its parameter's constraint (e.g. scale > 0)",
+    "E0306": "`uniform` where it means nothing",
+    "E0307": "a variable passed as a parameter has the wrong type or shape",
+    "E0308": "parameters from two parameterisations (`probs` and `logits`)",
+    "E0401": "unknown network builder",
+    "E0402": "a bad network option",
+    "E0403": "one network used with two different widths",
+    "E0404": "a `conv` input or `deconv` output that is not an image [C, H, W]",
+    "E0501": "a bad shape (a size below 1, a onehot with fewer than 2 categories)",
+    "E0502": "a `let` node of a discrete type",
+    "E0601": "unknown estimator",
+    "E0602": "a bad estimator option",
+    "E0603": "`by enumeration` over too many values",
+    "E0701": "unknown objective",
+    "E0702": "a bad objective option",
+    "E0703": "the objective is given twice",
+    "W0201": "a declared parent is never read",
+    "W0202": "a `let` node is never used",
+    "W0203": "a network is never used",
+}
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: str  # "error" | "warning"
+    code: str
+    message: str
+    span: Span
+    help: str | None = None
+    note: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def sort_key(self) -> tuple:
+        return (self.span.line, self.span.column, self.code)
+
+
+def error(code: str, message: str, span: Span, help: str | None = None, note: str | None = None) -> Diagnostic:
+    return Diagnostic("error", code, message, span, help, note)
+
+
+def warning(code: str, message: str, span: Span, help: str | None = None, note: str | None = None) -> Diagnostic:
+    return Diagnostic("warning", code, message, span, help, note)
+
+
+class SpecError(Exception):
+    """The spec is wrong; `diagnostics` says where and why (errors and warnings, sorted)."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], path: str, source: str):
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        self.path = path
+        self.source = source
+        super().__init__(render_all(self.diagnostics, path, source))
+
+
+class SpecSyntaxError(SpecError):
+    """The spec does not parse. Always exactly one error diagnostic."""
+
+
+class InternalCompilerError(Exception):
+    """A bug in gmdsl, not in the user's spec."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A `help:` text proposing the closest candidate, or None when nothing is close."""
+    pool = sorted(set(candidates))
+    matches = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in pool}
+        if name.lower() in lowered:
+            matches = [lowered[name.lower()]]
+    return f"did you mean `{matches[0]}`?" if matches else None
+
+
+def render(diagnostic: Diagnostic, path: str, source: str) -> str:
+    """One diagnostic as text: header, the source line with a caret underline, help, note."""
+    span = diagnostic.span
+    header = f"{path}:{span.line}:{span.column}: {diagnostic.severity}[{diagnostic.code}]: {diagnostic.message}"
+    lines = source.splitlines()
+    out = [header]
+    if 1 <= span.line <= len(lines):
+        text = lines[span.line - 1].expandtabs(1)
+        gutter = " " * len(str(span.line))
+        end = span.end_column if span.end_line == span.line else len(text) + 1
+        width = max(1, end - span.column)
+        out.append(f"    {span.line} | {text}")
+        out.append(f"    {gutter} | {' ' * (span.column - 1)}{'^' * width}")
+        prefix = f"    {gutter} = "
+    else:
+        prefix = "    = "
+    if diagnostic.help:
+        out.append(f"{prefix}help: {diagnostic.help}")
+    if diagnostic.note:
+        out.append(f"{prefix}note: {diagnostic.note}")
+    return "\n".join(out)
+
+
+def render_all(diagnostics: Iterable[Diagnostic], path: str, source: str) -> str:
+    return "\n".join(render(d, path, source) for d in diagnostics)
+
+
+def summary(diagnostics: Iterable[Diagnostic], path: str) -> str:
+    """The closing line: `specs/bad.gm: 2 errors, 1 warning`."""
+    diagnostics = list(diagnostics)
+    errors = sum(d.is_error for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    parts = [f"{errors} error{'s' * (errors != 1)}"] if errors else []
+    if warnings:
+        parts.append(f"{warnings} warning{'s' * (warnings != 1)}")
+    return f"{path}: {', '.join(parts) if parts else 'ok'}"

@@ -1,0 +1,270 @@
+"""Phase 1, parse: spec text -> `ast.Spec`.
+
+Lark's LALR parser with positions on; its exceptions are converted here, at the
+boundary, into a `SpecSyntaxError` that says what was expected and where.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ast
+from .errors import InternalCompilerError, SpecSyntaxError, error
+
+# Known mistakes, recognised by the parser state they fail in (lark's match_examples).
+_FRIENDLY_SYNTAX_ERRORS: dict[str, list[str]] = {
+    "a variable needs a type: `observed x : binary[784]`": [
+        "observed x binary[784]",
+        "latent z real[2]",
+    ],
+    "a type needs a shape in brackets: `real[50]`, `onehot[10]`, `real[1, 32, 32]`": [
+        "observed x : real",
+        "observed x : real p(x) = Normal(0, 1)",
+        "latent z : real(3)",
+    ],
+    "a shape is made of positive whole numbers: `real[1, 32, 32]`": [
+        "observed x : real[]",
+        "observed x : real[a]",
+        "observed x : real[1.5]",
+        "observed x : real[-2]",
+    ],
+    "a factor is written `p(v | parents) = Dist(args)`": [
+        "p(x) Normal(0, 1)",
+        "p(x | y) Normal(0, 1)",
+        "p x = Normal(0, 1)",
+    ],
+    "list the parents after `|`, separated by commas: `q(z | x, y)`": [
+        "p(x | ) = Normal(0, 1)",
+        "p(x | y z) = Normal(0, 1)",
+        "p(x, y) = Normal(0, 1)",
+    ],
+    "a distribution is called with parentheses: `Normal(0, 1)`": [
+        "p(x) = Normal",
+        "p(x) = Normal p(y) = Normal(0, 1)",
+    ],
+    "a network is defined as `net NAME = BUILDER(KEY = VALUE, ...)`, e.g. `net decoder = mlp(hidden = [256])`": [
+        "net decoder mlp(hidden = [256])",
+        "net decoder = mlp",
+        "net decoder = mlp(hidden = [256]",
+        "net decoder = mlp([256])",
+    ],
+}
+
+def _read_grammar() -> str:
+    return resources.files("gmdsl.grammar").joinpath("gm.lark").read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_read_grammar(), parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=True)
+
+
+def _span_of(item: Token | lark.tree.Meta) -> ast.Span:
+    return ast.Span(item.line, item.column, item.end_line, item.end_column)
+
+
+def _ident(token: Token) -> ast.Ident:
+    return ast.Ident(str(token), _span_of(token))
+
+
+def _present(items) -> tuple:
+    """Lark's `[a ("," a)*]` with placeholders gives [None] for an empty list."""
+    return tuple(item for item in items if item is not None)
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer):
+    def start(self, meta, *statements):
+        return statements
+
+    def model_decl(self, meta, name):
+        return ast.ModelDecl(_ident(name), _span_of(meta))
+
+    def var_decl(self, meta, role, name, type_expr):
+        return ast.VarDecl(str(role), _ident(name), type_expr, _span_of(meta))
+
+    def type_expr(self, meta, base, *shape):
+        return ast.TypeExpr(_ident(base), tuple(int(n) for n in shape), _span_of(meta))
+
+    def let_decl(self, meta, name, type_expr, call):
+        return ast.LetDecl(_ident(name), type_expr, call, _span_of(meta))
+
+    def factor(self, meta, model, variable, parents, distribution, estimator):
+        return ast.Factor(str(model), _ident(variable), parents or (), distribution, estimator, _span_of(meta))
+
+    def parents(self, meta, *names):
+        return tuple(_ident(n) for n in names)
+
+    def distribution(self, meta, name, *args):
+        return ast.Distribution(_ident(name), _present(args), _span_of(meta))
+
+    def keyword_arg(self, meta, keyword, value):
+        return ast.DistArg(_ident(keyword), value, _span_of(meta))
+
+    def positional_arg(self, meta, value):
+        return ast.DistArg(None, value, _span_of(meta))
+
+    def reference(self, meta, name):
+        return ast.Reference(_ident(name), _span_of(meta))
+
+    def net_call(self, meta, net, *args):
+        return ast.NetCall(_ident(net), tuple(_ident(a) for a in _present(args)), _span_of(meta))
+
+    def estimator(self, meta, name, *options):
+        return ast.Estimator(_ident(name), _present(options), _span_of(meta))
+
+    def net_decl(self, meta, name, builder, *options):
+        return ast.NetDecl(_ident(name), _ident(builder), _present(options), _span_of(meta))
+
+    def objective_decl(self, meta, kind, *options):
+        return ast.ObjectiveDecl(_ident(kind), _present(options), _span_of(meta))
+
+    def option(self, meta, key, value):
+        return ast.Option(_ident(key), value, _span_of(meta))
+
+    def word(self, meta, token):
+        return ast.Word(str(token), _span_of(meta))
+
+    def list(self, meta, *items):
+        return ast.ListLiteral(_present(items), _span_of(meta))
+
+    def number(self, meta, token):
+        text = str(token)
+        is_integer = text.lstrip("+-").isdigit()
+        return ast.Number(int(text) if is_integer else float(text), _span_of(meta))
+
+
+def parse(source: str, path: str = "<string>") -> ast.Spec:
+    """Parse spec text into an `ast.Spec`; a syntax error raises `SpecSyntaxError`."""
+    parser = _parser()
+    try:
+        tree, previous = _parse_tracking_previous_token(parser, source)
+    except UnexpectedInput as exc:
+        raise SpecSyntaxError([_syntax_diagnostic(exc, source, getattr(exc, "_previous", None))], path, source) from None
+    try:
+        statements = _ToAst().transform(tree)
+    except VisitError as exc:  # a bug in the transformer, not in the spec
+        raise InternalCompilerError(f"building the AST failed: {exc.orig_exc!r}") from exc.orig_exc
+    return ast.Spec(tuple(statements), path=path, source=source)
+
+
+def _parse_tracking_previous_token(parser: Lark, source: str):
+    """Parse, remembering the last token accepted, so an error can point just after it."""
+    interactive = parser.parse_interactive(source)
+    previous = None
+    current = None
+    try:
+        for token in interactive.iter_parse():
+            previous, current = current, token
+        return interactive.feed_eof(current), current
+    except UnexpectedInput as exc:
+        exc._previous = previous if isinstance(exc, UnexpectedToken) and exc.token is current else current
+        # What the parser really accepts here: LALR's merged lookaheads list more
+        # terminals than any spec could continue with.
+        exc._accepts = interactive.accepts() if isinstance(exc, UnexpectedToken) else None
+        raise
+
+
+def _describe_terminal(name: str) -> str:
+    readable = {
+        "NAME": "a name",
+        "INT": "a whole number",
+        "SIGNED_NUMBER": "a number",
+        "ROLE": "`observed`, `supervised` or `latent`",
+        "FACTOR": "`p` or `q`",
+        "$END": "end of file",
+    }
+    if name in readable:
+        return readable[name]
+    try:
+        pattern = _parser().get_terminal(name).pattern
+    except KeyError:
+        return name
+    return f"`{pattern.value}`"
+
+
+def _describe_expected(expected: set[str]) -> str:
+    statement_starts = {"MODEL", "ROLE", "LET", "FACTOR", "NET", "OBJECTIVE"}
+    names = set(expected)
+    parts = []
+    if statement_starts <= names:
+        names -= statement_starts | {"$END"}
+        parts.append("a new statement")
+    parts += sorted(_describe_terminal(n) for n in names)
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _found(exc: UnexpectedInput, source: str) -> str:
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        return "end of file"
+    if isinstance(exc, UnexpectedCharacters):
+        return f"`{source[exc.pos_in_stream]}`"
+    return f"`{exc.token}`"
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, source: str, previous: Token | None):
+    expected = getattr(exc, "_accepts", None) or getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
+    found = _found(exc, source)
+    message = f"expected {_describe_expected(set(expected))}, found {found}" if expected else f"unexpected {found}"
+    # A token on a later line that could not start a statement means the previous
+    # statement was left unfinished: point just after it.
+    unfinished = not {"ROLE", "FACTOR"} <= set(expected)
+    span = _error_span(exc, source, previous if unfinished else None)
+    help_text = _friendly_help(exc)
+    if help_text is None and isinstance(exc, UnexpectedCharacters):
+        help_text = "names are letters, digits and `_`; comments start with `#`"
+    elif help_text is None and {"ROLE", "FACTOR"} <= set(expected):
+        help_text = "a statement starts with `model`, `observed`, `supervised`, `latent`, `let`, `p`, `q`, `net` or `objective`"
+    return error("E0001", f"syntax error: {message}", span, help=help_text)
+
+
+def _error_span(exc: UnexpectedInput, source: str, previous: Token | None) -> ast.Span:
+    """Where to point: at the offending token, or just after the previous one when the
+    offending token sits on a later line (a missing `)` belongs to the line it was left off)."""
+    token = getattr(exc, "token", None)
+    at_end = token is None or token.type == "$END"
+    if previous is not None and (at_end or token.line > previous.end_line):
+        return ast.Span(previous.end_line, previous.end_column, previous.end_line, previous.end_column + 1)
+    if not at_end and token.line is not None:
+        return ast.Span(token.line, token.column, token.end_line, token.end_column)
+    line = getattr(exc, "line", None)
+    column = getattr(exc, "column", None)
+    if isinstance(line, int) and line > 0:
+        return ast.Span(line, column, line, column + 1)
+    lines = source.splitlines() or [""]
+    return ast.Span(len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
+
+
+def _failure_key(exc: UnexpectedInput) -> tuple | None:
+    """The parser state and offending token kind of a failure: equal keys, same mistake."""
+    state = getattr(exc, "state", None)
+    if state is not None and not isinstance(state, int):
+        state = state.position  # lark hands a ParserState when the lexer raised
+    token = getattr(exc, "token", None)
+    return (state, token.type if token is not None else None) if state is not None else None
+
+
+@functools.lru_cache(maxsize=1)
+def _friendly_table() -> dict[tuple, str]:
+    table: dict[tuple, str] = {}
+    for help_text, examples in _FRIENDLY_SYNTAX_ERRORS.items():
+        for example in examples:
+            try:
+                _parser().parse(example)
+            except UnexpectedInput as exc:
+                key = _failure_key(exc)
+                if key is not None:
+                    table.setdefault(key, help_text)
+            else:
+                raise InternalCompilerError(f"friendly syntax-error example parses: {example!r}")
+    return table
+
+
+def _friendly_help(exc: UnexpectedInput) -> str | None:
+    key = _failure_key(exc)
+    return _friendly_table().get(key) if key is not None else None

@@ -1,0 +1,253 @@
+"""The one table of what the language knows: types, distributions, estimators, network
+builders and objectives. The checker, the lowering, the code generator and the docs all
+read these entries; adding a distribution is adding one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# --- variable types ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VarType:
+    name: str
+    description: str
+    discrete: bool
+    let_allowed: bool  # may a deterministic `let` node have this type?
+
+
+TYPES: dict[str, VarType] = {
+    t.name: t
+    for t in [
+        VarType("real", "any real number", discrete=False, let_allowed=True),
+        VarType("positive", "a number > 0", discrete=False, let_allowed=True),
+        VarType("unit", "a number in the open interval (0, 1)", discrete=False, let_allowed=True),
+        VarType("binary", "0 or 1 (or an intensity in [0, 1])", discrete=True, let_allowed=False),
+        VarType("onehot", "one of K categories, the last dimension", discrete=True, let_allowed=False),
+    ]
+}
+
+# --- constraints on distribution parameters ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constraint:
+    name: str
+    description: str  # completes "must be ..."
+    link: str  # how a network's raw output is mapped into the constraint (runtime)
+    accepts_types: frozenset[str]  # variable types a bare reference may pass in
+
+    def admits(self, value: float) -> bool:
+        if self.name == "real":
+            return True
+        if self.name == "positive":
+            return value > 0
+        if self.name == "unit":
+            return 0 < value < 1
+        if self.name == "probability":
+            return 0 <= value <= 1
+        return False  # a simplex takes `uniform` or a network, never a number
+
+
+CONSTRAINTS: dict[str, Constraint] = {
+    c.name: c
+    for c in [
+        Constraint("real", "a real number", "identity", frozenset(TYPES)),
+        Constraint("positive", "a number > 0", "softplus", frozenset({"positive"})),
+        Constraint("unit", "a number strictly between 0 and 1", "sigmoid", frozenset({"unit"})),
+        Constraint("probability", "a number between 0 and 1", "sigmoid", frozenset({"unit", "binary"})),
+        Constraint("simplex", "`uniform` or a network's output (probabilities summing to 1)", "softmax", frozenset()),
+    ]
+}
+
+# --- distributions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    constraint: str
+
+
+@dataclass(frozen=True)
+class DistributionInfo:
+    """A distribution: its parameterisations (the first one gives the positional order),
+    the one a single network call emits, and the variable types it is a distribution on."""
+
+    name: str
+    parameterisations: tuple[tuple[Param, ...], ...]
+    network_emits: int  # index of the parameterisation emitted by `Dist(net(...))`
+    support: tuple[str, ...]
+    discrete: bool
+    doc: str
+
+    def parameter_names(self) -> list[str]:
+        return [p.name for ps in self.parameterisations for p in ps]
+
+    def positional(self) -> tuple[Param, ...]:
+        return self.parameterisations[0]
+
+    def emitted(self) -> tuple[Param, ...]:
+        return self.parameterisations[self.network_emits]
+
+
+def _params(*pairs: str) -> tuple[Param, ...]:
+    return tuple(Param(*pair.split(":")) for pair in pairs)
+
+
+DISTRIBUTIONS: dict[str, DistributionInfo] = {
+    d.name: d
+    for d in [
+        DistributionInfo("Normal", (_params("loc:real", "scale:positive"),), 0, ("real",), False,
+                         "Gaussian with mean `loc` and standard deviation `scale`"),
+        DistributionInfo("Laplace", (_params("loc:real", "scale:positive"),), 0, ("real",), False,
+                         "Laplace with location `loc` and scale `scale`"),
+        DistributionInfo("LogNormal", (_params("loc:real", "scale:positive"),), 0, ("positive",), False,
+                         "exp of a Normal(loc, scale)"),
+        DistributionInfo("Gamma", (_params("concentration:positive", "rate:positive"),), 0, ("positive",), False,
+                         "Gamma with shape `concentration` and rate `rate`"),
+        DistributionInfo("Beta", (_params("concentration1:positive", "concentration0:positive"),), 0, ("unit",), False,
+                         "Beta(a = concentration1, b = concentration0) on (0, 1)"),
+        DistributionInfo("ContinuousBernoulli", (_params("probs:unit"), _params("logits:real")), 1, ("unit", "binary"), False,
+                         "the normalised continuous Bernoulli on [0, 1] (Loaiza-Ganem and Cunningham, 2019)"),
+        DistributionInfo("Bernoulli", (_params("probs:probability"), _params("logits:real")), 1, ("binary",), True,
+                         "independent coin flips, one per element"),
+        DistributionInfo("Categorical", (_params("probs:simplex"), _params("logits:real")), 1, ("onehot",), True,
+                         "one of K categories over the last dimension"),
+    ]
+}
+
+
+def distributions_for(type_name: str) -> list[str]:
+    return [d.name for d in DISTRIBUTIONS.values() if type_name in d.support]
+
+
+# --- options of networks, estimators and objectives -------------------------------------
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One `key = value` option. `kind`: "int", "number", "int_list" or "choice"."""
+
+    name: str
+    kind: str
+    default: Any
+    minimum: float | None = None  # inclusive
+    exclusive_minimum: float | None = None
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(f"`{c}`" for c in self.choices)
+        what = {"int": "a whole number", "number": "a number", "int_list": "a list of whole numbers"}[self.kind]
+        if self.exclusive_minimum is not None:
+            what += f" > {self.exclusive_minimum:g}"
+        elif self.minimum is not None:
+            what += f" >= {self.minimum:g}"
+        return what
+
+
+ACTIVATIONS = ("relu", "elu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softplus")
+
+_ACTIVATION = OptionSpec("activation", "choice", "relu", choices=ACTIVATIONS, doc="non-linearity between layers")
+
+
+@dataclass(frozen=True)
+class NetworkBuilder:
+    """A network builder. `image_input`: the first argument must be shaped [C, H, W];
+    `image_output`: the output is shaped like the (image) variable it parameterises."""
+
+    name: str
+    options: tuple[OptionSpec, ...]
+    doc: str
+    image_input: bool = False
+    image_output: bool = False
+
+
+NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
+    b.name: b
+    for b in [
+        NetworkBuilder(
+            "mlp",
+            (OptionSpec("hidden", "int_list", (), minimum=1, doc="widths of the hidden layers; [] is one linear layer"),
+             _ACTIVATION),
+            "a multi-layer perceptron on the concatenated, flattened arguments",
+        ),
+        NetworkBuilder(
+            "conv",
+            (OptionSpec("channels", "int_list", (32, 64), minimum=1, doc="output channels of each convolution"),
+             OptionSpec("kernel", "int", 4, minimum=1), OptionSpec("stride", "int", 2, minimum=1),
+             OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers after flattening"),
+             _ACTIVATION),
+            "convolutions over the first argument (an image [C, H, W]); the other arguments join after flattening",
+            image_input=True,
+        ),
+        NetworkBuilder(
+            "deconv",
+            (OptionSpec("channels", "int_list", (64, 32), minimum=1, doc="channels of each transposed convolution"),
+             OptionSpec("kernel", "int", 4, minimum=1), OptionSpec("stride", "int", 2, minimum=1),
+             OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers before the first transposed convolution"),
+             _ACTIVATION),
+            "dense layers then transposed convolutions up to an image-shaped output [C, H, W]",
+            image_output=True,
+        ),
+    ]
+}
+
+# --- estimators for discrete variables in q ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class EstimatorInfo:
+    name: str
+    options: tuple[OptionSpec, ...]
+    doc: str
+
+
+ENUMERATION_LIMIT = 4096  # the most values `by enumeration` may sum over
+
+ESTIMATORS: dict[str, EstimatorInfo] = {
+    e.name: e
+    for e in [
+        EstimatorInfo("relaxation", (OptionSpec("temperature", "number", 0.66, exclusive_minimum=0),),
+                      "a Concrete (Gumbel-softmax) sample, scored with the discrete log-probability"),
+        EstimatorInfo("enumeration", (), f"an exact sum over every value (at most {ENUMERATION_LIMIT})"),
+    ]
+}
+DEFAULT_ESTIMATOR = "relaxation"
+
+# --- objectives -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectiveInfo:
+    name: str
+    options: tuple[OptionSpec, ...]
+    doc: str
+
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
+
+
+OBJECTIVES: dict[str, ObjectiveInfo] = {
+    o.name: o
+    for o in [
+        ObjectiveInfo(
+            "semisupervised",
+            (OptionSpec("alpha", "number", 0.1, minimum=0, doc="weight of the extra log q(y | x) term on labelled rows"),
+             OptionSpec("samples", "int", 1, minimum=1, doc="importance samples per example"),
+             OptionSpec("beta", "number", 1, exclusive_minimum=0, doc="weight of the KL-like term (beta-VAE)"),
+             OptionSpec("estimator", "choice", "snis", choices=("snis", "iwae"),
+                        doc="self-normalised ELBO or importance-weighted bound")),
+            "the semi-supervised importance-sampled objective of Siddharth et al. (2017)",
+        )
+    ]
+}
+DEFAULT_OBJECTIVE = "semisupervised"
+
+RESERVED_NAMES = frozenset({"uniform"})
+

@@ -1,0 +1,170 @@
+"""The symbol table of a spec: what each name declares, and the factors by variable.
+
+Built once from the AST by the checker and again by the lowering; it reports
+duplicate declarations and keeps the first one, so later rules see one meaning per name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import ast
+from .errors import Diagnostic, error
+
+
+@dataclass
+class Scope:
+    model_name: str
+    model_decl: ast.ModelDecl | None = None
+    variables: dict[str, ast.VarDecl] = field(default_factory=dict)
+    lets: dict[str, ast.LetDecl] = field(default_factory=dict)
+    nets: dict[str, ast.NetDecl] = field(default_factory=dict)
+    factors: dict[tuple[str, str], ast.Factor] = field(default_factory=dict)  # ("p", "x") -> factor
+    objective: ast.ObjectiveDecl | None = None
+    order: dict[str, int] = field(default_factory=dict)  # declaration index of variables and lets
+
+    def declaration(self, name: str) -> ast.VarDecl | ast.LetDecl | ast.NetDecl | None:
+        return self.variables.get(name) or self.lets.get(name) or self.nets.get(name)
+
+    def factor(self, model: str, variable: str) -> ast.Factor | None:
+        return self.factors.get((model, variable))
+
+    def let_variable_inputs(self, name: str) -> set[str]:
+        """The variables a `let` node is computed from, through other `let`s (cycle-safe)."""
+        found: set[str] = set()
+        pending, visited = [name], set()
+        while pending:
+            current = pending.pop()
+            if current in visited or current not in self.lets:
+                continue
+            visited.add(current)
+            for arg in self.lets[current].call.args:
+                if arg.name in self.lets:
+                    pending.append(arg.name)
+                else:
+                    found.add(arg.name)
+        return found
+
+
+def _default_model_name(path: str) -> str:
+    stem = Path(path).stem
+    return stem if stem and not stem.startswith("<") else "model"
+
+
+def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
+    scope = Scope(model_name=_default_model_name(spec.path))
+    for index, statement in enumerate(spec.statements):
+        if isinstance(statement, ast.ModelDecl):
+            _declare_model(scope, statement, index, report)
+        elif isinstance(statement, (ast.VarDecl, ast.LetDecl, ast.NetDecl)):
+            _declare_name(scope, statement, index, report)
+        elif isinstance(statement, ast.Factor):
+            key = (statement.model, statement.variable.name)
+            first = scope.factors.get(key)
+            if first is not None:
+                report(error("E0204", f"`{statement.variable.name}` has two {statement.model} factors",
+                             statement.variable.span,
+                             help=f"keep one `{statement.model}({statement.variable.name} | ...)` line",
+                             note=f"the first is at {first.span.line}:{first.span.column}"))
+            else:
+                scope.factors[key] = statement
+        elif isinstance(statement, ast.ObjectiveDecl):
+            if scope.objective is not None:
+                first = scope.objective.span
+                report(error("E0703", "the objective is given twice", statement.kind.span,
+                             help="keep one `objective` line",
+                             note=f"the first is at {first.line}:{first.column}"))
+            else:
+                scope.objective = statement
+    return scope
+
+
+def _declare_model(scope: Scope, statement: ast.ModelDecl, index: int, report) -> None:
+    if scope.model_decl is not None:
+        report(error("E0107", "the model is named twice", statement.name.span,
+                     note=f"it is named `{scope.model_decl.name.name}` at {scope.model_decl.span.line}"))
+    elif index != 0:
+        report(error("E0107", "`model NAME` must be the first statement", statement.span,
+                     help="move this line to the top of the file"))
+    else:
+        scope.model_decl = statement
+        scope.model_name = statement.name.name
+
+
+def _declare_name(scope: Scope, statement: ast.VarDecl | ast.LetDecl | ast.NetDecl, index: int, report) -> None:
+    name = statement.name.name
+    first = scope.declaration(name)
+    if first is not None:
+        report(error("E0101", f"`{name}` is declared twice", statement.name.span,
+                     help="variables, `let` nodes and networks share one namespace; rename one of them",
+                     note=f"first declared at {first.name.span.line}:{first.name.span.column}"))
+        return
+    if isinstance(statement, ast.VarDecl):
+        scope.variables[name] = statement
+        scope.order[name] = index
+    elif isinstance(statement, ast.LetDecl):
+        scope.lets[name] = statement
+        scope.order[name] = index
+    else:
+        scope.nets[name] = statement
+
+
+def argument_names(distribution: ast.Distribution) -> list[ast.Ident]:
+    """Every name a distribution's arguments read: network inputs and bare references."""
+    names: list[ast.Ident] = []
+    for arg in distribution.args:
+        if isinstance(arg.value, ast.NetCall):
+            names.extend(arg.value.args)
+        elif isinstance(arg.value, ast.Reference) and arg.value.name.name != "uniform":
+            names.append(arg.value.name)
+    return names
+
+
+def network_of(distribution: ast.Distribution, name: str) -> str | None:
+    """The network through which a distribution reads `name` (None for a bare reference)."""
+    for arg in distribution.args:
+        if isinstance(arg.value, ast.NetCall) and any(a.name == name for a in arg.value.args):
+            return arg.value.net.name
+    return None
+
+
+def dependency_edges(scope: Scope, model: str) -> list[tuple[str, str, str | None]]:
+    """The edges (source, target, network) of the p or q graph, `let` nodes included.
+
+    A factor's inputs point at its variable, labelled with the network that reads them;
+    a declared parent read only through `let` nodes is reached along their edges, and a
+    parent not read at all still gets a bare edge, so the graph keeps the factorisation.
+    """
+    edges: list[tuple[str, str, str | None]] = []
+    used_lets: list[str] = []
+    for (factor_model, variable), factor in scope.factors.items():
+        if factor_model != model or variable not in scope.variables:
+            continue
+        if model == "q" and scope.variables[variable].role == "observed":
+            continue  # an error of its own (E0201); observed variables are roots of q
+        direct = {ident.name for ident in argument_names(factor.distribution)}
+        through_lets = set().union(*(scope.let_variable_inputs(n) for n in direct if n in scope.lets))
+        for name in sorted(direct, key=lambda n: scope.order.get(n, -1)):
+            if name in scope.order and name != variable:
+                edges.append((name, variable, network_of(factor.distribution, name)))
+                if name in scope.lets:
+                    used_lets.append(name)
+        for parent in factor.parents:
+            known = parent.name in scope.order and parent.name != variable
+            if known and parent.name not in direct and parent.name not in through_lets:
+                edges.append((parent.name, variable, None))
+    seen: set[str] = set()
+    while used_lets:
+        let = used_lets.pop()
+        if let in seen:
+            continue
+        seen.add(let)
+        call = scope.lets[let].call
+        for arg in call.args:
+            if arg.name in scope.order and arg.name != let:
+                edges.append((arg.name, let, call.net.name))
+                if arg.name in scope.lets:
+                    used_lets.append(arg.name)
+    return edges

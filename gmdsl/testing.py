@@ -1,0 +1,219 @@
+"""Hypothesis strategies for random, valid model structures (needs `hypothesis`).
+
+    from hypothesis import given
+    from gmdsl.testing import models
+
+    @given(models())
+    def test_my_property(spec_text):
+        model = gmdsl.load(spec_text)
+        ...
+
+`spec_trees()` draws the `ast.Spec` itself; `models()` draws its text. Every drawn spec
+checks clean (no errors, no warnings): variables of every role and type, random p and
+q DAGs, `let` nodes, networks of every builder that fits, estimators and objectives.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+from . import ast
+from .pretty import pretty
+from .registry import (
+    ACTIVATIONS,
+    CONSTRAINTS,
+    DISTRIBUTIONS,
+    ENUMERATION_LIMIT,
+    OBJECTIVES,
+    TYPES,
+    distributions_for,
+)
+
+# Names a user might pick, keywords of the language among them: the contextual lexer
+# must keep them usable as names.
+NAME_POOL = ("x", "y", "z", "h", "img", "label", "style", "p", "q", "net", "by", "model", "let",
+             "latent", "observed", "u_1", "Light", "w2")
+
+
+@dataclass
+class _Variable:
+    name: str
+    role: str
+    type: str
+    shape: tuple[int, ...]
+    distribution: str
+
+
+def _ident(name: str) -> ast.Ident:
+    return ast.Ident(name)
+
+
+def _options(pairs) -> tuple[ast.Option, ...]:
+    return tuple(ast.Option(_ident(key), value) for key, value in pairs)
+
+
+@st.composite
+def _shape(draw, type_name: str) -> tuple[int, ...]:
+    if type_name == "onehot":
+        return (draw(st.integers(2, 6)),)
+    if draw(st.integers(0, 5)) == 0:  # now and then an image
+        return (draw(st.integers(1, 2)), draw(st.integers(2, 5)), draw(st.integers(2, 5)))
+    return (draw(st.integers(1, 6)),)
+
+
+@st.composite
+def _variables(draw, max_variables: int) -> list[_Variable]:
+    names = draw(st.lists(st.sampled_from(NAME_POOL), min_size=1, max_size=max_variables, unique=True))
+    variables = []
+    for index, name in enumerate(names):
+        role = "observed" if index == 0 else draw(st.sampled_from(("observed", "supervised", "latent")))
+        type_name = draw(st.sampled_from(sorted(TYPES)))
+        distribution = draw(st.sampled_from(distributions_for(type_name)))
+        variables.append(_Variable(name, role, type_name, draw(_shape(type_name)), distribution))
+    return variables
+
+
+def _constant(draw, constraint: str) -> ast.ArgValue:
+    if constraint == "simplex":
+        return ast.Reference(_ident("uniform"))
+    bounds = {"real": (-3.0, 3.0), "positive": (0.05, 5.0), "unit": (0.05, 0.95), "probability": (0.0, 1.0)}
+    low, high = bounds[constraint]
+    value = round(draw(st.floats(low, high)), 3)
+    if draw(st.booleans()) and float(value).is_integer():
+        value = int(value)
+    assert CONSTRAINTS[constraint].admits(value)
+    return ast.Number(value)
+
+
+class _Builder:
+    """Accumulates the statements of one spec while factors are drawn."""
+
+    def __init__(self, draw):
+        self.draw = draw
+        self.nets: list[ast.NetDecl] = []
+        self.lets: list[ast.LetDecl] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def network(self, inputs: list[str], output_shape: tuple[int, ...]) -> ast.NetCall:
+        draw = self.draw
+        name = f"f{len(self.nets)}"
+        builders = ["mlp"]
+        if len(self.shapes[inputs[0]]) == 3:
+            builders.append("conv")
+        if len(output_shape) == 3:
+            builders.append("deconv")
+        builder = draw(st.sampled_from(builders))
+        options = []
+        if draw(st.booleans()):
+            options.append(("hidden", ast.ListLiteral(tuple(ast.Number(n) for n in draw(
+                st.lists(st.integers(1, 32), max_size=2))))))
+        if draw(st.booleans()):
+            options.append(("activation", ast.Word(draw(st.sampled_from(ACTIVATIONS)))))
+        if builder != "mlp" and draw(st.booleans()):
+            options.append(("channels", ast.ListLiteral((ast.Number(draw(st.integers(1, 8))),))))
+        self.nets.append(ast.NetDecl(_ident(name), _ident(builder), _options(draw(st.permutations(options)))))
+        return ast.NetCall(_ident(name), tuple(_ident(i) for i in inputs))
+
+    def inputs_via_lets(self, parents: list[str]) -> list[str]:
+        """The network inputs for these parents: now and then some go through a `let`."""
+        if len(parents) < 1 or not self.draw(st.booleans()):
+            return parents
+        through = self.draw(st.lists(st.sampled_from(parents), min_size=1, unique=True))
+        name = f"t{len(self.lets)}"
+        shape = (self.draw(st.integers(1, 8)),)
+        call = self.network(through, shape)
+        let_type = self.draw(st.sampled_from([t for t in sorted(TYPES) if TYPES[t].let_allowed]))
+        self.lets.append(ast.LetDecl(_ident(name), ast.TypeExpr(_ident(let_type), shape), call))
+        self.shapes[name] = shape
+        return [p for p in parents if p not in through] + [name]
+
+    def factor(self, model: str, variable: _Variable, parents: list[str]) -> ast.Factor:
+        draw = self.draw
+        info = DISTRIBUTIONS[variable.distribution]
+        if parents:
+            inputs = self.inputs_via_lets(parents)
+            if draw(st.booleans()):
+                args = (ast.DistArg(None, self.network(inputs, _stacked(variable.shape, len(info.emitted())))),)
+            else:
+                params = draw(st.sampled_from(info.parameterisations))
+                reader = draw(st.integers(0, len(params) - 1))  # this one reads every input
+                args = tuple(
+                    ast.DistArg(_ident(p.name), self.network(inputs, variable.shape) if i == reader
+                                else _constant(draw, p.constraint))
+                    for i, p in enumerate(params))
+        else:
+            params = draw(st.sampled_from(info.parameterisations))
+            positional = params == info.positional() and draw(st.booleans())
+            args = tuple(ast.DistArg(None if positional else _ident(p.name), _constant(draw, p.constraint))
+                         for p in params)
+        estimator = None
+        if model == "q" and info.discrete and draw(st.booleans()):
+            estimator = self.estimator(variable)
+        return ast.Factor(model, _ident(variable.name), tuple(_ident(p) for p in parents),
+                          ast.Distribution(_ident(variable.distribution), args), estimator)
+
+    def estimator(self, variable: _Variable) -> ast.Estimator:
+        draw = self.draw
+        count = math.prod(variable.shape[:-1]) if variable.type == "onehot" else math.prod(variable.shape)
+        choices = variable.shape[-1] if variable.type == "onehot" else 2
+        if count * math.log(choices) <= math.log(ENUMERATION_LIMIT) and draw(st.booleans()):
+            return ast.Estimator(_ident("enumeration"), ())
+        options = () if draw(st.booleans()) else _options([("temperature", ast.Number(
+            round(draw(st.floats(0.1, 2.0)), 2)))])
+        return ast.Estimator(_ident("relaxation"), options)
+
+
+def _stacked(shape: tuple[int, ...], count: int) -> tuple[int, ...]:
+    return (count * shape[0], *shape[1:])
+
+
+def _objective(draw) -> ast.ObjectiveDecl:
+    info = OBJECTIVES["semisupervised"]
+    candidates = {
+        "alpha": ast.Number(round(draw(st.floats(0, 2)), 2)),
+        "samples": ast.Number(draw(st.integers(1, 16))),
+        "beta": ast.Number(round(draw(st.floats(0.1, 2)), 2)),
+        "estimator": ast.Word(draw(st.sampled_from(("snis", "iwae")))),
+    }
+    chosen = draw(st.lists(st.sampled_from([o.name for o in info.options]), unique=True))
+    return ast.ObjectiveDecl(_ident(info.name), _options((key, candidates[key]) for key in chosen))
+
+
+def _random_dag_parents(draw, order: list[str], candidates_before: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {name: draw(st.lists(st.sampled_from(candidates_before[name]), unique=True, max_size=3))
+            if candidates_before[name] else [] for name in order}
+
+
+@st.composite
+def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
+    """A random valid spec as an `ast.Spec` (statements in a random order, model first)."""
+    variables = draw(_variables(max_variables))
+    builder = _Builder(draw)
+    builder.shapes = {v.name: v.shape for v in variables}
+    by_name = {v.name: v for v in variables}
+
+    p_order = draw(st.permutations([v.name for v in variables]))
+    p_parents = _random_dag_parents(draw, p_order, {n: list(p_order[:i]) for i, n in enumerate(p_order)})
+    observed = [v.name for v in variables if v.role == "observed"]
+    inferred = draw(st.permutations([v.name for v in variables if v.role != "observed"]))
+    q_parents = _random_dag_parents(draw, inferred, {n: observed + list(inferred[:i]) for i, n in enumerate(inferred)})
+
+    statements: list[ast.Statement] = [ast.VarDecl(v.role, _ident(v.name), ast.TypeExpr(_ident(v.type), v.shape))
+                                       for v in variables]
+    statements += [builder.factor("p", by_name[n], p_parents[n]) for n in p_order]
+    statements += [builder.factor("q", by_name[n], q_parents[n]) for n in inferred]
+    statements += builder.lets + builder.nets
+    if draw(st.booleans()):
+        statements.append(_objective(draw))
+    statements = list(draw(st.permutations(statements)))
+    if draw(st.booleans()):
+        statements.insert(0, ast.ModelDecl(_ident(draw(st.sampled_from(("m", "model", "net", "ssvae"))))))
+    return ast.Spec(tuple(statements))
+
+
+def models(max_variables: int = 5) -> st.SearchStrategy[str]:
+    """Random valid specs as text, ready for `gmdsl.load` (and, from step 2, compiling)."""
+    return spec_trees(max_variables).map(pretty)

@@ -1,0 +1,1 @@
+"""The .gm grammar (gm.lark), installed as the package data of `gmdsl.grammar`."""

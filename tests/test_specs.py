@@ -1,0 +1,82 @@
+"""Every shipped spec checks clean, and the three examples of LANGUAGE.md are the ones shipped."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import gmdsl
+from gmdsl.pretty import pretty
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.gm"))
+LANGUAGE = ROOT.parent / "shared" / "design" / "LANGUAGE.md"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_spec_checks_clean(spec: Path) -> None:
+    tree, diagnostics = gmdsl.analyse(spec)
+    assert diagnostics == []
+    assert gmdsl.parse(pretty(tree)) == tree
+
+
+def _language_examples() -> list[str]:
+    return re.findall(r"```\n(.*?)```", LANGUAGE.read_text(encoding="utf-8"), flags=re.S)
+
+
+@pytest.mark.skipif(not LANGUAGE.exists(), reason="../shared/design/LANGUAGE.md is not beside this checkout")
+def test_language_examples_are_shipped_and_check_clean() -> None:
+    examples = _language_examples()
+    assert len(examples) == 3
+    shipped = {gmdsl.parse(s.read_text()) for s in SPECS}
+    for example in examples:
+        tree = gmdsl.parse(example)
+        assert gmdsl.check(tree) == []
+        assert tree in shipped
+
+
+def test_mnist_graph_is_the_papers_model() -> None:
+    model = gmdsl.load(ROOT / "specs" / "mnist.gm")
+    assert model.name == "mnist"
+    assert set(model.p.edges) == {("y", "x"), ("z", "x")}
+    assert set(model.q.edges) == {("x", "y"), ("x", "z"), ("y", "z")}
+    assert model.order("q") == ["x", "y", "z"]
+    assert model.q.nodes["y"]["estimator"] == {"name": "relaxation", "options": {"temperature": 0.66}}
+    assert model.q.nodes["x"]["role"] == "observed" and "distribution" not in model.q.nodes["x"]
+    widths = {n.name: (n.input_width, n.output_width) for n in model.networks.values()}
+    # classifier: 784 pixels -> 10 logits; encoder: pixels + label -> loc and scale of z[50]
+    assert widths == {"classifier": (784, 10), "encoder": (794, 100), "decoder": (60, 784)}
+    assert model.objective == {"kind": "semisupervised", "alpha": 0.1, "samples": 8, "beta": 1, "estimator": "snis"}
+
+
+def test_let_nodes_are_in_the_graph_that_reads_them() -> None:
+    model = gmdsl.load(ROOT / "specs" / "digit_after_style.gm")
+    assert "h" in model.q and "h" not in model.p
+    assert model.q.nodes["h"]["role"] == "deterministic"
+    assert set(model.q.edges(data="network")) == {("x", "h", "trunk"), ("h", "z", "encoder"),
+                                                   ("h", "y", "classifier"), ("z", "y", "classifier")}
+    assert model.networks["classifier"].input_width == 128 + 16
+    assert model.q.nodes["y"]["estimator"]["name"] == "enumeration"
+
+
+def test_image_shapes_flatten_into_network_widths() -> None:
+    model = gmdsl.load(ROOT / "specs" / "faces.gm")
+    assert model.networks["renderer"].output_width == 1024  # loc only: scale is the constant 0.1
+    assert model.networks["light_net"].input_width == 1024
+    assert model.networks["light_net"].output_width == 6  # loc and scale of light[3]
+
+
+def test_reference_doc_is_current() -> None:
+    from gmdsl.reference import reference
+
+    assert (ROOT / "docs" / "reference.md").read_text(encoding="utf-8") == reference(), \
+        "regenerate it: python -m gmdsl.reference > docs/reference.md"
+
+
+def test_every_diagnostic_code_used_is_documented() -> None:
+    from gmdsl.errors import CODES
+
+    used = set(re.findall(r'"([EW]\d{4})"', "".join(p.read_text() for p in (ROOT / "gmdsl").glob("*.py"))))
+    assert used == set(CODES)
