@@ -259,10 +259,14 @@ class _Checker:
             builder = NETWORK_BUILDERS.get(net.builder.name) if net else None
             if builder is None or use.input_width is None or use.output_width is None:
                 continue
-            if builder.image_input and len(use.first_input_shape or ()) != 3:
+            if not use.call.args:
+                self.report(error("E0405", f"network `{name}` is called with no inputs", use.call.span,
+                                  help="a network maps its inputs to parameters; for a fixed value write a number"))
+                continue
+            if builder.image_input and len(use.first_input_shape) != 3:
                 self.report(error("E0404", f"`{name}` is a `conv` network: its first input must be an image "
-                                           f"[C, H, W], not shape {list(use.first_input_shape or ())}",
-                                  use.call.args[0].span if use.call.args else use.call.span,
+                                           f"[C, H, W], not shape {list(use.first_input_shape)}",
+                                  use.call.args[0].span,
                                   help="declare the image with three sizes, e.g. `binary[1, 28, 28]`, or use `mlp`"))
             if builder.image_output and len(use.output_shape) != 3:
                 self.report(error("E0404", f"`{name}` is a `deconv` network: its output must be an image "

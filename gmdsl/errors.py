@@ -52,6 +52,7 @@ CODES: dict[str, str] = {
     "E0402": "a bad network option",
     "E0403": "one network used with two different widths",
     "E0404": "a `conv` input or `deconv` output that is not an image [C, H, W]",
+    "E0405": "a network called with no inputs",
     "E0501": "a bad shape (a size below 1, a onehot with fewer than 2 categories)",
     "E0502": "a `let` node of a discrete type",
     "E0601": "unknown estimator",

@@ -51,6 +51,8 @@ def resolve_options(
 def _choice_hint(value: ast.Literal, spec: OptionSpec) -> str | None:
     if spec.kind == "choice" and isinstance(value, ast.Word):
         return did_you_mean(value.word, spec.choices)
+    if spec.kind == "int_list" and isinstance(value, ast.Number):
+        return f"write a list: `{spec.name} = [{value.value}]`"
     return None
 
 

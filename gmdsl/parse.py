@@ -49,7 +49,6 @@ _FRIENDLY_SYNTAX_ERRORS: dict[str, list[str]] = {
     ],
     "a network is defined as `net NAME = BUILDER(KEY = VALUE, ...)`, e.g. `net decoder = mlp(hidden = [256])`": [
         "net decoder mlp(hidden = [256])",
-        "net decoder = mlp",
         "net decoder = mlp(hidden = [256]",
         "net decoder = mlp([256])",
     ],
@@ -217,7 +216,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, previous: Token | None
     span = _error_span(exc, source, previous if unfinished else None)
     help_text = _friendly_help(exc)
     if help_text is None and isinstance(exc, UnexpectedCharacters):
-        help_text = "names are letters, digits and `_`; comments start with `#`"
+        quoted = source[exc.pos_in_stream] in "\"'"
+        help_text = ("write words without quotes: `activation = relu`" if quoted
+                     else "names are letters, digits and `_`; comments start with `#`")
     elif help_text is None and {"ROLE", "FACTOR"} <= set(expected):
         help_text = "a statement starts with `model`, `observed`, `supervised`, `latent`, `let`, `p`, `q`, `net` or `objective`"
     return error("E0001", f"syntax error: {message}", span, help=help_text)
