@@ -2,21 +2,30 @@
 
 The front end, phase by phase (each a pure function):
 
-    parse(text, path) -> ast.Spec          gmdsl.parse
-    check(spec)       -> [Diagnostic]      gmdsl.check
-    lower(spec)       -> ModelGraph        gmdsl.lower  (networkx DAGs for p and q)
+    parse(text, path) -> ast.Spec          gmdsl/parser.py
+    check(spec)       -> [Diagnostic]      gmdsl/checker.py
+    lower(spec)       -> ModelGraph        gmdsl/lowering.py  (networkx DAGs for p and q)
 
 `load(spec)` runs all three on a path or on source text and raises `SpecError` when the
 spec has errors.
+
+Names are imported on first use, so that `import gmdsl.runtime` (what compiled models
+import) loads neither the compiler nor networkx and Lark.
 """
 
-from .check import check
-from .errors import Diagnostic, InternalCompilerError, SpecError, SpecSyntaxError
-from .frontend import analyse, load, read_spec
-from .lower import ModelGraph, lower
-from .parse import parse
+from importlib import import_module
 
-__all__ = [
-    "Diagnostic", "InternalCompilerError", "ModelGraph", "SpecError", "SpecSyntaxError",
-    "analyse", "check", "load", "lower", "parse", "read_spec",
-]
+_EXPORTS = {
+    "check": "checker", "Diagnostic": "errors", "InternalCompilerError": "errors", "SpecError": "errors",
+    "SpecSyntaxError": "errors", "analyse": "frontend", "load": "frontend", "read_spec": "frontend",
+    "ModelGraph": "lowering", "lower": "lowering", "parse": "parser",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gmdsl' has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -17,7 +17,7 @@ import click
 from . import ast
 from .errors import InternalCompilerError, SpecError, render, summary
 from .frontend import analyse
-from .lower import ModelGraph, lower
+from .lowering import ModelGraph, lower
 
 EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 

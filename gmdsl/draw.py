@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 from matplotlib.patches import Circle, FancyArrowPatch, Rectangle, Wedge  # noqa: E402
 
-from .lower import ModelGraph  # noqa: E402
+from .lowering import ModelGraph  # noqa: E402
 
 FORMATS = ("png", "svg", "dot")
 _FILL = {"observed": "#b8b8b8", "supervised": "#dedede", "latent": "white", "deterministic": "#f4f4f4"}

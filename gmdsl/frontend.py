@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 from . import ast
-from .check import check
+from .checker import check
 from .errors import Diagnostic, SpecError
-from .lower import ModelGraph, lower
-from .parse import parse
+from .lowering import ModelGraph, lower
+from .parser import parse
 
 
 def read_spec(spec: str | os.PathLike) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .lower import ModelGraph
+from .lowering import ModelGraph
 
 
 class _Frozen(BaseModel):

@@ -12,7 +12,7 @@ from hypothesis.extra.lark import from_lark
 import gmdsl
 from gmdsl import ast
 from gmdsl.errors import SpecError, SpecSyntaxError
-from gmdsl.parse import _parser
+from gmdsl.parser import _parser
 from gmdsl.pretty import pretty
 from gmdsl.testing import models, spec_trees
 
