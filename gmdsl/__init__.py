@@ -7,7 +7,8 @@ The front end, phase by phase (each a pure function):
     lower(spec)       -> ModelGraph        gmdsl/lowering.py  (networkx DAGs for p and q)
 
 `load(spec)` runs all three on a path or on source text and raises `SpecError` when the
-spec has errors.
+spec has errors. `compile(spec)` goes on to emit PyTorch code (gmdsl/emit.py) and returns
+the model, a `torch.nn.Module` with `objective`, `predict` and `sample`.
 
 Names are imported on first use, so that `import gmdsl.runtime` (what compiled models
 import) loads neither the compiler nor networkx and Lark.
@@ -19,6 +20,7 @@ _EXPORTS = {
     "check": "checker", "Diagnostic": "errors", "InternalCompilerError": "errors", "SpecError": "errors",
     "SpecSyntaxError": "errors", "analyse": "frontend", "load": "frontend", "read_spec": "frontend",
     "ModelGraph": "lowering", "lower": "lowering", "parse": "parser",
+    "compile": "build", "compile_source": "build",
 }
 __all__ = sorted(_EXPORTS)
 

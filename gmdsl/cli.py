@@ -77,27 +77,34 @@ def check(specs: tuple[str, ...]) -> int:
 
 @cli.command(name="compile")
 @click.argument("spec", metavar="SPEC")
-@click.option("--dump-ast", "dump", flag_value="ast", help="Print the syntax tree as JSON.")
-@click.option("--dump-ir", "dump", flag_value="ir", help="Print the model graph (p and q) as JSON.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
+@click.option("--dump-ast", "dump", flag_value="ast", help="Write the syntax tree as JSON instead.")
+@click.option("--dump-ir", "dump", flag_value="ir", help="Write the model graph (p and q) as JSON instead.")
+@click.option("-o", "--output", type=click.Path(), help="Where to write: a directory (or a .py file) for the "
+              "compiled module, a file for a dump. Default: standard output.")
 def compile_command(spec: str, dump: str | None, output: str | None) -> int:
-    """Compile a spec; --dump-ast / --dump-ir show the phases."""
-    if dump is None:
-        raise _UsageError("choose what to write: --dump-ast or --dump-ir")
+    """Compile a spec to a PyTorch module (NAME.py); --dump-ast / --dump-ir show the phases."""
     if dump == "ast":
         tree, diagnostics = _read_and_check(spec)
         if tree is None:
             click.echo(summary(diagnostics, spec), err=True)
             return EXIT_SPEC_ERROR
-        text = json.dumps(ast.to_dict(tree), indent=2)
-    else:
+        _write_or_print(json.dumps(ast.to_dict(tree), indent=2), output)
+        return EXIT_OK
+    model = _load(spec)
+    if model is None:
+        return EXIT_SPEC_ERROR
+    if dump == "ir":
         from .ir import to_ir  # pydantic is only needed here
 
-        model = _load(spec)
-        if model is None:
-            return EXIT_SPEC_ERROR
-        text = to_ir(model).model_dump_json(indent=2, exclude_none=True)
-    _write_or_print(text, output)
+        _write_or_print(to_ir(model).model_dump_json(indent=2, exclude_none=True), output)
+        return EXIT_OK
+    from .emit import emit  # torch is only needed here
+
+    source = emit(model)
+    if output is not None and not output.endswith(".py"):
+        Path(output).mkdir(parents=True, exist_ok=True)
+        output = str(Path(output) / f"{model.name}.py")
+    _write_or_print(source.rstrip("\n"), output)
     return EXIT_OK
 
 

@@ -40,6 +40,7 @@ class Network:
     input_width: int
     output_width: int
     output_shape: tuple[int, ...]
+    first_input_shape: tuple[int, ...]  # a `conv` network's image
     span: tuple[int, int]
 
 
@@ -151,7 +152,7 @@ def _networks(scope: Scope) -> dict[str, Network]:
         builder = NETWORK_BUILDERS[net.builder.name]
         options = resolve_options(net.options, builder.options, builder.name, "E0402", _internal)
         networks[name] = Network(name, builder.name, options, use.input_width, use.output_width, use.output_shape,
-                                 _position(net.span))
+                                 use.first_input_shape, _position(net.span))
     return networks
 
 

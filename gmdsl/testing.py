@@ -79,7 +79,7 @@ def _variables(draw, max_variables: int) -> list[_Variable]:
 def _constant(draw, constraint: str) -> ast.ArgValue:
     if constraint == "simplex":
         return ast.Reference(_ident("uniform"))
-    bounds = {"real": (-3.0, 3.0), "positive": (0.05, 5.0), "unit": (0.05, 0.95), "probability": (0.0, 1.0)}
+    bounds = {"real": (-3.0, 3.0), "positive": (0.05, 5.0), "unit": (0.05, 0.95), "probability": (0.01, 0.99)}
     low, high = bounds[constraint]
     value = round(draw(st.floats(low, high)), 3)
     if draw(st.booleans()) and float(value).is_integer():
@@ -217,3 +217,33 @@ def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
 def models(max_variables: int = 5) -> st.SearchStrategy[str]:
     """Random valid specs as text, ready for `gmdsl.load` (and, from step 2, compiling)."""
     return spec_trees(max_variables).map(pretty)
+
+
+def random_value(variable, rows: int, generator) -> "torch.Tensor":
+    """Valid values of a compiled model's variable: [rows, *shape], inside its type's support."""
+    import torch
+
+    shape = (rows, *variable.shape)
+    if variable.type == "binary":
+        return torch.randint(0, 2, shape, generator=generator).float()
+    if variable.type == "onehot":
+        index = torch.randint(0, variable.shape[-1], shape[:-1], generator=generator)
+        return torch.nn.functional.one_hot(index, variable.shape[-1]).float()
+    normal = torch.randn(shape, generator=generator)
+    return {"real": normal, "positive": normal.exp(), "unit": torch.sigmoid(normal)}[variable.type]
+
+
+def random_batch(model, rows: int, seed: int = 0, labelled: float = 0.5) -> dict:
+    """A valid batch for a compiled model: every observed variable, and every supervised one
+    with a random mask `NAME_observed` (each row labelled with probability `labelled`)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    batch = {}
+    for variable in model.variables:
+        if variable.role == "latent":
+            continue
+        batch[variable.name] = random_value(variable, rows, generator)
+        if variable.role == "supervised":
+            batch[variable.name + "_observed"] = torch.rand(rows, generator=generator) < labelled
+    return batch

@@ -1,4 +1,26 @@
 """What compiled gmdsl models import at run time, installed as `gmdsl.runtime`.
 
-It must never import networkx or Lark: a compiled model needs only torch.
+It imports torch and nothing of the compiler: never networkx or Lark.
 """
+
+from .batch import BatchError
+from .distributions import (
+    UNIFORM,
+    Bernoulli,
+    Beta,
+    Categorical,
+    ContinuousBernoulli,
+    Gamma,
+    Laplace,
+    LogNormal,
+    Normal,
+)
+from .model import CompiledModel, Objective, ObjectiveOptions
+from .networks import conv, deconv, join, mlp
+from .trace import Generation, Recognition, Variable
+
+__all__ = [
+    "UNIFORM", "BatchError", "Bernoulli", "Beta", "Categorical", "CompiledModel", "ContinuousBernoulli", "Gamma",
+    "Generation", "Laplace", "LogNormal", "Normal", "Objective", "ObjectiveOptions", "Recognition", "Variable",
+    "conv", "deconv", "join", "mlp",
+]

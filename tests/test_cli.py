@@ -30,7 +30,7 @@ def test_check_ok_and_errors(capsys, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [["check", "no/such.gm"], ["frobnicate"], ["check", "--nope", MNIST],
-                                  ["compile", MNIST], ["graph", MNIST, "-o", "x.jpeg"], ["check"]])
+                                  ["graph", MNIST, "-o", "x.jpeg"], ["check"]])
 def test_bad_usage_exits_2(capsys, args) -> None:
     code, _, err = run(capsys, *args)
     assert code == 2

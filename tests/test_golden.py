@@ -2,6 +2,7 @@
 
 - tests/golden/bad/NAME.gm -> NAME.expected: `gmdsl check NAME.gm` (run in that folder)
 - specs/NAME.gm -> tests/golden/ir/NAME.json: `gmdsl compile specs/NAME.gm --dump-ir`
+- specs/NAME.gm -> tests/golden/compiled/NAME.py: `gmdsl compile specs/NAME.gm`, the PyTorch module
 
 Refresh them all with `make golden` and review the diff like code.
 """
@@ -18,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BAD = ROOT / "tests" / "golden" / "bad"
 IR = ROOT / "tests" / "golden" / "ir"
+COMPILED = ROOT / "tests" / "golden" / "compiled"
 UPDATE = os.environ.get("GMDSL_UPDATE_GOLDEN") == "1"
 
 
@@ -57,3 +59,10 @@ def test_compiled_ir(spec: str) -> None:
     result = run_cli("compile", f"specs/{spec}", "--dump-ir", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     compare_or_update(IR / spec.replace(".gm", ".json"), result.stdout)
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in (ROOT / "specs").glob("*.gm")))
+def test_compiled_module(spec: str) -> None:
+    result = run_cli("compile", f"specs/{spec}", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    compare_or_update(COMPILED / spec.replace(".gm", ".py"), result.stdout)

@@ -1,0 +1,116 @@
+"""Checking a batch before a compiled model reads it: every observed variable present, each
+tensor [B, *shape] of a real dtype, finite, inside its type's support; labels with an
+optional bool mask `NAME_observed` [B]. A mistake raises `BatchError` naming the variable
+and the shape expected."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from .trace import Variable
+
+MASK_SUFFIX = "_observed"
+
+
+class BatchError(ValueError):
+    """A batch that does not fit the model."""
+
+
+def _describe(variable: Variable) -> str:
+    return f"{variable.role} {variable.name} : {variable.type}[{', '.join(map(str, variable.shape))}]"
+
+
+def _expected(variable: Variable) -> str:
+    return f"[B, {', '.join(map(str, variable.shape))}]"
+
+
+def prepare(batch: Mapping[str, torch.Tensor], variables: dict[str, Variable], dtype: torch.dtype,
+            device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+    """(flat values by name, label masks by name, batch size), converted to dtype and device."""
+    if not isinstance(batch, Mapping):
+        raise BatchError(f"a batch is a dict of tensors by variable name, not {type(batch).__name__}")
+    masks_given = {k[: -len(MASK_SUFFIX)]: v for k, v in batch.items() if k.endswith(MASK_SUFFIX)
+                   and k[: -len(MASK_SUFFIX)] in variables}
+    for key in batch:
+        name = key[: -len(MASK_SUFFIX)] if key in {n + MASK_SUFFIX for n in masks_given} else key
+        if name not in variables:
+            raise BatchError(f"batch['{key}'] is not a variable of this model; its variables are "
+                             + ", ".join(variables))
+    sizes: dict[str, int] = {}
+    data: dict[str, torch.Tensor] = {}
+    for name, variable in variables.items():
+        if variable.role == "observed" and name not in batch:
+            raise BatchError(f"the batch has no `{name}` ({_describe(variable)}): pass a tensor of shape "
+                             f"{_expected(variable)}")
+        if variable.role == "latent" and name in batch:
+            raise BatchError(f"`{name}` is latent ({_describe(variable)}): it is never given; remove it from the batch")
+        if name in batch:
+            data[name] = _value(name, batch[name], variable, dtype, device)
+            sizes[name] = data[name].shape[0]
+    masks = {}
+    for name, mask in masks_given.items():
+        if name not in data:
+            raise BatchError(f"batch['{name}{MASK_SUFFIX}'] is given but batch['{name}'] is not")
+        masks[name] = _mask(name, mask, device)
+        sizes[name + MASK_SUFFIX] = masks[name].shape[0]
+    if len(set(sizes.values())) > 1:
+        raise BatchError("the batch's tensors disagree on the batch size: "
+                         + ", ".join(f"{k}: {v}" for k, v in sizes.items()))
+    for name, value in data.items():
+        _check_support(name, value, variables[name], masks.get(name))
+    return data, masks, next(iter(sizes.values()), 0)
+
+
+def _value(name: str, tensor, variable: Variable, dtype, device) -> torch.Tensor:
+    if not isinstance(tensor, torch.Tensor):
+        raise BatchError(f"batch['{name}'] is a {type(tensor).__name__}, not a torch.Tensor "
+                         f"(torch.as_tensor(...) converts it); expected shape {_expected(variable)}")
+    if tensor.is_complex():
+        raise BatchError(f"batch['{name}'] has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}")
+    if variable.type == "onehot" and len(variable.shape) == 1 and tensor.dim() == 1 and not tensor.is_floating_point():
+        return _from_class_indices(name, tensor, variable, dtype, device)
+    if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
+        raise BatchError(f"batch['{name}'] has shape {list(tensor.shape)}, expected {_expected(variable)} "
+                         f"for {_describe(variable)}")
+    return tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
+
+
+def _from_class_indices(name: str, tensor: torch.Tensor, variable: Variable, dtype, device) -> torch.Tensor:
+    """Integer labels [B] for a onehot[K] variable become one-hot rows."""
+    categories = variable.shape[0]
+    if tensor.numel() and (tensor.min() < 0 or tensor.max() >= categories):
+        raise BatchError(f"batch['{name}'] holds class indices outside 0..{categories - 1}")
+    return torch.nn.functional.one_hot(tensor.to(device=device, dtype=torch.long), categories).to(dtype)
+
+
+def _mask(name: str, mask, device) -> torch.Tensor:
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 1:
+        shape = list(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise BatchError(f"batch['{name}{MASK_SUFFIX}'] must be a bool tensor of shape [B] (True where "
+                         f"`{name}` is given), not {shape}")
+    return mask.to(device)
+
+
+def _check_support(name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:
+    """Values must be finite and inside the type's support, on the rows where they count."""
+    rows = value if mask is None else value[mask.to(value.device)]
+    if rows.numel() == 0:
+        return
+    bad = ~torch.isfinite(rows)
+    if bad.any():
+        raise BatchError(f"batch['{name}'] has {int(bad.sum())} NaN or infinite values")
+    low, high = rows.min().item(), rows.max().item()
+    problem = {
+        "positive": low <= 0 and "values must be > 0",
+        "unit": (low <= 0 or high >= 1) and "values must lie strictly between 0 and 1",
+        "binary": (low < 0 or high > 1) and "values must be 0/1 or intensities in [0, 1] (divide 8-bit pixels by 255)",
+        "onehot": None,
+    }.get(variable.type)
+    if variable.type == "onehot":
+        grouped = rows.reshape(rows.shape[0], -1, variable.shape[-1])
+        if not (((grouped == 0) | (grouped == 1)).all() and (grouped.sum(-1) == 1).all()):
+            problem = "each row must be one-hot (a single 1) or pass integer class indices of shape [B]"
+    if problem:
+        raise BatchError(f"batch['{name}'] ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}")

@@ -1,0 +1,196 @@
+"""Distributions as compiled models use them.
+
+Every value is stored flat: a variable of shape [1, 28, 28] is a tensor [..., 784], its
+leading dimensions the batch layout [enumerations..., samples, batch] (any of them may be
+missing and broadcast). A distribution's `log_prob` sums over that last dimension, so it
+returns one number per row and sample. Parameters may be tensors or plain numbers; the
+numbers are made tensors of the value's dtype and device when used.
+
+The parameter names, their order and the links applied to a network's raw output come from
+`gmdsl.registry`, the table the compiler checks specs against.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import distributions as D
+
+from ..registry import CONSTRAINTS, DISTRIBUTIONS
+
+UNIFORM = "uniform"  # a Categorical's `probs = uniform`
+
+_LINKS = {
+    "identity": lambda t: t,
+    "softplus": F.softplus,
+    "sigmoid": torch.sigmoid,
+    "softmax": lambda t: t,  # Categorical normalises its probs per group itself
+}
+
+
+class Distribution:
+    """A distribution over a flat variable. `params` maps parameter names to tensors or
+    numbers, already in their constraint; the trace sets `size` (the flat width)."""
+
+    name: str = ""
+    discrete = False
+
+    def __init__(self, **params):
+        self.params = params
+        self.size = 0
+
+    @classmethod
+    def from_network(cls, output: torch.Tensor) -> "Distribution":
+        """Split a network's output into the emitted parameterisation, each through its link."""
+        emitted = DISTRIBUTIONS[cls.name].emitted()
+        chunks = output.chunk(len(emitted), dim=-1)
+        return cls(**{p.name: _LINKS[CONSTRAINTS[p.constraint].link](c) for p, c in zip(emitted, chunks)})
+
+    def _tensors(self, like: torch.Tensor | None = None, dtype=None, device=None) -> dict[str, torch.Tensor]:
+        dtype = like.dtype if like is not None else dtype
+        device = like.device if like is not None else device
+        return {k: torch.as_tensor(v, dtype=dtype, device=device) if not isinstance(v, torch.Tensor) else v
+                for k, v in self.params.items() if not isinstance(v, str)}
+
+    def torch_distribution(self, dtype=None, device=None, like=None) -> D.Distribution:
+        raise NotImplementedError
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.torch_distribution(like=value).log_prob(value).sum(-1)
+
+    def rsample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        distribution = self.torch_distribution(dtype=dtype, device=device)
+        return distribution.expand(shape).rsample()
+
+    def sample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        distribution = self.torch_distribution(dtype=dtype, device=device)
+        return distribution.expand(shape).sample()
+
+    def mean(self, dtype, device) -> torch.Tensor:
+        return self.torch_distribution(dtype=dtype, device=device).mean
+
+
+def _torch_backed(registry_name: str, factory):
+    """A Distribution whose elementwise law is a torch.distributions class."""
+
+    def torch_distribution(self, dtype=None, device=None, like=None):
+        return factory(**self._tensors(like, dtype, device))
+
+    return type(registry_name, (Distribution,), {"name": registry_name, "torch_distribution": torch_distribution})
+
+
+Normal = _torch_backed("Normal", lambda loc, scale: D.Normal(loc, scale, validate_args=False))
+Laplace = _torch_backed("Laplace", lambda loc, scale: D.Laplace(loc, scale, validate_args=False))
+LogNormal = _torch_backed("LogNormal", lambda loc, scale: D.LogNormal(loc, scale, validate_args=False))
+Gamma = _torch_backed("Gamma", lambda concentration, rate: D.Gamma(concentration, rate, validate_args=False))
+Beta = _torch_backed("Beta", lambda concentration1, concentration0: D.Beta(concentration1, concentration0,
+                                                                          validate_args=False))
+ContinuousBernoulli = _torch_backed(
+    "ContinuousBernoulli", lambda probs=None, logits=None: D.ContinuousBernoulli(probs=probs, logits=logits,
+                                                                                 validate_args=False))
+
+
+class Bernoulli(Distribution):
+    """Independent coin flips; values may be soft (relaxed samples, intensities in [0, 1])."""
+
+    name = "Bernoulli"
+    discrete = True
+
+    def logits(self, like=None, dtype=None, device=None) -> torch.Tensor:
+        params = self._tensors(like, dtype, device)
+        if "logits" in params:
+            return params["logits"]
+        eps = torch.finfo(params["probs"].dtype).eps  # probs of exactly 0 or 1 would give infinite logits
+        return torch.logit(params["probs"], eps=eps)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        params = self._tensors(like=value)
+        if "probs" in params:  # xlogy keeps probs of exactly 0 or 1 exact (0 * log 0 = 0)
+            probs = params["probs"]
+            return (torch.xlogy(value, probs) + torch.xlogy(1 - value, 1 - probs)).sum(-1)
+        logits, value = torch.broadcast_tensors(params["logits"], value)
+        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+
+    def torch_distribution(self, dtype=None, device=None, like=None):
+        return D.Bernoulli(logits=self.logits(like, dtype, device), validate_args=False)
+
+    def relaxed_rsample(self, shape: torch.Size, temperature: float, dtype, device) -> torch.Tensor:
+        logits = self.logits(dtype=dtype, device=device).expand(shape)
+        return D.RelaxedBernoulli(torch.as_tensor(temperature, dtype=dtype, device=device), logits=logits,
+                                  validate_args=False).rsample()
+
+    def support(self, dtype, device) -> torch.Tensor:
+        """Every value, one per row: [2 ** size, size]."""
+        rows = list(itertools.product((0.0, 1.0), repeat=self.size))
+        return torch.tensor(rows, dtype=dtype, device=device)
+
+    def probabilities(self, dtype, device) -> torch.Tensor:
+        return torch.sigmoid(self.logits(dtype=dtype, device=device))
+
+
+class Categorical(Distribution):
+    """One-hot categories over groups of `categories` elements of the flat value."""
+
+    name = "Categorical"
+    discrete = True
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.categories = 0  # set by the trace: the last size of the variable's shape
+
+    def _grouped(self, t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 0:  # a number broadcasts over the whole value
+            t = t.expand(self.size)
+        return t.reshape(*t.shape[:-1], self.size // self.categories, self.categories)
+
+    def log_probs(self, like=None, dtype=None, device=None) -> torch.Tensor:
+        """Normalised log-probabilities, grouped: [..., groups, categories]."""
+        params = self._tensors(like, dtype, device)
+        if isinstance(self.params.get("probs"), str):  # uniform
+            device = like.device if like is not None else device
+            dtype = like.dtype if like is not None else dtype
+            return torch.full((self.size // self.categories, self.categories), -math.log(self.categories),
+                              dtype=dtype, device=device)
+        if "logits" in params:
+            return torch.log_softmax(self._grouped(params["logits"]), dim=-1)
+        probs = self._grouped(params["probs"])
+        return torch.log(probs / probs.sum(-1, keepdim=True))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return (self._grouped(value) * self.log_probs(like=value)).sum((-2, -1))
+
+    def _flat(self, t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(*t.shape[:-2], self.size)
+
+    def sample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        log_probs = self.log_probs(dtype=dtype, device=device)
+        grouped_shape = (*shape[:-1], self.size // self.categories, self.categories)
+        index = D.Categorical(logits=log_probs.expand(grouped_shape), validate_args=False).sample()
+        return self._flat(F.one_hot(index, self.categories).to(dtype))
+
+    def relaxed_rsample(self, shape: torch.Size, temperature: float, dtype, device) -> torch.Tensor:
+        log_probs = self.log_probs(dtype=dtype, device=device)
+        grouped_shape = (*shape[:-1], self.size // self.categories, self.categories)
+        relaxed = D.RelaxedOneHotCategorical(torch.as_tensor(temperature, dtype=dtype, device=device),
+                                             logits=log_probs.expand(grouped_shape), validate_args=False)
+        return self._flat(relaxed.rsample())
+
+    def support(self, dtype, device) -> torch.Tensor:
+        """Every value, one per row: [categories ** groups, size]."""
+        groups = self.size // self.categories
+        eye = torch.eye(self.categories, dtype=dtype, device=device)
+        rows = [torch.cat([eye[i] for i in combination]) for combination in
+                itertools.product(range(self.categories), repeat=groups)]
+        return torch.stack(rows)
+
+    def probabilities(self, dtype, device) -> torch.Tensor:
+        return self._flat(self.log_probs(dtype=dtype, device=device).exp())
+
+    def mean(self, dtype, device) -> torch.Tensor:
+        return self.probabilities(dtype, device)
+
+
+BY_NAME = {d.name: d for d in (Normal, Laplace, LogNormal, Gamma, Beta, ContinuousBernoulli, Bernoulli, Categorical)}

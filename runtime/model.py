@@ -1,0 +1,132 @@
+"""The base of every compiled model: the generated module defines the encoder (q) and the
+decoder (p) and a subclass of `CompiledModel` naming its variables and objective options;
+this class turns them into `objective`, `predict` and `sample`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from . import objective as estimators
+from .batch import BatchError, prepare
+from .trace import Generation, Recognition, Variable
+
+
+@dataclass(frozen=True)
+class ObjectiveOptions:
+    alpha: float = 0.1
+    samples: int = 1
+    beta: float = 1.0
+    estimator: str = "snis"
+
+
+@dataclass
+class Objective:
+    """The objective of a batch: `elbo` [B] to maximise, `log_q_supervised` [B] (the estimate of
+    log q(y | x) on labelled rows, NaN elsewhere), and the values q drew (flat)."""
+
+    elbo: torch.Tensor
+    log_q_supervised: torch.Tensor
+    values: dict[str, torch.Tensor]
+
+    @property
+    def loss(self) -> torch.Tensor:
+        """The mean negative objective, the number to minimise."""
+        return -self.elbo.mean()
+
+
+class CompiledModel(nn.Module):
+    """Subclasses set `name`, `variables`, `options`, `constant_weights` and pass their
+    encoder and decoder modules."""
+
+    name: str = ""
+    variables: tuple[Variable, ...] = ()
+    options = ObjectiveOptions()
+    constant_weights = False  # no label has a sampled ancestor in q: log q(y | x) is exact
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.register_buffer("_dtype_device", torch.zeros(()), persistent=False)  # follows .to() and .double()
+        self.by_name = {v.name: v for v in self.variables}
+
+    def _recognise(self, batch: Mapping[str, torch.Tensor], samples: int | None) -> Recognition:
+        dtype, device = self._dtype_device.dtype, self._dtype_device.device
+        data, masks, size = prepare(batch, self.by_name, dtype, device)
+        samples = self.options.samples if samples is None else samples
+        if samples < 1:
+            raise BatchError(f"samples must be at least 1, not {samples}")
+        q = Recognition(self.by_name, data, masks, samples, size, dtype, device)
+        self.encoder(q)
+        return q
+
+    def _labelled(self, q: Recognition) -> torch.Tensor:
+        labelled = torch.zeros(q.batch_size, dtype=torch.bool, device=q.device)
+        for variable in self.variables:
+            if variable.role == "supervised" and variable.name in q.data:
+                mask = q.masks.get(variable.name)
+                labelled = labelled | (mask if mask is not None else True)
+        return labelled
+
+    def objective(self, batch: Mapping[str, torch.Tensor], samples: int | None = None,
+                  alpha: float | None = None) -> Objective:
+        """The semi-supervised objective of each row (see gmdsl.runtime.objective)."""
+        q = self._recognise(batch, samples)
+        p = Generation(self.by_name, q.values, q.dtype, q.device)
+        self.decoder(p)
+        elbo, log_q_supervised = estimators.semisupervised(
+            p.log_p_observed, p.log_p_latent, q.log_q, q.log_enumeration, q.log_w_supervised, self._labelled(q),
+            alpha=self.options.alpha if alpha is None else alpha, beta=self.options.beta,
+            estimator=self.options.estimator, constant_weights=self.constant_weights)
+        return Objective(elbo, log_q_supervised, q.values)
+
+    @torch.no_grad()
+    def predict(self, batch: Mapping[str, torch.Tensor], samples: int | None = None) -> dict[str, torch.Tensor]:
+        """Per supervised variable, q's class probabilities (discrete) or mean (continuous) given
+        the observed variables only, averaged over q's draws of its other unknowns
+        (q(y | x) = E_q(z | x) q(y | x, z) where y sits below z)."""
+        observed = {k: v for k, v in batch.items() if k in self.by_name and self.by_name[k].role == "observed"}
+        q = self._recognise(observed, samples)
+        out = {}
+        for variable in self.variables:
+            if variable.role != "supervised":
+                continue
+            distribution = q.distributions[variable.name]
+            if distribution.discrete:
+                summary = distribution.probabilities(q.dtype, q.device)
+            else:
+                summary = distribution.mean(q.dtype, q.device)
+            out[variable.name] = _average_draws(summary, q.log_enumeration, q.batch_size, variable)
+        return out
+
+    @torch.no_grad()
+    def sample(self, n: int, given: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Draw n examples from p, ancestrally; `given` fixes some variables ([n, *shape] each)."""
+        dtype, device = self._dtype_device.dtype, self._dtype_device.device
+        values = {}
+        for name, tensor in (given or {}).items():
+            if name not in self.by_name:
+                raise BatchError(f"given['{name}'] is not a variable of this model; its variables are "
+                                 + ", ".join(self.by_name))
+            variable = self.by_name[name]
+            if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != (n, *variable.shape):
+                shape = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                raise BatchError(f"given['{name}'] has shape {shape}, expected [{n}, "
+                                 f"{', '.join(map(str, variable.shape))}]")
+            values[name] = tensor.to(device=device, dtype=dtype).reshape(n, variable.size)
+        p = Generation(self.by_name, values, dtype, device, count=n)
+        self.decoder(p)
+        return {v.name: p.values[v.name].expand(n, v.size).reshape(n, *v.shape) for v in self.variables}
+
+
+def _average_draws(summary: torch.Tensor, log_enumeration: torch.Tensor, rows: int, variable: Variable) -> torch.Tensor:
+    """Average a per-draw summary [..., B, size] over enumerated values (weighted by q) and samples."""
+    summary = summary.expand(*summary.shape[:-1], variable.size)
+    lead = torch.broadcast_shapes(summary.shape[:-1], log_enumeration.shape, (rows,))
+    weights = torch.softmax(log_enumeration.expand(lead).reshape(-1, rows), dim=0)
+    flat = summary.expand(*lead, variable.size).reshape(-1, rows, variable.size)
+    return (weights[..., None] * flat).sum(0).reshape(rows, *variable.shape)

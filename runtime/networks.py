@@ -1,0 +1,118 @@
+"""Network builders of compiled models: `mlp`, `conv` and `deconv`.
+
+A network reads the concatenation of its flat inputs (`join`) and writes a flat output of
+the width the compiler inferred; any leading dimensions (samples, enumerated values) pass
+through untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU,
+    "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
+}
+
+
+def join(*inputs: torch.Tensor) -> torch.Tensor:
+    """Concatenate flat inputs along the last dimension, broadcasting their leading ones:
+    x [B, 784] and y [S, B, 10] give [S, B, 794]."""
+    if len(inputs) == 1:
+        return inputs[0]
+    lead = torch.broadcast_shapes(*(t.shape[:-1] for t in inputs))
+    return torch.cat([t.expand(*lead, t.shape[-1]) for t in inputs], dim=-1)
+
+
+def _dense(widths: Sequence[int], activation: str) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(width_in, width_out))
+        if index < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return layers
+
+
+def mlp(input_width: int, output_width: int, hidden: Sequence[int] = (), activation: str = "relu") -> nn.Module:
+    """Linear layers of widths input -> hidden... -> output, `activation` between them."""
+    return nn.Sequential(*_dense([input_width, *hidden, output_width], activation))
+
+
+class _LeadingDims(nn.Module):
+    """Runs an image network over [N, C, H, W] for inputs with any leading dimensions."""
+
+    def run(self, flat: torch.Tensor, body) -> torch.Tensor:
+        lead = flat.shape[:-1]
+        out = body(flat.reshape(-1, flat.shape[-1]))
+        return out.reshape(*lead, out.shape[-1])
+
+
+class Conv(_LeadingDims):
+    """Convolutions over the first input (an image [C, H, W], flat), then dense layers over
+    the flattened features joined with the other inputs."""
+
+    def __init__(self, image_shape: Sequence[int], input_width: int, output_width: int,
+                 channels: Sequence[int] = (32, 64), kernel: int = 4, stride: int = 2,
+                 hidden: Sequence[int] = (), activation: str = "relu"):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.image_width = math.prod(image_shape)
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([image_shape[0], *channels[:-1]], channels):
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2), ACTIVATIONS[activation]()]
+        self.convolutions = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            features = self.convolutions(torch.zeros(1, *self.image_shape)).shape[-1]
+        rest = input_width - self.image_width
+        self.dense = nn.Sequential(*_dense([features + rest, *hidden, output_width], activation))
+
+    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+        def body(rows: torch.Tensor) -> torch.Tensor:
+            image = rows[:, : self.image_width].reshape(-1, *self.image_shape)
+            return self.dense(torch.cat([self.convolutions(image), rows[:, self.image_width:]], dim=-1))
+
+        return self.run(flat, body)
+
+
+class Deconv(_LeadingDims):
+    """Dense layers up to a small image, then transposed convolutions up to `output_shape`
+    [C, H, W] (cropped to size), written flat."""
+
+    def __init__(self, input_width: int, output_shape: Sequence[int], channels: Sequence[int] = (64, 32),
+                 kernel: int = 4, stride: int = 2, hidden: Sequence[int] = (), activation: str = "relu"):
+        super().__init__()
+        self.output_shape = tuple(output_shape)
+        out_channels, height, width = self.output_shape
+        factor = stride ** len(channels)
+        self.start = (channels[0], math.ceil(height / factor), math.ceil(width / factor))
+        self.dense = nn.Sequential(*_dense([input_width, *hidden, math.prod(self.start)], activation),
+                                   ACTIVATIONS[activation]())
+        layers: list[nn.Module] = []
+        # each layer grows the image by at least `stride`; the excess is cropped in forward
+        excess = kernel - stride
+        padding, output_padding = (excess // 2, 0) if excess >= 0 else (0, -excess)
+        for c_in, c_out in zip(channels, [*channels[1:], out_channels]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding),
+                       ACTIVATIONS[activation]()]
+        self.deconvolutions = nn.Sequential(*layers[:-1])  # no activation on the parameters
+
+    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+        _, height, width = self.output_shape
+
+        def body(rows: torch.Tensor) -> torch.Tensor:
+            image = self.deconvolutions(self.dense(rows).reshape(-1, *self.start))
+            return image[:, :, :height, :width].reshape(rows.shape[0], -1)
+
+        return self.run(flat, body)
+
+
+def conv(image_shape, input_width, output_width, **options) -> nn.Module:
+    return Conv(image_shape, input_width, output_width, **options)
+
+
+def deconv(input_width, output_shape, **options) -> nn.Module:
+    return Deconv(input_width, output_shape, **options)

@@ -1,0 +1,51 @@
+"""The semi-supervised objective of Siddharth et al. (2017), estimated once for every row
+of a batch, labelled or not, from one vectorised pass of q and p.
+
+For a row, with f = log p(observed | .) + beta * [log p(rest) - log q(unobserved, labels | x)]
+evaluated at the drawn values (enumerated values e, samples s), let
+
+    W_es  = the product of q(value) over the variables summed `by enumeration`
+            (a label given on the row counts once instead)
+    w_es  = the product of q(y | parents) over the supervised variables labelled on the row
+    omega = W * w
+
+Then
+    log q(y | x) ~= log sum_es omega_es - log sum_es W_es       (= log (1/S) sum_s w_s)
+    snis:  elbo = sum_es (omega_es / sum omega) f_es + (1 + alpha) log q(y | x)
+    iwae:  elbo = log sum_es W_es exp(f_es) - log sum_es W_es  + (1 + alpha) log q(y | x)
+
+the alpha term only on labelled rows. On an unlabelled row w = 1 and this is the plain
+(importance-weighted) ELBO. When no label has a sampled ancestor in q, w does not vary over
+e and s: log q(y | x) is exact and the weights are W / S (the compiler then sets
+`constant_weights`, which skips the weighting).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def semisupervised(log_p_observed: torch.Tensor, log_p_latent: torch.Tensor, log_q: torch.Tensor,
+                   log_enumeration: torch.Tensor, log_w_supervised: torch.Tensor, labelled: torch.Tensor, *,
+                   alpha: float, beta: float, estimator: str, constant_weights: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(elbo [B], log q(y | x) [B], NaN on unlabelled rows) from per-draw terms whose leading
+    dimensions broadcast to [enumerated..., samples, B]."""
+    f = log_p_observed + beta * (log_p_latent - log_q)
+    f, log_w_enum, log_w_sup = torch.broadcast_tensors(f, log_enumeration, log_w_supervised)
+    rows = f.shape[-1]
+    f, log_w_enum, log_w_sup = (t.reshape(-1, rows) for t in (f, log_w_enum, log_w_sup))
+    log_draws = torch.logsumexp(log_w_enum, dim=0)  # log S: enumeration weights sum to 1 per sample
+    if constant_weights:
+        log_q_supervised = log_w_sup[0]
+        log_omega = log_w_enum
+    else:
+        log_omega = log_w_enum + log_w_sup
+        log_q_supervised = torch.logsumexp(log_omega, dim=0) - log_draws
+    if estimator == "iwae":
+        first = torch.logsumexp(log_w_enum + f, dim=0) - log_draws
+    else:
+        weights = torch.softmax(log_omega, dim=0)
+        first = torch.where(weights > 0, weights * f, torch.zeros_like(f)).sum(0)
+    elbo = first + torch.where(labelled, (1 + alpha) * log_q_supervised, torch.zeros_like(first))
+    return elbo, torch.where(labelled, log_q_supervised, torch.full_like(first, float("nan")))

@@ -1,0 +1,151 @@
+"""Traces: what one pass of a compiled encoder (q) or decoder (p) drew and scored.
+
+The generated `forward` methods call `sample` once per factor, in topological order. Values
+are flat tensors whose leading dimensions follow one layout, right-aligned:
+
+    [enumerated_k, ..., enumerated_1, samples, batch, flat value]
+
+A tensor carries only the dimensions it depends on (x is [B, 784]; a sample of z is
+[S, B, 50]; the k-th variable summed `by enumeration` adds its own dimension k + 2 places
+from the right), and broadcasting lines them up. Nothing loops over samples or rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .distributions import Distribution
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    role: str  # "observed" | "supervised" | "latent"
+    type: str
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        size = 1
+        for n in self.shape:
+            size *= n
+        return size
+
+
+class _Trace:
+    def __init__(self, variables: dict[str, Variable], dtype: torch.dtype, device: torch.device):
+        self.variables = variables
+        self.dtype = dtype
+        self.device = device
+        self.values: dict[str, torch.Tensor] = {}
+        self.distributions: dict[str, Distribution] = {}
+
+    def _zero(self) -> torch.Tensor:
+        return torch.zeros((), dtype=self.dtype, device=self.device)
+
+    def _bind(self, name: str, distribution: Distribution) -> Distribution:
+        variable = self.variables[name]
+        distribution.size = variable.size
+        if hasattr(distribution, "categories"):
+            distribution.categories = variable.shape[-1]
+        self.distributions[name] = distribution
+        return distribution
+
+    def _shape(self, distribution: Distribution, lead: tuple[int, ...]) -> torch.Size:
+        """The shape of a fresh draw: the parameters' dimensions with `lead` (+ size) broadcast in."""
+        shapes = [v.shape for v in distribution.params.values() if isinstance(v, torch.Tensor)]
+        return torch.broadcast_shapes(*shapes, (*lead, distribution.size))
+
+
+class Recognition(_Trace):
+    """A pass of q. Supervised values given in the batch are used where their mask is set and
+    sampled elsewhere; `log_q` scores every value, `log_enumeration` holds the log-weights of
+    enumerated values, `log_w_supervised` the log q of the given labels (the importance weights)."""
+
+    def __init__(self, variables, data: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], samples: int,
+                 batch_size: int, dtype, device):
+        super().__init__(variables, dtype, device)
+        self.data = data
+        self.masks = masks
+        self.samples = samples
+        self.batch_size = batch_size
+        self.log_q = self._zero()
+        self.log_enumeration = self._zero()
+        self.log_w_supervised = self._zero()
+        self.enumerated = 0
+
+    def observed(self, name: str) -> torch.Tensor:
+        value = self.data[name]
+        self.values[name] = value
+        return value
+
+    def sample(self, name: str, distribution: Distribution, relaxation: float | None = None,
+               enumeration: bool = False) -> torch.Tensor:
+        distribution = self._bind(name, distribution)
+        given, mask = self.data.get(name), self.masks.get(name)
+        if given is not None and mask is None:  # labelled on every row: nothing to draw
+            value = given
+        elif enumeration:
+            value = self._enumerate(distribution, given, mask)
+        else:
+            shape = self._shape(distribution, (self.samples, self.batch_size))
+            if relaxation is not None:
+                draw = distribution.relaxed_rsample(shape, relaxation, self.dtype, self.device)
+            else:
+                draw = distribution.rsample(shape, self.dtype, self.device)
+            value = draw if given is None else torch.where(mask[:, None], given, draw)
+        log_q = distribution.log_prob(value)
+        self.log_q = self.log_q + log_q
+        if enumeration and not (given is not None and mask is None):
+            self.log_enumeration = self.log_enumeration + self._enumeration_weight(log_q, mask)
+        if given is not None:
+            self.log_w_supervised = self.log_w_supervised + (log_q if mask is None else
+                                                             torch.where(mask, log_q, torch.zeros_like(log_q)))
+        self.values[name] = value
+        return value
+
+    def _enumerate(self, distribution, given, mask) -> torch.Tensor:
+        """Every value of the variable along a new leading dimension (labelled rows keep their label)."""
+        self.enumerated += 1
+        support = distribution.support(self.dtype, self.device)
+        value = support.reshape(support.shape[0], *([1] * (self.enumerated + 1)), support.shape[1])
+        return value if given is None else torch.where(mask[:, None], given, value)
+
+    def _enumeration_weight(self, log_q: torch.Tensor, mask) -> torch.Tensor:
+        """log q(value) where the value is enumerated; on labelled rows the label counts once
+        (weight 1 on the first enumerated slot, 0 on the others)."""
+        if mask is None:
+            return log_q
+        count = log_q.shape[-(self.enumerated + 2)]
+        first_only = torch.full((count,), float("-inf"), dtype=self.dtype, device=self.device)
+        first_only[0] = 0.0
+        first_only = first_only.reshape(count, *([1] * (self.enumerated + 1)))
+        return torch.where(mask, first_only, log_q)
+
+
+class Generation(_Trace):
+    """A pass of p: scores the values it is given (from q and the data) and draws the others
+    (for `Model.sample`). Log-probabilities of observed variables and of the rest are kept apart,
+    so the objective can weight the latter by beta."""
+
+    def __init__(self, variables, values: dict[str, torch.Tensor], dtype, device, count: int | None = None):
+        super().__init__(variables, dtype, device)
+        self.values.update(values)
+        self.count = count  # rows to draw, for values not given
+        self.log_p_observed = self._zero()
+        self.log_p_latent = self._zero()
+
+    def sample(self, name: str, distribution: Distribution) -> torch.Tensor:
+        distribution = self._bind(name, distribution)
+        value = self.values.get(name)
+        if value is None:
+            value = distribution.sample(self._shape(distribution, (self.count,)), self.dtype, self.device)
+        log_p = distribution.log_prob(value)
+        if self.variables[name].role == "observed":
+            self.log_p_observed = self.log_p_observed + log_p
+        else:
+            self.log_p_latent = self.log_p_latent + log_p
+        self.values[name] = value
+        return value

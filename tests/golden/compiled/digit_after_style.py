@@ -1,0 +1,60 @@
+"""The model `digit_after_style`, compiled by gmdsl from digit_after_style.gm.
+
+Generated code: change the spec and recompile rather than editing this file.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from gmdsl import runtime as rt
+
+
+class Encoder(torch.nn.Module):
+    """The recognition model q(z, y | x) = q(z | x) q(y | x, z)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = rt.mlp(784, 128, hidden=[256], activation="relu")  # digit_after_style.gm:17
+        self.encoder = rt.mlp(128, 32, hidden=[], activation="relu")  # digit_after_style.gm:18
+        self.classifier = rt.mlp(144, 10, hidden=[64], activation="relu")  # digit_after_style.gm:19
+
+    def forward(self, q: rt.Recognition) -> None:
+        x = q.observed("x")  # digit_after_style.gm:3
+        # let h : real[128] = trunk(x)
+        h = self.trunk(rt.join(x))  # digit_after_style.gm:13
+        # q(z | x) = Normal(encoder(h))
+        z = q.sample("z", rt.Normal.from_network(self.encoder(rt.join(h))))  # digit_after_style.gm:14
+        # q(y | x, z) = Categorical(logits = classifier(h, z)) by enumeration
+        y = q.sample("y", rt.Categorical(logits=self.classifier(rt.join(h, z))), enumeration=True)  # digit_after_style.gm:15
+
+
+class Decoder(torch.nn.Module):
+    """The generative model p(y, z, x) = p(y) p(z) p(x | y, z)."""
+
+    def __init__(self):
+        super().__init__()
+        self.decoder = rt.mlp(26, 784, hidden=[256], activation="relu")  # digit_after_style.gm:20
+
+    def forward(self, p: rt.Generation) -> None:
+        # p(y) = Categorical(probs = uniform)
+        y = p.sample("y", rt.Categorical(probs=rt.UNIFORM))  # digit_after_style.gm:8
+        # p(z) = Normal(loc = 0, scale = 1)
+        z = p.sample("z", rt.Normal(loc=0.0, scale=1.0))  # digit_after_style.gm:7
+        # p(x | y, z) = Bernoulli(logits = decoder(y, z))
+        x = p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # digit_after_style.gm:9
+
+
+class Model(rt.CompiledModel):
+    """digit_after_style: q is `Encoder`, p is `Decoder`."""
+
+    name = "digit_after_style"
+    variables = (
+        rt.Variable("x", "observed", "binary", (784,)),
+        rt.Variable("y", "supervised", "onehot", (10,)),
+        rt.Variable("z", "latent", "real", (16,)),
+    )
+    options = rt.ObjectiveOptions(alpha=0.1, samples=16, beta=1.0, estimator="snis")
+    constant_weights = False  # a label sits below a sampled variable in q: importance weights
+
+    def __init__(self):
+        super().__init__(Encoder(), Decoder())

@@ -1,0 +1,57 @@
+"""The model `faces`, compiled by gmdsl from faces.gm.
+
+Generated code: change the spec and recompile rather than editing this file.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from gmdsl import runtime as rt
+
+
+class Encoder(torch.nn.Module):
+    """The recognition model q(light, shape | x) = q(light | x) q(shape | x, light)."""
+
+    def __init__(self):
+        super().__init__()
+        self.light_net = rt.mlp(1024, 6, hidden=[256], activation="relu")  # faces.gm:15
+        self.shape_net = rt.mlp(1027, 64, hidden=[256], activation="relu")  # faces.gm:16
+
+    def forward(self, q: rt.Recognition) -> None:
+        x = q.observed("x")  # faces.gm:3
+        # q(light | x) = Normal(light_net(x))
+        light = q.sample("light", rt.Normal.from_network(self.light_net(rt.join(x))))  # faces.gm:11
+        # q(shape | x, light) = Normal(shape_net(x, light))
+        shape = q.sample("shape", rt.Normal.from_network(self.shape_net(rt.join(x, light))))  # faces.gm:12
+
+
+class Decoder(torch.nn.Module):
+    """The generative model p(light, shape, x) = p(light) p(shape) p(x | light, shape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.renderer = rt.mlp(35, 1024, hidden=[512, 512], activation="relu")  # faces.gm:14
+
+    def forward(self, p: rt.Generation) -> None:
+        # p(light) = Normal(loc = 0, scale = 1)
+        light = p.sample("light", rt.Normal(loc=0.0, scale=1.0))  # faces.gm:7
+        # p(shape) = Normal(loc = 0, scale = 1)
+        shape = p.sample("shape", rt.Normal(loc=0.0, scale=1.0))  # faces.gm:8
+        # p(x | light, shape) = Normal(loc = renderer(light, shape), scale = 0.1)
+        x = p.sample("x", rt.Normal(loc=self.renderer(rt.join(light, shape)), scale=0.1))  # faces.gm:9
+
+
+class Model(rt.CompiledModel):
+    """faces: q is `Encoder`, p is `Decoder`."""
+
+    name = "faces"
+    variables = (
+        rt.Variable("x", "observed", "real", (1, 32, 32)),
+        rt.Variable("light", "supervised", "real", (3,)),
+        rt.Variable("shape", "latent", "real", (32,)),
+    )
+    options = rt.ObjectiveOptions(alpha=1.0, samples=4, beta=1.0, estimator="snis")
+    constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact
+
+    def __init__(self):
+        super().__init__(Encoder(), Decoder())

@@ -1,0 +1,246 @@
+"""The compiled objective against independent oracles: a naive loop over rows and draws in
+float64, a closed-form log p(x), exact sums over discrete values, and the supervised
+formula term by term."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import distributions as D
+
+import gmdsl
+
+NETS = "net cls = mlp(hidden = [5])\nnet enc = mlp(hidden = [5])\nnet dec = mlp(hidden = [5])\n"
+
+# y above z in q: the label's weight is constant over samples
+LABEL_FIRST = """
+observed   x : binary[6]
+supervised y : onehot[3]
+latent     z : real[2]
+p(y)        = Categorical(probs = uniform)
+p(z)        = Normal(0, 1)
+p(x | y, z) = Bernoulli(logits = dec(y, z))
+q(y | x)    = Categorical(logits = cls(x)) by relaxation(temperature = 0.5)
+q(z | x, y) = Normal(enc(x, y))
+""" + NETS
+
+# y below z in q: importance weights q(y | x, z_s)
+LABEL_BELOW = """
+observed   x : binary[6]
+supervised y : onehot[3]
+latent     z : real[2]
+p(y)        = Categorical(probs = uniform)
+p(z)        = Normal(0, 1)
+p(x | y, z) = Bernoulli(logits = dec(y, z))
+q(z | x)    = Normal(enc(x))
+q(y | x, z) = Categorical(logits = cls(x, z)) by ESTIMATOR
+""" + NETS
+
+ALPHA, SAMPLES = 0.3, 5
+X = torch.tensor([[1, 0, 1, 1, 0, 0], [0, 0, 1, 0, 1, 1], [1, 1, 1, 0, 0, 0], [0, 1, 0, 1, 0, 1]], dtype=torch.float64)
+LABELS = torch.tensor([0, 2, 1, 2])
+MASK = torch.tensor([True, False, True, False])
+
+
+def compiled(spec: str, estimator: str = "snis") -> torch.nn.Module:
+    torch.manual_seed(1)
+    text = spec + f"objective semisupervised(alpha = {ALPHA}, samples = {SAMPLES}, estimator = {estimator})\n"
+    return gmdsl.compile(text).double()
+
+
+def normal_from(output: torch.Tensor) -> D.Normal:
+    loc, raw_scale = output.chunk(2, dim=-1)
+    return D.Normal(loc, torch.nn.functional.softplus(raw_scale))
+
+
+def log_p(model, x, y, z) -> torch.Tensor:
+    dec = model.decoder.dec
+    return (math.log(1 / 3) + D.Normal(0.0, 1.0).log_prob(z).sum()
+            + D.Bernoulli(logits=dec(torch.cat([y, z]))).log_prob(x).sum())
+
+
+def log_categorical(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (y * torch.log_softmax(logits, -1)).sum()
+
+
+def logmeanexp(values: list[torch.Tensor]) -> torch.Tensor:
+    return torch.logsumexp(torch.stack(values), 0) - math.log(len(values))
+
+
+def naive_label_first(model, result, mask) -> list[torch.Tensor]:
+    """LANGUAGE.md's objective, one row and one sample at a time."""
+    cls, enc = model.encoder.cls, model.encoder.enc
+    elbos = []
+    for b in range(len(X)):
+        x = X[b]
+        terms = []
+        label = torch.nn.functional.one_hot(LABELS[b], 3).double()
+        for s in range(SAMPLES):
+            y = label if mask[b] else result.values["y"][s, b]
+            z = result.values["z"][s, b]
+            log_q = log_categorical(cls(x), y) + normal_from(enc(torch.cat([x, y]))).log_prob(z).sum()
+            terms.append(log_p(model, x, y, z) - log_q)
+        elbo = torch.stack(terms).mean()
+        if mask[b]:
+            elbo = elbo + (1 + ALPHA) * log_categorical(cls(x), label)
+        elbos.append(elbo)
+    return elbos
+
+
+def naive_label_below(model, result, mask, enumeration: bool, estimator: str) -> tuple[list, list]:
+    cls, enc = model.encoder.cls, model.encoder.enc
+    elbos, log_q_labels = [], []
+    for b in range(len(X)):
+        x = X[b]
+        label = torch.nn.functional.one_hot(LABELS[b], 3).double()
+        if mask[b]:
+            f, log_w = [], []
+            for s in range(SAMPLES):
+                z = result.values["z"][s, b]
+                log_qz = normal_from(enc(x)).log_prob(z).sum()
+                log_qy = log_categorical(cls(torch.cat([x, z])), label)
+                f.append(log_p(model, x, label, z) - log_qz - log_qy)
+                log_w.append(log_qy)
+            log_q_label = logmeanexp(log_w)
+            if estimator == "iwae":
+                first = logmeanexp(f)
+            else:
+                first = (torch.softmax(torch.stack(log_w), 0) * torch.stack(f)).sum()
+            elbos.append(first + (1 + ALPHA) * log_q_label)
+            log_q_labels.append(log_q_label)
+            continue
+        per_sample = []
+        for s in range(SAMPLES):
+            z = result.values["z"][s, b]
+            log_qz = normal_from(enc(x)).log_prob(z).sum()
+            values = torch.eye(3, dtype=torch.float64) if enumeration else result.values["y"][s, b][None]
+            lw, weights = [], []
+            for y in values:
+                log_qy = log_categorical(cls(torch.cat([x, z])), y)
+                lw.append(log_p(model, x, y, z) - log_qz - log_qy)
+                weights.append(log_qy.exp() if enumeration else torch.tensor(1.0, dtype=torch.float64))
+            if estimator == "iwae":
+                per_sample.append(torch.logsumexp(torch.stack(lw) + torch.log(torch.stack(weights)), 0))
+            else:
+                per_sample.append((torch.stack(weights) * torch.stack(lw)).sum())
+        elbos.append(logmeanexp(per_sample) if estimator == "iwae" else torch.stack(per_sample).mean())
+        log_q_labels.append(torch.tensor(float("nan"), dtype=torch.float64))
+    return elbos, log_q_labels
+
+
+@pytest.mark.parametrize("mask", [MASK, torch.zeros(4, dtype=torch.bool)], ids=["mixed", "unlabelled"])
+def test_label_first_matches_a_naive_loop(mask) -> None:
+    model = compiled(LABEL_FIRST)
+    assert model.constant_weights
+    result = model.objective({"x": X, "y": LABELS, "y_observed": mask})
+    expected = torch.stack(naive_label_first(model, result, mask))
+    torch.testing.assert_close(result.elbo, expected)
+    assert torch.isnan(result.log_q_supervised[~mask]).all()
+
+
+@pytest.mark.parametrize("estimator", ["snis", "iwae"])
+@pytest.mark.parametrize("by", ["enumeration", "relaxation"])
+def test_label_below_a_latent_matches_a_naive_loop(by: str, estimator: str) -> None:
+    model = compiled(LABEL_BELOW.replace("ESTIMATOR", by), estimator)
+    assert not model.constant_weights
+    result = model.objective({"x": X, "y": LABELS, "y_observed": MASK})
+    elbos, log_q_labels = naive_label_below(model, result, MASK, by == "enumeration", estimator)
+    torch.testing.assert_close(result.elbo, torch.stack(elbos))
+    torch.testing.assert_close(result.log_q_supervised, torch.stack(log_q_labels), equal_nan=True)
+
+
+def test_all_labelled_batch_matches_the_supervised_formula_term_by_term() -> None:
+    model = compiled(LABEL_BELOW.replace("ESTIMATOR", "enumeration"))
+    result = model.objective({"x": X, "y": LABELS})  # no mask: labelled everywhere
+    z = result.values["z"]  # [S, B, 2], drawn from q(z | x) alone
+    assert z.shape == (SAMPLES, 4, 2) and result.values["y"].shape == (4, 3)
+    label = torch.nn.functional.one_hot(LABELS, 3).double()
+    enc, cls, dec = model.encoder.enc, model.encoder.cls, model.decoder.dec
+    log_qz = normal_from(enc(X)).log_prob(z).sum(-1)
+    log_qy = (label * torch.log_softmax(cls(torch.cat([X.expand(SAMPLES, 4, 6), z], -1)), -1)).sum(-1)
+    log_pxyz = (math.log(1 / 3) + D.Normal(0.0, 1.0).log_prob(z).sum(-1)
+                + D.Bernoulli(logits=dec(torch.cat([label.expand(SAMPLES, 4, 3), z], -1))).log_prob(X).sum(-1))
+    log_q_label = torch.logsumexp(log_qy, 0) - math.log(SAMPLES)  # log (1/S) sum_s q(y | x, z_s)
+    weights = torch.softmax(log_qy, 0)  # w_s / sum_t w_t
+    expected = (weights * (log_pxyz - log_qz - log_qy)).sum(0) + (1 + ALPHA) * log_q_label
+    torch.testing.assert_close(result.log_q_supervised, log_q_label)
+    torch.testing.assert_close(result.elbo, expected)
+
+
+def test_iwae_matches_the_closed_form_log_likelihood_of_a_linear_gaussian() -> None:
+    spec = """
+    observed x : real[2]
+    latent   z : real[2]
+    p(z)     = Normal(0, 1)
+    p(x | z) = Normal(loc = z, scale = 0.5)
+    q(z | x) = Normal(loc = x, scale = 1)
+    objective semisupervised(samples = 20000, estimator = iwae)
+    """
+    model = gmdsl.compile(spec).double()
+    x = torch.tensor([[0.3, -1.2], [2.0, 0.5]], dtype=torch.float64)
+    torch.manual_seed(0)
+    result = model.objective({"x": x})
+    exact = D.Normal(0.0, math.sqrt(1 + 0.25)).log_prob(x).sum(-1)  # x ~ N(0, (1 + 0.5^2) I)
+    z = result.values["z"]
+    log_w = (D.Normal(z, 0.5).log_prob(x).sum(-1) + D.Normal(0.0, 1.0).log_prob(z).sum(-1)
+             - D.Normal(x, 1.0).log_prob(z).sum(-1))
+    w = torch.exp(log_w - log_w.max(0).values)
+    standard_error = w.std(0) / (w.mean(0) * math.sqrt(w.shape[0]))  # of log mean w, by the delta method
+    assert (result.elbo - exact).abs().max() < 4 * standard_error.max()
+    torch.testing.assert_close(result.elbo, torch.logsumexp(log_w, 0) - math.log(w.shape[0]))
+    snis = gmdsl.compile(spec.replace("estimator = iwae", "estimator = snis")).double().objective({"x": x})
+    assert (snis.elbo < exact).all()  # the plain ELBO stays below log p(x)
+
+
+def test_enumeration_equals_the_exact_expectation() -> None:
+    spec = """
+    observed x : real[2]
+    latent   c : onehot[3]
+    latent   b : binary[2]
+    p(c)        = Categorical(probs = uniform)
+    p(b)        = Bernoulli(0.3)
+    p(x | c, b) = Normal(loc = dec(c, b), scale = 0.7)
+    q(c | x)    = Categorical(logits = enc_c(x)) by enumeration
+    q(b | x, c) = Bernoulli(logits = enc_b(x, c)) by enumeration
+    net dec   = mlp(hidden = [4])
+    net enc_c = mlp(hidden = [4])
+    net enc_b = mlp(hidden = [4])
+    """
+    torch.manual_seed(3)
+    model = gmdsl.compile(spec).double()
+    x = torch.tensor([[0.5, -0.1], [1.5, 2.0], [-1.0, 0.0]], dtype=torch.float64)
+    result = model.objective({"x": x})
+    exact = []
+    for row in x:
+        total = torch.tensor(0.0, dtype=torch.float64)
+        log_qc = torch.log_softmax(model.encoder.enc_c(row), -1)
+        for k in range(3):
+            c = torch.nn.functional.one_hot(torch.tensor(k), 3).double()
+            for bits in ([0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]):
+                b = torch.tensor(bits, dtype=torch.float64)
+                log_qb = D.Bernoulli(logits=model.encoder.enc_b(torch.cat([row, c]))).log_prob(b).sum()
+                log_joint = (math.log(1 / 3) + D.Bernoulli(0.3).log_prob(b).sum()
+                             + D.Normal(model.decoder.dec(torch.cat([c, b])), 0.7).log_prob(row).sum())
+                total = total + (log_qc[k] + log_qb).exp() * (log_joint - log_qc[k] - log_qb)
+        exact.append(total)
+    torch.testing.assert_close(result.elbo, torch.stack(exact))
+
+
+def test_beta_weights_the_latent_terms() -> None:
+    base = LABEL_FIRST
+    batch = {"x": X}
+    torch.manual_seed(5)
+    one = gmdsl.compile(base + "objective semisupervised(samples = 3)\n").double()
+    torch.manual_seed(5)
+    half = gmdsl.compile(base + "objective semisupervised(samples = 3, beta = 0.5)\n").double()
+    torch.manual_seed(9)
+    r1 = one.objective(batch)
+    torch.manual_seed(9)
+    r2 = half.objective(batch)
+    values = r1.values
+    dec = one.decoder.dec
+    log_like = D.Bernoulli(logits=dec(torch.cat([values["y"], values["z"]], -1))).log_prob(X).sum(-1).mean(0)
+    # elbo = log p(x | .) + beta * (rest); so 2 * elbo(beta = 0.5) - elbo(beta = 1) = log p(x | .)
+    torch.testing.assert_close(2 * r2.elbo - r1.elbo, log_like)
