@@ -43,6 +43,7 @@ class _Checker:
 
     def run(self) -> list[Diagnostic]:
         self.check_declarations()
+        self.check_numbers()
         self.check_factor_coverage()
         for factor in self.spec.statements:
             if isinstance(factor, ast.Factor):
@@ -68,6 +69,12 @@ class _Checker:
             if isinstance(statement, (ast.VarDecl, ast.LetDecl, ast.NetDecl)) and statement.name.name in RESERVED_NAMES:
                 self.report(error("E0106", f"`{statement.name.name}` is a reserved word", statement.name.span,
                                   help="`uniform` means equal probabilities; choose another name"))
+
+    def check_numbers(self) -> None:
+        for number in _numbers(self.spec.statements):
+            if not math.isfinite(number.value):
+                self.report(error("E0109", "this number is too large to represent", number.span,
+                                  help="numbers must be finite (at most about 1.8e308)"))
 
     def check_type(self, declaration: ast.VarDecl | ast.LetDecl) -> None:
         type_expr = declaration.type
@@ -235,7 +242,13 @@ class _Checker:
         uses: list[NetworkUse] = network_uses(scope)
         used_names = {use.call.net.name for use in uses}
         for use in uses:
-            if use.call.net.name not in scope.nets:
+            name = use.call.net.name
+            if name in scope.variables or name in scope.lets:
+                kind = "variable" if name in scope.variables else "`let` node"
+                self.report(error("E0104", f"`{name}` is a {kind}, not a network", use.call.net.span,
+                                  help=f"call a network on it instead, e.g. `net({name})`, with "
+                                       f"`net NAME = mlp(...)` defined"))
+            elif name not in scope.nets:
                 self.unknown_name(use.call.net, "network", scope.nets)
         for name, net in scope.nets.items():
             builder = NETWORK_BUILDERS.get(net.builder.name)
@@ -319,6 +332,18 @@ class _Checker:
     def unknown_name(self, ident: ast.Ident, kind: str, known) -> None:
         self.report(error("E0104" if kind == "network" else "E0103", f"unknown {kind} `{ident.name}`", ident.span,
                           help=did_you_mean(ident.name, known) or f"declare it: {_how_to_declare(kind, ident.name)}"))
+
+
+def _numbers(node):
+    """Every number literal under a node."""
+    if isinstance(node, ast.Number):
+        yield node
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _numbers(item)
+    elif hasattr(node, "__dataclass_fields__"):
+        for name in node.__dataclass_fields__:
+            yield from _numbers(getattr(node, name))
 
 
 def _how_to_declare(kind: str, name: str) -> str:

@@ -102,7 +102,10 @@ def compile_command(spec: str, dump: str | None, output: str | None) -> int:
 
     source = emit(model)
     if output is not None and not output.endswith(".py"):
-        Path(output).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(output).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _UsageError(f"cannot create the directory {output}: {exc.strerror or exc}") from None
         output = str(Path(output) / f"{model.name}.py")
     _write_or_print(source.rstrip("\n"), output)
     return EXIT_OK
@@ -122,7 +125,10 @@ def graph(spec: str, output: str, fmt: str | None) -> int:
     model = _load(spec)
     if model is None:
         return EXIT_SPEC_ERROR
-    written = draw(model, output, chosen)
+    try:
+        written = draw(model, output, chosen)
+    except OSError as exc:
+        raise _UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {written}")
     return EXIT_OK
 
@@ -131,7 +137,10 @@ def _write_or_print(text: str, output: str | None) -> None:
     if output is None:
         click.echo(text)
     else:
-        Path(output).write_text(text + "\n", encoding="utf-8")
+        try:
+            Path(output).write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise _UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
         click.echo(f"wrote {output}", err=True)
 
 

@@ -19,9 +19,10 @@ from .lowering import ModelGraph  # noqa: E402
 FORMATS = ("png", "svg", "dot")
 _FILL = {"observed": "#b8b8b8", "supervised": "#dedede", "latent": "white", "deterministic": "#f4f4f4"}
 _TITLES = {"p": "generative model p", "q": "recognition model q"}
-_RADIUS = 0.46
+_RADIUS = 0.5
 _ROW_HEIGHT = 1.5
-_COLUMN_WIDTH = 1.6
+_COLUMN_WIDTH = 1.7
+_MAX_INCHES = 40  # a model of hundreds of variables still fits in memory
 
 
 def layout(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
@@ -52,40 +53,55 @@ def _draw_node(axes, graph: nx.DiGraph, node: str, xy: tuple[float, float]) -> N
         if role == "supervised":
             axes.add_patch(Wedge(xy, _RADIUS, 90, 270, facecolor=_FILL["observed"], edgecolor="none", zorder=2))
             axes.add_patch(Circle(xy, _RADIUS * 1.18, facecolor="none", edgecolor="black", linewidth=1.0, zorder=2))
-    axes.text(xy[0], xy[1], _node_label(graph, node), ha="center", va="center", fontsize=7, zorder=3)
+    axes.text(xy[0], xy[1], _node_label(graph, node), ha="center", va="center", fontsize=6.5, zorder=3)
 
 
-def _draw_edge(axes, source_xy, target_xy, network: str | None, skips_rows: bool) -> None:
-    """An arrow from rim to rim; one that skips a row bends, so it does not cross the
-    nodes between, and its label sits on the bend."""
+def _edge_geometry(source_xy, target_xy, skips_rows: bool):
+    """(start, end, bend, label position) of an arrow from rim to rim. An edge that skips a
+    row bends (matplotlib's arc3), so it passes beside the nodes in between."""
     (x1, y1), (x2, y2) = source_xy, target_xy
     dx, dy = x2 - x1, y2 - y1
     length = max((dx * dx + dy * dy) ** 0.5, 1e-9)
-    bend = 0.75 if skips_rows else 0.0
     ux, uy = dx / length, dy / length
     start = (x1 + ux * _RADIUS, y1 + uy * _RADIUS)
     end = (x2 - ux * _RADIUS * 1.05, y2 - uy * _RADIUS * 1.05)
+    bend = 0.6 if skips_rows else 0.0
+    # the curve's midpoint: the chord's midpoint moved by bend / 2 * (dy, -dx) of the chord
+    cdx, cdy = end[0] - start[0], end[1] - start[1]
+    label = ((start[0] + end[0]) / 2 + bend / 2 * cdy, (start[1] + end[1]) / 2 - bend / 2 * cdx)
+    return start, end, bend, label
+
+
+def _draw_edge(axes, geometry, label: str) -> None:
+    start, end, bend, label_xy = geometry
     axes.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, linewidth=1.0, shrinkA=0,
                                    shrinkB=0, connectionstyle=f"arc3,rad={bend}", color="#333333", zorder=1))
-    if network:
-        # the midpoint of matplotlib's arc3 curve: mid + rad/2 * (dy, -dx)
-        middle = ((x1 + x2) / 2 + bend / 2 * dy, (y1 + y2) / 2 - bend / 2 * dx)
-        axes.text(middle[0], middle[1], network, fontsize=7, color="#1f4e9c", ha="center", va="center", zorder=4,
+    if label:
+        axes.text(*label_xy, label, fontsize=7, color="#1f4e9c", ha="center", va="center", zorder=4,
                   bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
 
 
-def _half_width(positions: dict[str, tuple[float, float]]) -> float:
-    return max((abs(x) for x, _ in positions.values()), default=0.0) + 1.1
+def _geometries(graph: nx.DiGraph, positions) -> dict:
+    return {(s, t): _edge_geometry(positions[s], positions[t],
+                                   abs(positions[s][1] - positions[t][1]) > _ROW_HEIGHT * 1.5)
+            for s, t in graph.edges}
+
+
+def _half_width(graph: nx.DiGraph) -> float:
+    """Half the panel's width: its widest row, and room for bent edges and their labels."""
+    positions = layout(graph)
+    xs = [abs(x) for x, _ in positions.values()]
+    xs += [abs(g[3][0]) + 0.5 for g in _geometries(graph, positions).values()]
+    return max(xs, default=0.0) + _RADIUS + 0.6
 
 
 def _draw_graph(axes, graph: nx.DiGraph, title: str, rows: int) -> None:
     positions = layout(graph)
-    for source, target, network in graph.edges(data="network"):
-        skips = abs(positions[source][1] - positions[target][1]) > _ROW_HEIGHT * 1.5
-        _draw_edge(axes, positions[source], positions[target], network, skips)
+    for (source, target), geometry in _geometries(graph, positions).items():
+        _draw_edge(axes, geometry, ", ".join(graph.edges[source, target]["networks"]))
     for node, xy in positions.items():
         _draw_node(axes, graph, node, xy)
-    half_width = _half_width(positions)
+    half_width = _half_width(graph)
     axes.set_xlim(-half_width, half_width)
     axes.set_ylim(-_ROW_HEIGHT * (rows - 1) - 0.7, 0.7)
     axes.set_aspect("equal")
@@ -114,8 +130,9 @@ def draw(model: ModelGraph, output: str | Path, fmt: str | None = None) -> Path:
         return output
     graphs = (model.p, model.q)
     rows = max(len(list(nx.topological_generations(g))) for g in graphs)
-    widths = [2 * _half_width(layout(g)) for g in graphs]  # equal scale in both panels
-    figure, axes = plt.subplots(1, 2, figsize=(0.75 * sum(widths) + 0.6, 0.75 * (_ROW_HEIGHT * (rows - 1) + 1.4) + 1.3),
+    widths = [2 * _half_width(g) for g in graphs]  # equal scale in both panels
+    size = (0.75 * sum(widths) + 0.6, 0.75 * (_ROW_HEIGHT * (rows - 1) + 1.4) + 1.3)
+    figure, axes = plt.subplots(1, 2, figsize=tuple(min(inches, _MAX_INCHES) for inches in size),
                                 gridspec_kw={"width_ratios": widths})
     for ax, which in zip(axes, ("p", "q")):
         _draw_graph(ax, model.p if which == "p" else model.q, _TITLES[which], rows)
@@ -141,11 +158,12 @@ def to_dot(model: ModelGraph) -> str:
             attributes = graph.nodes[node]
             role = attributes["role"]
             shape = "box" if attributes["kind"] == "let" else ("doublecircle" if role == "supervised" else "circle")
+            style = "filled,dashed" if attributes["kind"] == "let" else "filled"
             label = _node_label(graph, node).replace("\n", "\\n")
-            lines.append(f'    {which}_{node} [label="{label}", shape={shape}, style=filled, '
+            lines.append(f'    {which}_{node} [label="{label}", shape={shape}, style="{style}", '
                          f'fillcolor="{_FILL[role]}"];')
-        for source, target, network in sorted(graph.edges(data="network")):
-            label = f' [label="{network}"]' if network else ""
+        for source, target, networks in sorted(graph.edges(data="networks")):
+            label = f' [label="{", ".join(networks)}"]' if networks else ""
             lines.append(f"    {which}_{source} -> {which}_{target}{label};")
         lines.append("  }")
     lines.append("}")

@@ -31,6 +31,7 @@ CODES: dict[str, str] = {
     "E0106": "a reserved word used as a name",
     "E0107": "`model NAME` is not the first statement, or is given twice",
     "E0108": "the model has no observed variable",
+    "E0109": "a number too large to represent",
     "E0201": "an observed variable has a q factor",
     "E0202": "a variable has no p factor",
     "E0203": "a latent or supervised variable has no q factor",

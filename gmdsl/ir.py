@@ -68,7 +68,7 @@ class NodeIR(_Frozen):
 class EdgeIR(_Frozen):
     source: str
     target: str
-    network: str | None
+    networks: list[str]
 
 
 class GraphIR(_Frozen):
@@ -106,8 +106,9 @@ def _graph_ir(model: ModelGraph, which: str) -> GraphIR:
         attributes.pop("networks", None)  # derivable from `parameters`
         nodes.append(NodeIR(name=name, line=line, column=column, **attributes))
     position = {name: index for index, name in enumerate(order)}
-    edges = sorted(graph.edges(data="network"), key=lambda e: (position[e[1]], position[e[0]]))
-    return GraphIR(order=order, nodes=nodes, edges=[EdgeIR(source=s, target=t, network=n) for s, t, n in edges])
+    edges = sorted(graph.edges(data="networks"), key=lambda e: (position[e[1]], position[e[0]]))
+    return GraphIR(order=order, nodes=nodes,
+                   edges=[EdgeIR(source=s, target=t, networks=list(n)) for s, t, n in edges])
 
 
 def to_ir(model: ModelGraph) -> ModelIR:

@@ -13,7 +13,7 @@ Node attributes (both graphs):
     networks (names), estimator ({"name", "options"} or None; q only)
   on a `let`:
     network, inputs
-Edge attribute: `network`, the network through which the source is read (or None).
+Edge attribute: `networks`, the networks through which the source is read (may be empty).
 """
 
 from __future__ import annotations
@@ -83,11 +83,11 @@ def _graph(scope: Scope, model: str) -> nx.DiGraph:
         if factor is not None:
             attributes.update(_factor_attributes(factor, scope))
         graph.add_node(name, **attributes)
-    for source, target, network in dependency_edges(scope, model):
+    for source, target, networks in dependency_edges(scope, model):
         for node in (source, target):
             if node not in graph:
                 graph.add_node(node, **_node_attributes(scope, node, model))
-        graph.add_edge(source, target, network=network)
+        graph.add_edge(source, target, networks=networks)
     return graph
 
 

@@ -43,6 +43,11 @@ _FRIENDLY_SYNTAX_ERRORS: dict[str, list[str]] = {
         "p(x | y z) = Normal(0, 1)",
         "p(x, y) = Normal(0, 1)",
     ],
+    "a network's inputs are names of variables or `let` nodes; compute the inner network first: "
+    "`let h : real[64] = inner(z)`, then `outer(h)`": [
+        "p(x) = Normal(d(e(z)))",
+        "p(x) = Normal(loc = d(e(z)), scale = 1)",
+    ],
     "a distribution is called with parentheses: `Normal(0, 1)`": [
         "p(x) = Normal",
         "p(x) = Normal p(y) = Normal(0, 1)",
@@ -202,7 +207,8 @@ def _found(exc: UnexpectedInput, source: str) -> str:
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         return "end of file"
     if isinstance(exc, UnexpectedCharacters):
-        return f"`{source[exc.pos_in_stream]}`"
+        character = source[exc.pos_in_stream]
+        return f"`{character}`" if character.isprintable() else f"the character {character!r}"
     return f"`{exc.token}`"
 
 

@@ -180,7 +180,9 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
         NetworkBuilder(
             "conv",
             (OptionSpec("channels", "int_list", (32, 64), minimum=1, doc="output channels of each convolution"),
-             OptionSpec("kernel", "int", 4, minimum=1), OptionSpec("stride", "int", 2, minimum=1),
+             OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size; each layer pads by kernel // 2"),
+             OptionSpec("stride", "int", 2, minimum=1,
+                        doc="each layer divides the height and width by it, rounding up (never below 1)"),
              OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers after flattening"),
              _ACTIVATION),
             "convolutions over the first argument (an image [C, H, W]); the other arguments join after flattening",
@@ -189,7 +191,9 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
         NetworkBuilder(
             "deconv",
             (OptionSpec("channels", "int_list", (64, 32), minimum=1, doc="channels of each transposed convolution"),
-             OptionSpec("kernel", "int", 4, minimum=1), OptionSpec("stride", "int", 2, minimum=1),
+             OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size of each transposed convolution"),
+             OptionSpec("stride", "int", 2, minimum=1, doc="each layer multiplies the height and width by it; the "
+                        "first image is the output's size / stride ** layers, rounded up, and the result is cropped"),
              OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers before the first transposed convolution"),
              _ACTIVATION),
             "dense layers then transposed convolutions up to an image-shaped output [C, H, W]",

@@ -83,14 +83,14 @@ def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
 
 def _declare_model(scope: Scope, statement: ast.ModelDecl, index: int, report) -> None:
     if scope.model_decl is not None:
-        report(error("E0107", "the model is named twice", statement.name.span,
-                     note=f"it is named `{scope.model_decl.name.name}` at {scope.model_decl.span.line}"))
-    elif index != 0:
+        report(error("E0107", "the model is named twice", statement.name.span, help="keep one `model` line",
+                     note=f"it is named `{scope.model_decl.name.name}` at {scope.model_decl.span.line}:1"))
+        return
+    if index != 0:
         report(error("E0107", "`model NAME` must be the first statement", statement.span,
                      help="move this line to the top of the file"))
-    else:
-        scope.model_decl = statement
-        scope.model_name = statement.name.name
+    scope.model_decl = statement
+    scope.model_name = statement.name.name
 
 
 def _declare_name(scope: Scope, statement: ast.VarDecl | ast.LetDecl | ast.NetDecl, index: int, report) -> None:
@@ -122,22 +122,24 @@ def argument_names(distribution: ast.Distribution) -> list[ast.Ident]:
     return names
 
 
-def network_of(distribution: ast.Distribution, name: str) -> str | None:
-    """The network through which a distribution reads `name` (None for a bare reference)."""
+def networks_reading(distribution: ast.Distribution, name: str) -> tuple[str, ...]:
+    """The networks through which a distribution reads `name` (none for a bare reference)."""
+    found: list[str] = []
     for arg in distribution.args:
         if isinstance(arg.value, ast.NetCall) and any(a.name == name for a in arg.value.args):
-            return arg.value.net.name
-    return None
+            if arg.value.net.name not in found:
+                found.append(arg.value.net.name)
+    return tuple(found)
 
 
-def dependency_edges(scope: Scope, model: str) -> list[tuple[str, str, str | None]]:
-    """The edges (source, target, network) of the p or q graph, `let` nodes included.
+def dependency_edges(scope: Scope, model: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The edges (source, target, networks) of the p or q graph, `let` nodes included.
 
-    A factor's inputs point at its variable, labelled with the network that reads them;
+    A factor's inputs point at its variable, labelled with the networks that read them;
     a declared parent read only through `let` nodes is reached along their edges, and a
     parent not read at all still gets a bare edge, so the graph keeps the factorisation.
     """
-    edges: list[tuple[str, str, str | None]] = []
+    edges: list[tuple[str, str, tuple[str, ...]]] = []
     used_lets: list[str] = []
     for (factor_model, variable), factor in scope.factors.items():
         if factor_model != model or variable not in scope.variables:
@@ -148,13 +150,13 @@ def dependency_edges(scope: Scope, model: str) -> list[tuple[str, str, str | Non
         through_lets = set().union(*(scope.let_variable_inputs(n) for n in direct if n in scope.lets))
         for name in sorted(direct, key=lambda n: scope.order.get(n, -1)):
             if name in scope.order and name != variable:
-                edges.append((name, variable, network_of(factor.distribution, name)))
+                edges.append((name, variable, networks_reading(factor.distribution, name)))
                 if name in scope.lets:
                     used_lets.append(name)
         for parent in factor.parents:
             known = parent.name in scope.order and parent.name != variable
             if known and parent.name not in direct and parent.name not in through_lets:
-                edges.append((parent.name, variable, None))
+                edges.append((parent.name, variable, ()))
     seen: set[str] = set()
     while used_lets:
         let = used_lets.pop()
@@ -164,7 +166,7 @@ def dependency_edges(scope: Scope, model: str) -> list[tuple[str, str, str | Non
         call = scope.lets[let].call
         for arg in call.args:
             if arg.name in scope.order and arg.name != let:
-                edges.append((arg.name, let, call.net.name))
+                edges.append((arg.name, let, (call.net.name,)))
                 if arg.name in scope.lets:
                     used_lets.append(arg.name)
     return edges

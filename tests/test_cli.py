@@ -88,3 +88,16 @@ def test_internal_errors_are_labelled_as_gmdsls(capsys, monkeypatch) -> None:
     assert "Traceback" not in err
     code, _, err = run(capsys, "--debug", "compile", MNIST, "--dump-ir")
     assert code == 3 and "Traceback" in err
+
+
+@pytest.mark.parametrize("args", [["graph", MNIST, "-o", "/nonexistent-dir/m.png"],
+                                  ["compile", MNIST, "--dump-ir", "-o", "/nonexistent-dir/m.json"]])
+def test_unwritable_output_is_bad_usage(capsys, args) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "cannot write /nonexistent-dir/" in err and "Traceback" not in err
+
+
+def test_compile_writes_a_module_into_a_directory(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "compile", MNIST, "-o", str(tmp_path / "out"))
+    assert code == 0 and f"wrote {tmp_path / 'out' / 'mnist.py'}" in err
+    assert "class Encoder(torch.nn.Module):" in (tmp_path / "out" / "mnist.py").read_text()

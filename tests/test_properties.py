@@ -30,7 +30,7 @@ def _graph_facts(model: gmdsl.ModelGraph) -> dict:
     """What a graph says, without where it was written."""
     def facts(graph: nx.DiGraph):
         nodes = {n: {k: v for k, v in a.items() if k not in ("span", "order")} for n, a in graph.nodes(data=True)}
-        return nodes, sorted(graph.edges(data="network"), key=str)
+        return nodes, sorted(graph.edges(data="networks"), key=str)
     return {"p": facts(model.p), "q": facts(model.q), "networks": {
         n: (net.builder, net.options, net.input_width, net.output_width) for n, net in model.networks.items()},
         "objective": model.objective, "name": model.name}

@@ -55,8 +55,8 @@ def test_let_nodes_are_in_the_graph_that_reads_them() -> None:
     model = gmdsl.load(ROOT / "specs" / "digit_after_style.gm")
     assert "h" in model.q and "h" not in model.p
     assert model.q.nodes["h"]["role"] == "deterministic"
-    assert set(model.q.edges(data="network")) == {("x", "h", "trunk"), ("h", "z", "encoder"),
-                                                   ("h", "y", "classifier"), ("z", "y", "classifier")}
+    assert set(model.q.edges(data="networks")) == {("x", "h", ("trunk",)), ("h", "z", ("encoder",)),
+                                                    ("h", "y", ("classifier",)), ("z", "y", ("classifier",))}
     assert model.networks["classifier"].input_width == 128 + 16
     assert model.q.nodes["y"]["estimator"]["name"] == "enumeration"
 
