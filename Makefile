@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e ".[test]"
 	touch $(STAMP)
 
-# The main job: check, draw and compile (to the IR) every spec in specs/.
+# The main job: check, draw and compile every spec in specs/ (IR and PyTorch module).
 demo: $(STAMP)
 	mkdir -p $(DEMO)
 	$(BIN)/gmdsl check specs/*.gm
@@ -26,13 +26,14 @@ demo: $(STAMP)
 	  name=$$(basename $$spec .gm); \
 	  $(BIN)/gmdsl graph $$spec -o $(DEMO)/$$name.png || exit 1; \
 	  $(BIN)/gmdsl compile $$spec --dump-ir -o $(DEMO)/$$name.ir.json || exit 1; \
+	  $(BIN)/gmdsl compile $$spec -o $(DEMO) || exit 1; \
 	done
-	@echo "pictures and IR in $(DEMO)/"
+	@echo "pictures, IR and compiled modules in $(DEMO)/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Rewrite the golden files (diagnostics of tests/golden/bad/*.gm, compiled IR) from the real CLI.
+# Rewrite the golden files (diagnostics of tests/golden/bad/*.gm, IR, compiled modules) from the real CLI.
 golden: $(STAMP)
 	GMDSL_UPDATE_GOLDEN=1 $(BIN)/python -m pytest tests/test_golden.py
 

@@ -1,0 +1,90 @@
+"""Time one training step (objective, backward, Adam) of the compiled specs/mnist.gm against
+the hand-written PyTorch model, in the same run, and print the ratio (target <= 1.10).
+
+    .venv/bin/python bench/step_time.py [--batch 128] [--samples 8] [--rounds 30]
+
+The two models share weights and random draws, and the script checks that they compute the
+same objective before timing them, so it compares like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import gmdsl
+from handwritten_mnist import HandWrittenMnist
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def batch_of(size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    x = (torch.rand(size, 784, generator=generator) < 0.2).float()
+    labels = torch.randint(0, 10, (size,), generator=generator)
+    labelled = torch.rand(size, generator=generator) < 0.1  # semi-supervised: a few labels per batch
+    return {"x": x, "y": labels, "y_observed": labelled}
+
+
+def twin_models(samples: int) -> tuple[torch.nn.Module, HandWrittenMnist]:
+    """The compiled specs/mnist.gm and the hand-written model, with the same weights."""
+    compiled = gmdsl.compile(ROOT / "specs" / "mnist.gm")
+    hand = HandWrittenMnist(samples=samples)
+    networks = {"classifier": compiled.encoder.classifier, "encoder": compiled.encoder.encoder,
+                "decoder": compiled.decoder.decoder}
+    hand.load_state_dict({f"{name}.{key}": value for name, network in networks.items()
+                          for key, value in network.state_dict().items()})
+    return compiled, hand
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+
+    compiled, hand = twin_models(args.samples)
+    batch = batch_of(args.batch, torch.Generator().manual_seed(0))
+    onehot = torch.nn.functional.one_hot(batch["y"], 10).float()
+
+    torch.manual_seed(1)
+    compiled_elbo = compiled.objective(batch, samples=args.samples).elbo
+    torch.manual_seed(1)
+    hand_elbo = hand.elbo(batch["x"], onehot, batch["y_observed"])
+    torch.testing.assert_close(compiled_elbo, hand_elbo, rtol=1e-4, atol=1e-3)
+
+    optimisers = {"compiled": torch.optim.Adam(compiled.parameters(), 1e-3),
+                  "hand-written": torch.optim.Adam(hand.parameters(), 1e-3)}
+    losses = {"compiled": lambda: compiled.objective(batch, samples=args.samples).loss,
+              "hand-written": lambda: -hand.elbo(batch["x"], onehot, batch["y_observed"]).mean()}
+
+    def step(name: str) -> float:
+        start = time.perf_counter()
+        loss = losses[name]()
+        optimisers[name].zero_grad()
+        loss.backward()
+        optimisers[name].step()
+        return time.perf_counter() - start
+
+    for name in losses:  # warm up
+        for _ in range(5):
+            step(name)
+    times: dict[str, list[float]] = {name: [] for name in losses}
+    for _ in range(args.rounds):  # interleaved, so drifts in machine load hit both alike
+        for name in losses:
+            times[name].append(step(name))
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(f"mnist.gm training step, batch {args.batch}, samples {args.samples}, {args.rounds} rounds, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    for name, value in median.items():
+        print(f"  {name:>12}: {value * 1e3:7.2f} ms (median)")
+    print(f"  ratio compiled / hand-written: {median['compiled'] / median['hand-written']:.3f} (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
