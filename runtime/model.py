@@ -54,13 +54,14 @@ class CompiledModel(nn.Module):
         self.register_buffer("_dtype_device", torch.zeros(()), persistent=False)  # follows .to() and .double()
         self.by_name = {v.name: v for v in self.variables}
 
-    def _recognise(self, batch: Mapping[str, torch.Tensor], samples: int | None) -> Recognition:
+    def _recognise(self, batch: Mapping[str, torch.Tensor], samples: int | None,
+                   enumerate_relaxed: bool = False) -> Recognition:
         dtype, device = self._dtype_device.dtype, self._dtype_device.device
         data, masks, size = prepare(batch, self.by_name, dtype, device)
         samples = self.options.samples if samples is None else samples
         if samples < 1:
             raise BatchError(f"samples must be at least 1, not {samples}")
-        q = Recognition(self.by_name, data, masks, samples, size, dtype, device)
+        q = Recognition(self.by_name, data, masks, samples, size, dtype, device, enumerate_relaxed)
         self.encoder(q)
         return q
 
@@ -73,16 +74,40 @@ class CompiledModel(nn.Module):
         return labelled
 
     def objective(self, batch: Mapping[str, torch.Tensor], samples: int | None = None,
-                  alpha: float | None = None) -> Objective:
-        """The semi-supervised objective of each row (see gmdsl.runtime.objective)."""
-        q = self._recognise(batch, samples)
+                  alpha: float | None = None, estimator: str | None = None,
+                  enumerate_relaxed: bool = False) -> Objective:
+        """The semi-supervised objective of each row (see gmdsl.runtime.objective).
+        `estimator` overrides the spec's (snis or iwae); `enumerate_relaxed` sums exactly over
+        discrete variables the spec relaxes (for evaluation)."""
+        q = self._recognise(batch, samples, enumerate_relaxed)
         p = Generation(self.by_name, q.values, q.dtype, q.device)
         self.decoder(p)
         elbo, log_q_supervised = estimators.semisupervised(
             p.log_p_observed, p.log_p_latent, q.log_q, q.log_enumeration, q.log_w_supervised, self._labelled(q),
             alpha=self.options.alpha if alpha is None else alpha, beta=self.options.beta,
-            estimator=self.options.estimator, constant_weights=self.constant_weights)
+            estimator=estimator or self.options.estimator, constant_weights=self.constant_weights)
         return Objective(elbo, log_q_supervised, q.values)
+
+    @torch.no_grad()
+    def log_likelihood(self, batch: Mapping[str, torch.Tensor], samples: int = 100) -> torch.Tensor:
+        """An importance-weighted estimate of log p(observed) per row [B]: the iwae bound with
+        `samples` draws, relaxed discrete variables summed exactly where they are small enough."""
+        observed = {k: v for k, v in batch.items() if k in self.by_name and self.by_name[k].role == "observed"}
+        return self.objective(observed, samples=samples, estimator="iwae", enumerate_relaxed=True).elbo
+
+    @torch.no_grad()
+    def reconstruct(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """p's mean of each observed variable, given one draw of q from the batch: [B, *shape]."""
+        q = self._recognise(batch, 1)
+        p = Generation(self.by_name, q.values, q.dtype, q.device)
+        self.decoder(p)
+        out = {}
+        for variable in self.variables:
+            if variable.role == "observed":
+                mean = p.distributions[variable.name].mean(q.dtype, q.device)
+                mean = mean.expand(*mean.shape[:-1], variable.size).reshape(-1, q.batch_size, variable.size)[0]
+                out[variable.name] = mean.reshape(q.batch_size, *variable.shape)
+        return out
 
     @torch.no_grad()
     def predict(self, batch: Mapping[str, torch.Tensor], samples: int | None = None) -> dict[str, torch.Tensor]:
@@ -104,8 +129,10 @@ class CompiledModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def sample(self, n: int, given: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Draw n examples from p, ancestrally; `given` fixes some variables ([n, *shape] each)."""
+    def sample(self, n: int, given: Mapping[str, torch.Tensor] | None = None,
+               observed_means: bool = False) -> dict[str, torch.Tensor]:
+        """Draw n examples from p, ancestrally; `given` fixes some variables ([n, *shape] each);
+        `observed_means` gives observed variables their mean rather than a draw (for pictures)."""
         dtype, device = self._dtype_device.dtype, self._dtype_device.device
         values = {}
         for name, tensor in (given or {}).items():
@@ -118,7 +145,7 @@ class CompiledModel(nn.Module):
                 raise BatchError(f"given['{name}'] has shape {shape}, expected [{n}, "
                                  f"{', '.join(map(str, variable.shape))}]")
             values[name] = tensor.to(device=device, dtype=dtype).reshape(n, variable.size)
-        p = Generation(self.by_name, values, dtype, device, count=n)
+        p = Generation(self.by_name, values, dtype, device, count=n, observed_means=observed_means)
         self.decoder(p)
         return {v.name: p.values[v.name].expand(n, v.size).reshape(n, *v.shape) for v in self.variables}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..registry import ENUMERATION_LIMIT
 from .distributions import Distribution
 
 
@@ -65,8 +66,9 @@ class Recognition(_Trace):
     enumerated values, `log_w_supervised` the log q of the given labels (the importance weights)."""
 
     def __init__(self, variables, data: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], samples: int,
-                 batch_size: int, dtype, device):
+                 batch_size: int, dtype, device, enumerate_relaxed: bool = False):
         super().__init__(variables, dtype, device)
+        self.enumerate_relaxed = enumerate_relaxed  # sum exactly where training used a relaxation
         self.data = data
         self.masks = masks
         self.samples = samples
@@ -85,6 +87,8 @@ class Recognition(_Trace):
                enumeration: bool = False) -> torch.Tensor:
         distribution = self._bind(name, distribution)
         given, mask = self.data.get(name), self.masks.get(name)
+        if relaxation is not None and self.enumerate_relaxed and distribution.support_size() <= ENUMERATION_LIMIT:
+            relaxation, enumeration = None, True
         if given is not None and mask is None:  # labelled on every row: nothing to draw
             value = given
         elif enumeration:
@@ -130,10 +134,12 @@ class Generation(_Trace):
     (for `Model.sample`). Log-probabilities of observed variables and of the rest are kept apart,
     so the objective can weight the latter by beta."""
 
-    def __init__(self, variables, values: dict[str, torch.Tensor], dtype, device, count: int | None = None):
+    def __init__(self, variables, values: dict[str, torch.Tensor], dtype, device, count: int | None = None,
+                 observed_means: bool = False):
         super().__init__(variables, dtype, device)
         self.values.update(values)
         self.count = count  # rows to draw, for values not given
+        self.observed_means = observed_means  # draw observed variables as their means (for pictures)
         self.log_p_observed = self._zero()
         self.log_p_latent = self._zero()
 
@@ -141,7 +147,11 @@ class Generation(_Trace):
         distribution = self._bind(name, distribution)
         value = self.values.get(name)
         if value is None:
-            value = distribution.sample(self._shape(distribution, (self.count,)), self.dtype, self.device)
+            shape = self._shape(distribution, (self.count,))
+            if self.observed_means and self.variables[name].role == "observed":
+                value = distribution.mean(self.dtype, self.device).expand(shape)
+            else:
+                value = distribution.sample(shape, self.dtype, self.device)
         log_p = distribution.log_prob(value)
         if self.variables[name].role == "observed":
             self.log_p_observed = self.log_p_observed + log_p

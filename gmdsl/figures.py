@@ -1,0 +1,187 @@
+"""The pictures of a run (matplotlib, PNG): training curves, reconstructions, the paper's
+disentanglement grid (style rows x label columns), latent traversals, and the confusion matrix."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .runs import Run  # noqa: E402
+from .runtime.evaluation import label_indices, predictions  # noqa: E402
+
+_TRAVERSAL = torch.linspace(-3, 3, 9)
+
+
+def curves(log: list[dict], path: Path) -> Path:
+    """Loss, and any test error or RMSE, per epoch."""
+    epochs = [r["epoch"] for r in log]
+    extra = sorted({k for r in log for k in r if k.startswith(("test_error_", "test_rmse_"))})
+    figure, axes = plt.subplots(1, 1 + len(extra), figsize=(4 * (1 + len(extra)), 3), squeeze=False)
+    axes[0, 0].plot(epochs, [r["loss"] for r in log], marker="o")
+    axes[0, 0].set(title="training loss (-objective)", xlabel="epoch")
+    for ax, key in zip(axes[0, 1:], extra):
+        ax.plot(epochs, [r.get(key) for r in log], marker="o", color="tab:red")
+        ax.set(title=key.replace("_", " ") + (" (%)" if "error" in key else ""), xlabel="epoch")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120, metadata={"Software": "gmdsl"})
+    plt.close(figure)
+    return path
+
+
+def _image_variable(run: Run):
+    observed = [v for v in run.model.variables if v.role == "observed"]
+    return observed[0] if observed else None
+
+
+def image_shape(run: Run, variable) -> tuple[int, ...] | None:
+    """How to draw a variable's value: [H, W] or [C, H, W], or None when it is no image."""
+    if len(variable.shape) == 3:
+        return variable.shape
+    field_shape = tuple(run.data["field_shapes"].get(variable.name, ()))
+    if len(field_shape) in (2, 3) and math.prod(field_shape) == variable.size:
+        return field_shape
+    side = math.isqrt(variable.size)
+    return (side, side) if side * side == variable.size and side > 1 else None
+
+
+def _tile(values: torch.Tensor, shape) -> torch.Tensor:
+    image = values.detach().float().cpu().reshape(*shape).clamp(0, 1)
+    if image.dim() == 3:
+        image = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
+    return image.numpy()
+
+
+def _grid(rows: list[list[torch.Tensor]], shape, path: Path, title: str, row_labels=None, column_labels=None) -> Path:
+    n_rows, n_columns = len(rows), len(rows[0])
+    figure, axes = plt.subplots(n_rows, n_columns, figsize=(0.8 * n_columns + 0.8, 0.8 * n_rows + 0.6),
+                                squeeze=False)
+    for i, row in enumerate(rows):
+        for j, values in enumerate(row):
+            ax = axes[i, j]
+            ax.imshow(_tile(values, shape), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if column_labels and i == 0:
+                ax.set_title(column_labels[j], fontsize=8)
+            if row_labels and j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, metadata={"Software": "gmdsl"})
+    plt.close(figure)
+    return path
+
+
+def _first_rows(test: dict[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
+    return {k: v[:count] for k, v in test.items()}
+
+
+def reconstructions(run: Run, test, folder: Path, count: int = 10) -> Path | None:
+    variable = _image_variable(run)
+    shape = image_shape(run, variable) if variable else None
+    if shape is None:
+        return None
+    batch = _first_rows(test, count)
+    means = run.model.reconstruct({variable.name: batch[variable.name]})[variable.name]
+    rows = [[batch[variable.name][i] for i in range(count)], [means[i] for i in range(count)]]
+    return _grid(rows, shape, folder / "reconstructions.png", "test images (top) and their reconstructions",
+                 row_labels=["data", "recon."])
+
+
+def _label_variable(run: Run):
+    return next((v for v in run.model.variables if v.role == "supervised" and v.type == "onehot"), None)
+
+
+def _latents_inferred(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One draw of every latent variable from q, given the images and their labels: [B, *shape]."""
+    result = run.model.objective(batch, samples=1)
+    rows = len(next(iter(batch.values())))
+    return {v.name: result.values[v.name].reshape(-1, rows, v.size)[0].reshape(rows, *v.shape)
+            for v in run.model.variables if v.role == "latent"}
+
+
+def style_grid(run: Run, test, folder: Path, rows: int = 8) -> Path | None:
+    """The paper's figure: each row keeps the style inferred from one test image, each column
+    sets the label to one class."""
+    image, label = _image_variable(run), _label_variable(run)
+    shape = image_shape(run, image) if image else None
+    if shape is None or label is None:
+        return None
+    batch = {k: v for k, v in _first_rows(test, rows).items() if run.model.by_name[k].role != "latent"}
+    styles = _latents_inferred(run, batch)
+    classes = label.shape[-1]
+    grid = []
+    for i in range(rows):
+        given = {name: value[i:i + 1].expand(classes, *value.shape[1:]) for name, value in styles.items()}
+        given[label.name] = torch.eye(classes, device=run.device)
+        drawn = run.model.sample(classes, given=given, observed_means=True)[image.name]
+        grid.append([batch[image.name][i]] + [drawn[k] for k in range(classes)])
+    return _grid(grid, shape, folder / "style_grid.png",
+                 f"style inferred from a test image (rows) x {label.name} (columns)",
+                 column_labels=["data"] + [str(k) for k in range(classes)])
+
+
+def traversals(run: Run, test, folder: Path, max_dimensions: int = 32) -> Path | None:
+    """Each latent dimension swept over -3..3 (others at the values inferred for one test image)."""
+    image = _image_variable(run)
+    shape = image_shape(run, image) if image else None
+    latents = [v for v in run.model.variables if v.role == "latent" and v.type == "real"]
+    if shape is None or not latents:
+        return None
+    batch = {k: v for k, v in _first_rows(test, 1).items() if run.model.by_name[k].role != "latent"}
+    base = _latents_inferred(run, batch)
+    fixed = {k: v for k, v in batch.items() if run.model.by_name[k].role == "supervised"}
+    rows, labels = [], []
+    for latent in latents:
+        for d in range(min(latent.size, max_dimensions - len(rows))):
+            given = {name: value.expand(len(_TRAVERSAL), *value.shape[1:]).clone() for name, value in base.items()}
+            flat = given[latent.name].reshape(len(_TRAVERSAL), -1)
+            flat[:, d] = _TRAVERSAL.to(flat)
+            given[latent.name] = flat.reshape(given[latent.name].shape)
+            for name, value in fixed.items():
+                label = torch.nn.functional.one_hot(label_indices(value), run.model.by_name[name].shape[-1]) \
+                    if run.model.by_name[name].type == "onehot" and value.dim() == 1 else value
+                given[name] = label.to(flat).expand(len(_TRAVERSAL), *label.shape[1:])
+            drawn = run.model.sample(len(_TRAVERSAL), given=given, observed_means=True)[image.name]
+            rows.append([drawn[k] for k in range(len(_TRAVERSAL))])
+            labels.append(f"{latent.name}[{d}]")
+    return _grid(rows, shape, folder / "traversals.png", "latent traversals, -3 to 3",
+                 row_labels=labels, column_labels=[f"{v:.1f}" for v in _TRAVERSAL.tolist()])
+
+
+def confusion(run: Run, test, folder: Path) -> Path | None:
+    label = _label_variable(run)
+    if label is None:
+        return None
+    predicted = predictions(run.model, test)[label.name].argmax(-1).cpu()
+    truth = label_indices(test[label.name]).cpu()
+    classes = label.shape[-1]
+    matrix = torch.zeros(classes, classes, dtype=torch.long)
+    matrix.index_put_((truth, predicted), torch.ones_like(truth), accumulate=True)
+    figure, ax = plt.subplots(figsize=(0.5 * classes + 2, 0.5 * classes + 1.5))
+    ax.imshow(matrix.numpy(), cmap="Blues")
+    for i in range(classes):
+        for j in range(classes):
+            ax.text(j, i, str(matrix[i, j].item()), ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    error = 100.0 * (1 - matrix.diag().sum().item() / matrix.sum().item())
+    ax.set(xlabel=f"predicted {label.name}", ylabel=f"true {label.name}", xticks=range(classes), yticks=range(classes),
+           title=f"test confusion matrix (error {error:.2f}%)")
+    figure.tight_layout()
+    figure.savefig(folder / "confusion.png", dpi=120, metadata={"Software": "gmdsl"})
+    plt.close(figure)
+    return folder / "confusion.png"
+
+
+def show(run: Run, test) -> list[Path]:
+    folder = run.path / "figures"
+    folder.mkdir(exist_ok=True)
+    with torch.no_grad():
+        made = [f(run, test, folder) for f in (reconstructions, style_grid, traversals, confusion)]
+    return [p for p in made if p is not None]

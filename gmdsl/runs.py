@@ -1,0 +1,133 @@
+"""Run directories: what `gmdsl train` writes and `gmdsl eval` / `gmdsl show` read.
+
+    RUN/model.py          the compiled model (spec.gm beside it when trained from a spec)
+    RUN/config.json       the resolved training configuration
+    RUN/data.json         the dataset, the field of each variable, and image shapes
+    RUN/labelled.json     the indices of the labelled training examples
+    RUN/metrics.jsonl     one record per epoch (also metrics.csv; curves.png)
+    RUN/checkpoint/       weights (safetensors) and training state of the last epoch
+    RUN/eval.json         `gmdsl eval`;  RUN/figures/*.png  `gmdsl show`
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import TrainConfig
+from .datasets import open_dataset
+from .runtime.data import DataError, bind, labelled_subset, load_indices, model_tensor, save_indices
+from .runtime.loading import load_module
+from .runtime.model import CompiledModel
+from .runtime.training import Checkpoints, TrainingData, hide_unlabelled
+
+
+class RunError(ValueError):
+    """A run directory that cannot be used as asked."""
+
+
+@dataclass
+class Run:
+    path: Path
+    model: CompiledModel
+    config: TrainConfig
+    data: dict  # data.json
+    device: torch.device
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunError("device `cuda` was asked for, but torch sees no CUDA GPU (use --device cpu or auto)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def new_run_path(name: str, root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{name}-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / f"{name}-{stamp}-{suffix}"
+    return path
+
+
+def create(path: Path, source: str, spec_text: str | None, config: TrainConfig) -> None:
+    if path.exists() and any(path.iterdir()):
+        raise RunError(f"{path} already holds a run: continue it with `--resume {path}`, or choose another --run")
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "model.py").write_text(source, encoding="utf-8")
+    if spec_text is not None:
+        (path / "spec.gm").write_text(spec_text, encoding="utf-8")
+    (path / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def model_of(path: Path) -> CompiledModel:
+    source = path / "model.py"
+    if not source.exists():
+        raise RunError(f"{path} is not a gmdsl run (it has no model.py)")
+    return load_module(source.read_text(encoding="utf-8"), path.name).Model()
+
+
+def config_of(path: Path) -> TrainConfig:
+    return TrainConfig.model_validate_json((path / "config.json").read_text(encoding="utf-8"))
+
+
+def training_data(model: CompiledModel, config: TrainConfig, path: Path, device: torch.device) -> TrainingData:
+    """The dataset bound to the model's variables, on the device; the labelled subset is drawn
+    on the first call and read back from the run afterwards."""
+    dataset = open_dataset(config.dataset)
+    fields = bind(dataset, model.variables, config.fields)
+    train = {name: model_tensor(dataset.train[field], model.by_name[name]) for name, field in fields.items()}
+    test = {name: model_tensor(dataset.test[field], model.by_name[name]) for name, field in fields.items()}
+    supervised = tuple(v.name for v in model.variables if v.role == "supervised" and v.name in fields)
+    size = len(next(iter(train.values())))
+    labelled = torch.zeros(size, dtype=torch.bool)
+    indices_file = path / "labelled.json"
+    if supervised and config.labels:
+        if indices_file.exists():
+            indices = load_indices(indices_file)
+        else:
+            indices = labelled_subset(dataset.train[fields[supervised[0]]], config.labels, config.label_seed)
+            save_indices(indices_file, indices)
+        labelled[indices] = True
+    for name in supervised:
+        train[name] = hide_unlabelled(train[name], labelled)
+    data_file = path / "data.json"
+    if not data_file.exists():
+        shapes = {name: list(dataset.train[field].shape[1:]) for name, field in fields.items()}
+        data_file.write_text(json.dumps({"dataset": dataset.name, "fields": fields, "field_shapes": shapes,
+                                         "train_examples": size, "labelled_examples": int(labelled.sum())},
+                                        indent=2) + "\n", encoding="utf-8")
+    return TrainingData({k: v.to(device) for k, v in train.items()}, {k: v.to(device) for k, v in test.items()},
+                        labelled.to(device), supervised)
+
+
+def open_run(path: Path, device_name: str = "auto") -> Run:
+    """A trained run: its model with the last checkpoint's weights, on the device."""
+    path = Path(path)
+    if not (path / "model.py").exists():
+        raise RunError(f"{path} is not a gmdsl run (it has no model.py)")
+    device = choose_device(device_name)
+    model = model_of(path).to(device)
+    checkpoints = Checkpoints(path / "checkpoint")
+    if checkpoints.latest() is None:
+        raise RunError(f"{path} has no checkpoint yet: train it first (`gmdsl train ... --run {path}`)")
+    checkpoints.load(model, device)
+    model.eval()
+    data = json.loads((path / "data.json").read_text(encoding="utf-8"))
+    return Run(path, model, config_of(path), data, device)
+
+
+def test_data(run: Run) -> dict[str, torch.Tensor]:
+    dataset = open_dataset(run.config.dataset)
+    try:
+        return {name: model_tensor(dataset.test[field], run.model.by_name[name]).to(run.device)
+                for name, field in run.data["fields"].items()}
+    except KeyError as exc:
+        raise DataError(f"dataset {run.config.dataset} has no field {exc} any more") from None

@@ -1,0 +1,198 @@
+"""Training, evaluation and pictures on a tiny generated dataset: the CLI end to end, exact
+resumption, labels that cannot leak, and clear errors for bad configs and missing data."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gmdsl import cli
+from gmdsl.config import ConfigError, resolve
+from gmdsl.datasets import open_dataset
+from gmdsl.runtime.data import DataError, labelled_subset, read_idx
+
+from tiny_data import make_tiny_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST = str(ROOT / "specs" / "mnist.gm")
+FAST = ["--batch-size", "64", "--samples", "2", "--labels", "20", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_mnist(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    epoch = json.loads((run_dir / "checkpoint" / "latest.json").read_text())["epoch"]
+    return load_file(run_dir / "checkpoint" / f"epoch-{epoch:04d}.safetensors")
+
+
+def test_train_eval_show_resume_end_to_end(capsys, tiny: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    code, out, err = run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)
+    assert code == 0, err
+    assert "epoch 1/1, loss" in out and "test error y" in out
+    for name in ("model.py", "spec.gm", "config.json", "data.json", "labelled.json", "metrics.jsonl", "metrics.csv",
+                 "curves.png"):
+        assert (run_dir / name).exists(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["epochs"] == 1 and config["labels"] == 20 and config["samples"] == 2
+
+    code, out, err = run(capsys, "eval", str(run_dir), "--samples", "5", "--rows", "20")
+    assert code == 0, err
+    results = json.loads((run_dir / "eval.json").read_text())
+    assert set(results) == {"test_error_y", "test_elbo", "test_log_likelihood", "log_likelihood_samples",
+                            "log_likelihood_rows"}
+    assert 0 <= results["test_error_y"] <= 100 and results["test_log_likelihood"] < 0
+    assert "test_error_y" in out
+
+    code, out, err = run(capsys, "show", str(run_dir))
+    assert code == 0, err
+    for name in ("reconstructions", "style_grid", "traversals", "confusion"):
+        assert (run_dir / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+    code, out, err = run(capsys, "train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
+    assert code == 0, err
+    assert "epoch 2/2" in out
+    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+
+
+def test_resuming_gives_the_weights_of_an_uninterrupted_run(capsys, tiny: Path, tmp_path: Path) -> None:
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(straight), *FAST)[0] == 0
+    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(interrupted), *FAST)[0] == 0
+    assert run(capsys, "train", "--resume", str(interrupted), "--epochs", "2", "--no-progress")[0] == 0
+    a, b = weights(straight), weights(interrupted)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
+    """What `gmdsl train` does, in process, for a run directory that already holds model.py,
+    config.json and labelled.json."""
+    from gmdsl import runs
+    from gmdsl.runtime.training import Schedule, Trainer
+
+    config = runs.config_of(run_dir).model_copy(update={"dataset": str(dataset)})
+    torch.manual_seed(config.seed)
+    model = runs.model_of(run_dir)
+    data = runs.training_data(model, config, run_dir, torch.device("cpu"))
+    schedule = Schedule(1, config.batch_size, config.learning_rate, config.label_fraction, config.samples,
+                        config.alpha, config.seed)
+    Trainer(model, data, schedule, run_dir, torch.device("cpu"), progress=False).fit()
+    return weights(run_dir)
+
+
+def test_no_unlabelled_label_reaches_the_loss(capsys, tiny: Path, tmp_path: Path) -> None:
+    """Scrambling the label of every unlabelled training example changes no weight at all."""
+    from tiny_data import write_idx
+
+    template = tmp_path / "template"
+    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(template), *FAST)[0] == 0
+    labelled = torch.tensor(json.loads((template / "labelled.json").read_text())["indices"])
+    scrambled = make_tiny_mnist(tmp_path / "scrambled-data")
+    labels = read_idx(scrambled / "train-labels-idx1-ubyte")
+    hidden = torch.ones(len(labels), dtype=torch.bool)
+    hidden[labelled] = False
+    labels[hidden] = ((labels[hidden].long() + 1 + torch.arange(int(hidden.sum())) % 9) % 10).to(torch.uint8)
+    write_idx(scrambled / "train-labels-idx1-ubyte", labels)
+    results = []
+    for name, dataset in (("honest", tiny), ("scrambled", scrambled)):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        for file in ("model.py", "config.json", "labelled.json"):
+            (run_dir / file).write_text((template / file).read_text())
+        results.append(_train_one_epoch(run_dir, dataset))
+    honest, scrambled_weights = results
+    for key in honest:
+        assert torch.equal(honest[key], scrambled_weights[key]), key
+
+
+def test_labelled_subset_is_class_balanced_and_seeded() -> None:
+    labels = torch.arange(1000) % 10
+    chosen = labelled_subset(labels, 100, seed=3)
+    assert torch.equal(chosen, labelled_subset(labels, 100, seed=3))
+    assert not torch.equal(chosen, labelled_subset(labels, 100, seed=4))
+    assert torch.bincount(labels[chosen], minlength=10).tolist() == [10] * 10
+    assert sorted(torch.bincount(labels[labelled_subset(labels, 15, seed=0)], minlength=10).tolist()) == [1] * 5 + [2] * 5
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("epoch = 3\n", "unknown key `epoch` (did you mean `epochs`?)"),
+    ("epochs = 0\n", "`epochs`: input should be greater than or equal to 1"),
+    ("batch_size = \"big\"\n", "`batch_size`: input should be a valid integer"),
+    ("device = \"tpu\"\n", "`device`: input should be 'auto', 'cpu' or 'cuda'"),
+    ("epochs = [\n", "is not valid TOML"),
+])
+def test_bad_configs_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "train.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        resolve(path, {})
+    assert message in str(caught.value)
+
+
+def test_flags_override_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "train.toml"
+    path.write_text("epochs = 3\nlabels = 600\n")
+    config = resolve(path, {"epochs": 7, "labels": None})
+    assert (config.epochs, config.labels) == (7, 600)
+
+
+def test_bad_config_and_missing_data_from_the_cli(capsys, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "bad.toml").write_text("learning_rat = 0.1\n")
+    code, _, err = run(capsys, "train", MNIST, "--config", str(tmp_path / "bad.toml"), "--run", str(tmp_path / "r1"))
+    assert code == 1 and "unknown key `learning_rat` (did you mean `learning_rate`?)" in err and "Traceback" not in err
+    code, _, err = run(capsys, "train", MNIST, "--dataset", str(tmp_path / "nowhere"), "--run", str(tmp_path / "r2"))
+    assert code == 1 and "no dataset" in err and "Traceback" not in err
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path / "empty-cache"))
+    with pytest.raises(DataError, match="run `gmdsl data fetch fashion-mnist`"):
+        open_dataset("fashion-mnist", fetch_missing=False)
+    code, _, err = run(capsys, "eval", str(tmp_path / "not-a-run"))
+    assert code == 1 and "is not a gmdsl run" in err
+
+
+def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(capsys, tiny: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from gmdsl.runtime.model import CompiledModel
+
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
+    original = CompiledModel.objective
+
+    def diverging(self, batch, **kwargs):
+        result = original(self, batch, **kwargs)
+        result.elbo = result.elbo * float("nan")
+        return result
+
+    monkeypatch.setattr(CompiledModel, "objective", diverging)
+    code, _, err = run(capsys, "train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
+    assert code == 1
+    assert "the loss became nan at epoch 2, step 1; the last good checkpoint is epoch 1" in err
+    assert json.loads((run_dir / "checkpoint" / "latest.json").read_text()) == {"epoch": 1}
+
+
+def test_variables_bind_to_fields_by_name_or_mapping(capsys, tiny: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "renamed.gm"
+    spec.write_text(re.sub(r"\bx\b", "pixels", (ROOT / "specs" / "mnist.gm").read_text()))
+    code, _, err = run(capsys, "train", str(spec), "--dataset", str(tiny), "--epochs", "1", "--run",
+                       str(tmp_path / "r"), *FAST)
+    assert code == 1 and "variable `pixels` has no field in dataset tiny" in err
+    (tmp_path / "map.toml").write_text('fields = { pixels = "image" }\n')
+    code, _, err = run(capsys, "train", str(spec), "--config", str(tmp_path / "map.toml"), "--dataset", str(tiny),
+                       "--epochs", "1", "--run", str(tmp_path / "r2"), *FAST)
+    assert code == 0, err
