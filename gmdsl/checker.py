@@ -12,7 +12,7 @@ import networkx as nx
 
 from . import ast
 from .distargs import check_distribution
-from .errors import Diagnostic, did_you_mean, error, warning
+from .errors import Diagnostic, did_you_mean, error, unknown, warning
 from .options import resolve_options
 from .registry import (
     DISTRIBUTIONS,
@@ -200,9 +200,7 @@ class _Checker:
             return
         info = ESTIMATORS.get(estimator.name.name)
         if info is None:
-            self.report(error("E0601", f"unknown estimator `{estimator.name.name}`", estimator.name.span,
-                              help=did_you_mean(estimator.name.name, ESTIMATORS)
-                              or "estimators are " + ", ".join(f"`{e}`" for e in ESTIMATORS)))
+            self.report(unknown("E0601", "estimator", estimator.name.name, estimator.name.span, ESTIMATORS))
             return
         resolve_options(estimator.options, info.options, f"estimator `{info.name}`", "E0602", self.report)
         if info.name == "enumeration":
@@ -253,9 +251,8 @@ class _Checker:
         for name, net in scope.nets.items():
             builder = NETWORK_BUILDERS.get(net.builder.name)
             if builder is None:
-                self.report(error("E0401", f"unknown network builder `{net.builder.name}`", net.builder.span,
-                                  help=did_you_mean(net.builder.name, NETWORK_BUILDERS)
-                                  or "builders are " + ", ".join(f"`{b}`" for b in NETWORK_BUILDERS)))
+                self.report(unknown("E0401", "network builder", net.builder.name, net.builder.span,
+                                    NETWORK_BUILDERS))
             else:
                 resolve_options(net.options, builder.options, f"network builder `{builder.name}`", "E0402", self.report)
             if name not in used_names:
@@ -298,9 +295,7 @@ class _Checker:
             return
         info = OBJECTIVES.get(objective.kind.name)
         if info is None:
-            self.report(error("E0701", f"unknown objective `{objective.kind.name}`", objective.kind.span,
-                              help=did_you_mean(objective.kind.name, OBJECTIVES)
-                              or "objectives are " + ", ".join(f"`{o}`" for o in OBJECTIVES)))
+            self.report(unknown("E0701", "objective", objective.kind.name, objective.kind.span, OBJECTIVES))
             return
         resolve_options(objective.options, info.options, f"objective `{info.name}`", "E0702", self.report)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import ast
-from .errors import Diagnostic, did_you_mean, error
+from .errors import Diagnostic, did_you_mean, error, unknown
 from .registry import CONSTRAINTS, DISTRIBUTIONS, TYPES, DistributionInfo, Param, distributions_for
 from .scope import Scope
 
@@ -92,9 +92,7 @@ def check_distribution(factor: ast.Factor, variable: ast.VarDecl, scope: Scope,
     distribution = factor.distribution
     info = DISTRIBUTIONS.get(distribution.name.name)
     if info is None:
-        report(error("E0102", f"unknown distribution `{distribution.name.name}`", distribution.name.span,
-                     help=did_you_mean(distribution.name.name, DISTRIBUTIONS)
-                     or "distributions are " + ", ".join(f"`{d}`" for d in DISTRIBUTIONS)))
+        report(unknown("E0102", "distribution", distribution.name.name, distribution.name.span, DISTRIBUTIONS))
         return
     type_name = variable.type.base.name
     if type_name in TYPES and type_name not in info.support:

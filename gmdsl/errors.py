@@ -111,6 +111,13 @@ class InternalCompilerError(Exception):
     """A bug in gmdsl, not in the user's spec."""
 
 
+def unknown(code: str, what: str, name: str, span: Span, known: Iterable[str]) -> Diagnostic:
+    """`unknown WHAT `name``, helped by the closest known name or else the list of them."""
+    known = list(known)
+    listing = f"{what}s are " + ", ".join(f"`{k}`" for k in known)
+    return error(code, f"unknown {what} `{name}`", span, help=did_you_mean(name, known) or listing)
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A `help:` text proposing the closest candidate, or None when nothing is close."""
     pool = sorted(set(candidates))
