@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.gmdsl-installed
 DEMO := build/demo
 
-.PHONY: demo test golden clean
+.PHONY: demo compile-all test golden clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e ".[test]"
 	touch $(STAMP)
 
-# The main job: check, draw and compile every spec in specs/ (IR and PyTorch module).
-demo: $(STAMP)
+# The main job: check, draw and compile every spec in specs/ (IR and PyTorch module), then
+# train specs/mnist.gm on real MNIST with 100 labels, evaluate it and draw its pictures.
+DEMO_RUN := runs/mnist-demo
+DEMO_EPOCHS ?= 5
+
+demo: compile-all
+	rm -rf $(DEMO_RUN)
+	$(BIN)/gmdsl train specs/mnist.gm --labels 100 --epochs $(DEMO_EPOCHS) --run $(DEMO_RUN)
+	$(BIN)/gmdsl eval $(DEMO_RUN)
+	$(BIN)/gmdsl show $(DEMO_RUN)
+	@echo "the run is in $(DEMO_RUN)/: metrics.csv, curves.png, eval.json, figures/"
+
+compile-all: $(STAMP)
 	mkdir -p $(DEMO)
 	$(BIN)/gmdsl check specs/*.gm
 	for spec in specs/*.gm; do \
@@ -38,4 +49,4 @@ golden: $(STAMP)
 	GMDSL_UPDATE_GOLDEN=1 $(BIN)/python -m pytest tests/test_golden.py
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) build runs

@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,8 @@ class Trainer:
             started = time.perf_counter()
             total, count = 0.0, 0
             batches = self.batches()
-            bar = tqdm(batches, desc=f"epoch {epoch}/{self.schedule.epochs}", disable=not self.progress,
+            bar = tqdm(batches, desc=f"epoch {epoch}/{self.schedule.epochs}",
+                       disable=not self.progress or not sys.stderr.isatty(),  # no bar in logs
                        leave=False, dynamic_ncols=True)
             for step, index in enumerate(bar, start=1):
                 result = self.model.objective(self.batch(index), samples=self.schedule.samples,
