@@ -67,6 +67,7 @@ def main() -> None:
             log.unlink(missing_ok=True)
             started = time.perf_counter()
             run([gmdsl, "train", args.spec, "--labels", str(labels), "--epochs", str(epochs), "--seed", str(seed),
+                 "--label-seed", str(seed),
                  "--device", args.device, "--run", str(run_dir), "--no-progress"], log)
             run([gmdsl, "eval", str(run_dir), "--samples", "20", "--rows", "500", "--device", args.device], log)
             metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

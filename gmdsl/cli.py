@@ -194,6 +194,7 @@ def _model_source(spec: str) -> tuple[str, str | None] | None:
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the run in this directory.")
 @click.option("--dataset", help="mnist, fashion-mnist, a folder of IDX files, or an .npz file.")
 @click.option("--labels", type=int, help="Labelled training examples, class-balanced.")
+@click.option("--label-seed", type=int, help="Seed of the labelled subset.")
 @click.option("--label-fraction", type=float, help="Share of each batch drawn from the labelled examples.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
