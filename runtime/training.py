@@ -155,6 +155,23 @@ class Trainer:
             batch[name + "_observed"] = mask
         return batch
 
+    @torch.no_grad()
+    def labelled_accuracy(self, index: torch.Tensor) -> dict[str, str]:
+        """Accuracy of q's class predictions on the batch's labelled rows (for the progress bar)."""
+        batch = self.batch(index)
+        rows = batch[self.data.supervised[0] + "_observed"] if self.data.supervised else None
+        if rows is None or not rows.any():
+            return {}
+        observed = {k: v[rows] for k, v in batch.items() if k in self.model.by_name
+                    and self.model.by_name[k].role == "observed"}
+        out = {}
+        for name, probabilities in self.model.predict(observed).items():
+            if self.model.by_name[name].type == "onehot":
+                truth = batch[name][rows]
+                truth = truth if truth.dim() == 1 else truth.argmax(-1)
+                out[f"acc_{name}"] = f"{(probabilities.argmax(-1) == truth).float().mean().item():.2f}"
+        return out
+
     def fit(self, start_epoch: int = 0, evaluate=None, on_epoch=None) -> list[dict]:
         """Train from `start_epoch` to the schedule's last epoch. `evaluate(model)` returns test
         metrics for the epoch's record; `on_epoch(record)` is told of each finished epoch."""
@@ -183,8 +200,8 @@ class Trainer:
                 loss.backward()
                 self.optimiser.step()
                 total, count = total + value, count + 1
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{total / count:.2f}")
+                if step % 20 == 0 and not bar.disable:
+                    bar.set_postfix(loss=f"{total / count:.2f}", **self.labelled_accuracy(index))
             record = {"epoch": epoch, "loss": total / count, "seconds": time.perf_counter() - started}
             if evaluate is not None:
                 self.model.eval()
