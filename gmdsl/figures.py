@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from .runs import Run  # noqa: E402
-from .runtime.evaluation import label_indices, predictions  # noqa: E402
+from .runtime.data import label_indices
+from .runtime.evaluation import predictions  # noqa: E402
 
 _TRAVERSAL = torch.linspace(-3, 3, 9)
 
@@ -35,8 +36,8 @@ def curves(log: list[dict], path: Path) -> Path:
 
 
 def _image_variable(run: Run):
-    observed = [v for v in run.model.variables if v.role == "observed"]
-    return observed[0] if observed else None
+    """The first observed variable that can be drawn as an image."""
+    return next((v for v in run.model.variables if v.role == "observed" and image_shape(run, v)), None)
 
 
 def image_shape(run: Run, variable) -> tuple[int, ...] | None:
@@ -53,7 +54,7 @@ def image_shape(run: Run, variable) -> tuple[int, ...] | None:
 def _tile(values: torch.Tensor, shape) -> torch.Tensor:
     image = values.detach().float().cpu().reshape(*shape).clamp(0, 1)
     if image.dim() == 3:
-        image = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
+        image = image.permute(1, 2, 0) if image.shape[0] == 3 else image[0]  # RGB, else the first channel
     return image.numpy()
 
 
@@ -98,14 +99,6 @@ def _label_variable(run: Run):
     return next((v for v in run.model.variables if v.role == "supervised" and v.type == "onehot"), None)
 
 
-def _latents_inferred(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """One draw of every latent variable from q, given the images and their labels: [B, *shape]."""
-    result = run.model.objective(batch, samples=1)
-    rows = len(next(iter(batch.values())))
-    return {v.name: result.values[v.name].reshape(-1, rows, v.size)[0].reshape(rows, *v.shape)
-            for v in run.model.variables if v.role == "latent"}
-
-
 def style_grid(run: Run, test, folder: Path, rows: int = 8) -> Path | None:
     """The paper's figure: each row keeps the style inferred from one test image, each column
     sets the label to one class."""
@@ -114,7 +107,7 @@ def style_grid(run: Run, test, folder: Path, rows: int = 8) -> Path | None:
     if shape is None or label is None:
         return None
     batch = {k: v for k, v in _first_rows(test, rows).items() if run.model.by_name[k].role != "latent"}
-    styles = _latents_inferred(run, batch)
+    styles = run.model.infer(batch)
     classes = label.shape[-1]
     grid = []
     for i in range(rows):
@@ -135,7 +128,7 @@ def traversals(run: Run, test, folder: Path, max_dimensions: int = 32) -> Path |
     if shape is None or not latents:
         return None
     batch = {k: v for k, v in _first_rows(test, 1).items() if run.model.by_name[k].role != "latent"}
-    base = _latents_inferred(run, batch)
+    base = run.model.infer(batch)
     fixed = {k: v for k, v in batch.items() if run.model.by_name[k].role == "supervised"}
     rows, labels = [], []
     for latent in latents:

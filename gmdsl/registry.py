@@ -180,9 +180,10 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
         NetworkBuilder(
             "conv",
             (OptionSpec("channels", "int_list", (32, 64), minimum=1, doc="output channels of each convolution"),
-             OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size; each layer pads by kernel // 2"),
+             OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size; each layer pads by (kernel - 1) // 2"),
              OptionSpec("stride", "int", 2, minimum=1,
-                        doc="each layer divides the height and width by it, rounding up (never below 1)"),
+                        doc="each layer divides the height and width by about this (28 -> 14 -> 7 at kernel 4, "
+                            "stride 2), never below 1"),
              OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers after flattening"),
              _ACTIVATION),
             "convolutions over the first argument (an image [C, H, W]); the other arguments join after flattening",

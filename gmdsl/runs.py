@@ -20,6 +20,7 @@ import torch
 
 from .config import TrainConfig
 from .datasets import open_dataset
+from .runtime.batch import prepare
 from .runtime.data import DataError, bind, labelled_subset, load_indices, model_tensor, save_indices
 from .runtime.loading import load_module
 from .runtime.model import CompiledModel
@@ -68,14 +69,18 @@ def create(path: Path, source: str, spec_text: str | None, config: TrainConfig) 
 
 
 def model_of(path: Path) -> CompiledModel:
-    source = path / "model.py"
-    if not source.exists():
-        raise RunError(f"{path} is not a gmdsl run (it has no model.py)")
-    return load_module(source.read_text(encoding="utf-8"), path.name).Model()
+    source = _require_run(path) / "model.py"
+    return load_module(source.read_text(encoding="utf-8"), path.name, source).Model()
+
+
+def _require_run(path: Path) -> Path:
+    if not (path / "model.py").exists() or not (path / "config.json").exists():
+        raise RunError(f"{path} is not a gmdsl run (it has no model.py and config.json)")
+    return path
 
 
 def config_of(path: Path) -> TrainConfig:
-    return TrainConfig.model_validate_json((path / "config.json").read_text(encoding="utf-8"))
+    return TrainConfig.model_validate_json((_require_run(path) / "config.json").read_text(encoding="utf-8"))
 
 
 def training_data(model: CompiledModel, config: TrainConfig, path: Path, device: torch.device) -> TrainingData:
@@ -85,7 +90,7 @@ def training_data(model: CompiledModel, config: TrainConfig, path: Path, device:
     fields = bind(dataset, model.variables, config.fields)
     train = {name: model_tensor(dataset.train[field], model.by_name[name]) for name, field in fields.items()}
     test = {name: model_tensor(dataset.test[field], model.by_name[name]) for name, field in fields.items()}
-    supervised = tuple(v.name for v in model.variables if v.role == "supervised" and v.name in fields)
+    supervised = tuple(v.name for v in model.variables if v.role == "supervised")
     size = len(next(iter(train.values())))
     labelled = torch.zeros(size, dtype=torch.bool)
     indices_file = path / "labelled.json"
@@ -96,6 +101,8 @@ def training_data(model: CompiledModel, config: TrainConfig, path: Path, device:
             indices = labelled_subset(dataset.train[fields[supervised[0]]], config.labels, config.label_seed)
             save_indices(indices_file, indices)
         labelled[indices] = True
+    prepare({**train, **{name + "_observed": labelled for name in supervised}}, model.by_name, torch.float32,
+            torch.device("cpu"))  # checked once here; the training loop then skips the checks
     for name in supervised:
         train[name] = hide_unlabelled(train[name], labelled)
     data_file = path / "data.json"
@@ -110,9 +117,7 @@ def training_data(model: CompiledModel, config: TrainConfig, path: Path, device:
 
 def open_run(path: Path, device_name: str = "auto") -> Run:
     """A trained run: its model with the last checkpoint's weights, on the device."""
-    path = Path(path)
-    if not (path / "model.py").exists():
-        raise RunError(f"{path} is not a gmdsl run (it has no model.py)")
+    path = _require_run(Path(path))
     device = choose_device(device_name)
     model = model_of(path).to(device)
     checkpoints = Checkpoints(path / "checkpoint")

@@ -9,21 +9,26 @@ import click
 import torch
 
 from . import runs
-from .config import resolve
+from .config import TrainConfig, resolve
 from .runtime.evaluation import evaluate, supervised_metrics
 from .runtime.loading import load_module
 from .runtime.training import Schedule, Trainer
+
+
+RESUMABLE_CHANGES = ("epochs", "device", "eval_samples")
 
 
 def run_training(source: tuple[str, str | None] | None, config_file: str | None, run_dir: str | None,
                  resume_dir: str | None, flags: dict, progress: bool) -> Path:
     if resume_dir is not None:
         path = Path(resume_dir)
-        if not (path / "config.json").exists():
-            raise runs.RunError(f"{path} is not a gmdsl run (it has no config.json)")
-        saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        given = {k: v for k, v in flags.items() if v is not None}
-        config = resolve(Path(config_file) if config_file else None, {**saved, **given})
+        saved = runs.config_of(path)
+        config = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
+        changed = [key for key in TrainConfig.model_fields if key not in RESUMABLE_CHANGES
+                   and getattr(config, key) != getattr(saved, key)]
+        if changed:
+            raise runs.RunError(f"--resume continues a run with its own settings; {', '.join(changed)} cannot change "
+                                f"(only {', '.join(RESUMABLE_CHANGES)} can): start a new run instead")
         (path / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
     else:
         config = resolve(Path(config_file) if config_file else None, flags)
@@ -64,7 +69,7 @@ def run_training(source: tuple[str, str | None] | None, config_file: str | None,
 def run_evaluation(path: Path, samples: int | None, rows: int, device: str) -> dict:
     run = runs.open_run(path, device)
     test = runs.test_data(run)
-    samples = samples or run.config.eval_samples
+    samples = samples if samples is not None else run.config.eval_samples
     torch.manual_seed(run.config.seed)
     results = evaluate(run.model, test, samples, rows)
     (path / "eval.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -1,6 +1,7 @@
 """What compiled gmdsl models import at run time, installed as `gmdsl.runtime`.
 
-It imports torch and nothing of the compiler: never networkx or Lark.
+It needs torch, and of the compiler only its table `gmdsl.registry` (plain Python): never the
+parser, the checker, networkx or Lark.
 """
 
 from .batch import BatchError

@@ -27,12 +27,18 @@ def _expected(variable: Variable) -> str:
 
 
 def prepare(batch: Mapping[str, torch.Tensor], variables: dict[str, Variable], dtype: torch.dtype,
-            device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
-    """(flat values by name, label masks by name, batch size), converted to dtype and device."""
+            device: torch.device, check_values: bool = True
+            ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+    """(flat values by name, label masks by name, batch size), converted to dtype and device.
+    `check_values=False` skips the finite and support checks (for data checked once already)."""
     if not isinstance(batch, Mapping):
         raise BatchError(f"a batch is a dict of tensors by variable name, not {type(batch).__name__}")
     masks_given = {k[: -len(MASK_SUFFIX)]: v for k, v in batch.items() if k.endswith(MASK_SUFFIX)
                    and k[: -len(MASK_SUFFIX)] in variables}
+    for name in masks_given:
+        if variables[name].role != "supervised":
+            raise BatchError(f"batch['{name}{MASK_SUFFIX}']: only supervised variables take a label mask; "
+                             f"`{name}` is {variables[name].role}")
     for key in batch:
         name = key[: -len(MASK_SUFFIX)] if key in {n + MASK_SUFFIX for n in masks_given} else key
         if name not in variables:
@@ -47,7 +53,7 @@ def prepare(batch: Mapping[str, torch.Tensor], variables: dict[str, Variable], d
         if variable.role == "latent" and name in batch:
             raise BatchError(f"`{name}` is latent ({_describe(variable)}): it is never given; remove it from the batch")
         if name in batch:
-            data[name] = _value(name, batch[name], variable, dtype, device)
+            data[name] = _value(name, batch[name], variable, dtype, device, check_values)
             sizes[name] = data[name].shape[0]
     masks = {}
     for name, mask in masks_given.items():
@@ -58,29 +64,31 @@ def prepare(batch: Mapping[str, torch.Tensor], variables: dict[str, Variable], d
     if len(set(sizes.values())) > 1:
         raise BatchError("the batch's tensors disagree on the batch size: "
                          + ", ".join(f"{k}: {v}" for k, v in sizes.items()))
-    for name, value in data.items():
-        _check_support(name, value, variables[name], masks.get(name))
+    if check_values:
+        for name, value in data.items():
+            _check_support(name, value, variables[name], masks.get(name))
     return data, masks, next(iter(sizes.values()), 0)
 
 
-def _value(name: str, tensor, variable: Variable, dtype, device) -> torch.Tensor:
+def _value(name: str, tensor, variable: Variable, dtype, device, check_values: bool) -> torch.Tensor:
     if not isinstance(tensor, torch.Tensor):
         raise BatchError(f"batch['{name}'] is a {type(tensor).__name__}, not a torch.Tensor "
                          f"(torch.as_tensor(...) converts it); expected shape {_expected(variable)}")
     if tensor.is_complex():
         raise BatchError(f"batch['{name}'] has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}")
     if variable.type == "onehot" and len(variable.shape) == 1 and tensor.dim() == 1 and not tensor.is_floating_point():
-        return _from_class_indices(name, tensor, variable, dtype, device)
+        return _from_class_indices(name, tensor, variable, dtype, device, check_values)
     if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
         raise BatchError(f"batch['{name}'] has shape {list(tensor.shape)}, expected {_expected(variable)} "
                          f"for {_describe(variable)}")
     return tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
 
 
-def _from_class_indices(name: str, tensor: torch.Tensor, variable: Variable, dtype, device) -> torch.Tensor:
+def _from_class_indices(name: str, tensor: torch.Tensor, variable: Variable, dtype, device,
+                        check_values: bool) -> torch.Tensor:
     """Integer labels [B] for a onehot[K] variable become one-hot rows."""
     categories = variable.shape[0]
-    if tensor.numel() and (tensor.min() < 0 or tensor.max() >= categories):
+    if check_values and tensor.numel() and (tensor.min() < 0 or tensor.max() >= categories):
         raise BatchError(f"batch['{name}'] holds class indices outside 0..{categories - 1}")
     return torch.nn.functional.one_hot(tensor.to(device=device, dtype=torch.long), categories).to(dtype)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,8 @@ def labelled_subset(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor
     generator = torch.Generator().manual_seed(seed)
     if count > len(labels):
         raise DataError(f"cannot label {count} examples: the training set has {len(labels)}")
+    if labels.dim() == 2 and not labels.is_floating_point():  # one-hot rows: balance by their class
+        labels = labels.argmax(-1)
     if labels.dim() != 1 or labels.is_floating_point():  # not classes: a plain random subset
         return torch.sort(torch.randperm(len(labels), generator=generator)[:count]).values
     classes = torch.unique(labels)
@@ -148,6 +151,21 @@ def labelled_subset(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor
             raise DataError(f"class {classes[c].item()} has only {len(per_class[c])} examples, {want} wanted")
         chosen.append(per_class[c][:want])
     return torch.sort(torch.cat(chosen)).values
+
+
+def label_indices(values: torch.Tensor) -> torch.Tensor:
+    """Class indices of labels given as indices [N] or one-hot rows [N, K]."""
+    return values if values.dim() == 1 else values.argmax(-1)
+
+
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Write under a temporary name, then rename: a reader sees the old file or the new one."""
+    temporary = path.with_name(path.name + ".tmp")
+    if isinstance(content, bytes):
+        temporary.write_bytes(content)
+    else:
+        temporary.write_text(content, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def save_indices(path: Path, indices: torch.Tensor) -> None:

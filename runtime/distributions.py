@@ -198,5 +198,3 @@ class Categorical(Distribution):
     def mean(self, dtype, device) -> torch.Tensor:
         return self.probabilities(dtype, device)
 
-
-BY_NAME = {d.name: d for d in (Normal, Laplace, LogNormal, Gamma, Beta, ContinuousBernoulli, Bernoulli, Categorical)}

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from .data import label_indices
 from .model import CompiledModel
 
 
@@ -16,23 +17,14 @@ def _chunks(data: dict[str, torch.Tensor], size: int):
         yield {k: v[start:start + size] for k, v in data.items()}
 
 
-def _observed(model: CompiledModel, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in data.items() if model.by_name[k].role == "observed"}
-
-
 @torch.no_grad()
 def predictions(model: CompiledModel, data: dict[str, torch.Tensor], chunk: int = 1000) -> dict[str, torch.Tensor]:
     """model.predict over the whole set, in chunks."""
     parts: dict[str, list[torch.Tensor]] = {}
-    for batch in _chunks(_observed(model, data), chunk):
+    for batch in _chunks(model.observed_part(data), chunk):
         for name, value in model.predict(batch).items():
             parts.setdefault(name, []).append(value)
     return {name: torch.cat(values) for name, values in parts.items()}
-
-
-def label_indices(values: torch.Tensor) -> torch.Tensor:
-    """Class indices of labels given as indices [N] or one-hot rows [N, K]."""
-    return values if values.dim() == 1 else values.argmax(-1)
 
 
 @torch.no_grad()
@@ -57,7 +49,7 @@ def evaluate(model: CompiledModel, data: dict[str, torch.Tensor], log_likelihood
     """Everything `gmdsl eval` reports. The ELBO uses the spec's estimator and samples on every
     test row, labels hidden; the log-likelihood uses the iwae bound on the first rows."""
     out = supervised_metrics(model, data)
-    observed = _observed(model, data)
+    observed = model.observed_part(data)
     elbos = [model.objective(batch).elbo for batch in _chunks(observed, 500)]
     out["test_elbo"] = torch.cat(elbos).mean().item()
     first = {k: v[:log_likelihood_rows] for k, v in observed.items()}

@@ -10,17 +10,21 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from ..registry import DEFAULT_OBJECTIVE, OBJECTIVES
 from . import objective as estimators
 from .batch import BatchError, prepare
 from .trace import Generation, Recognition, Variable
 
 
+_DEFAULTS = OBJECTIVES[DEFAULT_OBJECTIVE].defaults()
+
+
 @dataclass(frozen=True)
 class ObjectiveOptions:
-    alpha: float = 0.1
-    samples: int = 1
-    beta: float = 1.0
-    estimator: str = "snis"
+    alpha: float = _DEFAULTS["alpha"]
+    samples: int = _DEFAULTS["samples"]
+    beta: float = _DEFAULTS["beta"]
+    estimator: str = _DEFAULTS["estimator"]
 
 
 @dataclass
@@ -55,9 +59,9 @@ class CompiledModel(nn.Module):
         self.by_name = {v.name: v for v in self.variables}
 
     def _recognise(self, batch: Mapping[str, torch.Tensor], samples: int | None,
-                   enumerate_relaxed: bool = False) -> Recognition:
+                   enumerate_relaxed: bool = False, check_values: bool = True) -> Recognition:
         dtype, device = self._dtype_device.dtype, self._dtype_device.device
-        data, masks, size = prepare(batch, self.by_name, dtype, device)
+        data, masks, size = prepare(batch, self.by_name, dtype, device, check_values)
         samples = self.options.samples if samples is None else samples
         if samples < 1:
             raise BatchError(f"samples must be at least 1, not {samples}")
@@ -75,11 +79,12 @@ class CompiledModel(nn.Module):
 
     def objective(self, batch: Mapping[str, torch.Tensor], samples: int | None = None,
                   alpha: float | None = None, estimator: str | None = None,
-                  enumerate_relaxed: bool = False) -> Objective:
+                  enumerate_relaxed: bool = False, check_values: bool = True) -> Objective:
         """The semi-supervised objective of each row (see gmdsl.runtime.objective).
         `estimator` overrides the spec's (snis or iwae); `enumerate_relaxed` sums exactly over
-        discrete variables the spec relaxes (for evaluation)."""
-        q = self._recognise(batch, samples, enumerate_relaxed)
+        discrete variables the spec relaxes (for evaluation); `check_values=False` skips the
+        per-batch finite and support checks, for data checked once (the training loop)."""
+        q = self._recognise(batch, samples, enumerate_relaxed, check_values)
         p = Generation(self.by_name, q.values, q.dtype, q.device)
         self.decoder(p)
         elbo, log_q_supervised = estimators.semisupervised(
@@ -92,8 +97,8 @@ class CompiledModel(nn.Module):
     def log_likelihood(self, batch: Mapping[str, torch.Tensor], samples: int = 100) -> torch.Tensor:
         """An importance-weighted estimate of log p(observed) per row [B]: the iwae bound with
         `samples` draws, relaxed discrete variables summed exactly where they are small enough."""
-        observed = {k: v for k, v in batch.items() if k in self.by_name and self.by_name[k].role == "observed"}
-        return self.objective(observed, samples=samples, estimator="iwae", enumerate_relaxed=True).elbo
+        return self.objective(self.observed_part(batch), samples=samples, estimator="iwae",
+                              enumerate_relaxed=True).elbo
 
     @torch.no_grad()
     def reconstruct(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -101,21 +106,28 @@ class CompiledModel(nn.Module):
         q = self._recognise(batch, 1)
         p = Generation(self.by_name, q.values, q.dtype, q.device)
         self.decoder(p)
-        out = {}
-        for variable in self.variables:
-            if variable.role == "observed":
-                mean = p.distributions[variable.name].mean(q.dtype, q.device)
-                mean = mean.expand(*mean.shape[:-1], variable.size).reshape(-1, q.batch_size, variable.size)[0]
-                out[variable.name] = mean.reshape(q.batch_size, *variable.shape)
-        return out
+        return {v.name: _average_draws(p.distributions[v.name].mean(q.dtype, q.device), q.log_enumeration,
+                                       q.batch_size, v)
+                for v in self.variables if v.role == "observed"}
+
+    @torch.no_grad()
+    def infer(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One draw of each latent variable from q given the batch ([B, *shape]); a variable
+        summed by enumeration gives its q-weighted mean."""
+        q = self._recognise(batch, 1)
+        return {v.name: _average_draws(q.values[v.name], q.log_enumeration, q.batch_size, v)
+                for v in self.variables if v.role == "latent"}
+
+    def observed_part(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The entries of a batch that are observed variables (what predict and eval read)."""
+        return {k: v for k, v in batch.items() if k in self.by_name and self.by_name[k].role == "observed"}
 
     @torch.no_grad()
     def predict(self, batch: Mapping[str, torch.Tensor], samples: int | None = None) -> dict[str, torch.Tensor]:
         """Per supervised variable, q's class probabilities (discrete) or mean (continuous) given
         the observed variables only, averaged over q's draws of its other unknowns
         (q(y | x) = E_q(z | x) q(y | x, z) where y sits below z)."""
-        observed = {k: v for k, v in batch.items() if k in self.by_name and self.by_name[k].role == "observed"}
-        q = self._recognise(observed, samples)
+        q = self._recognise(self.observed_part(batch), samples)
         out = {}
         for variable in self.variables:
             if variable.role != "supervised":

@@ -63,7 +63,7 @@ class Conv(_LeadingDims):
         self.image_width = math.prod(image_shape)
         layers: list[nn.Module] = []
         for c_in, c_out in zip([image_shape[0], *channels[:-1]], channels):
-            layers += [nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2), ACTIVATIONS[activation]()]
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride, padding=(kernel - 1) // 2), ACTIVATIONS[activation]()]
         self.convolutions = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             features = self.convolutions(torch.zeros(1, *self.image_shape)).shape[-1]

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
+from .data import label_indices, write_atomically
 from .model import CompiledModel
 
 
@@ -83,7 +84,7 @@ class Checkpoints:
         os.replace(str(weights) + ".tmp", weights)
         torch.save(state, str(extra) + ".tmp")
         os.replace(str(extra) + ".tmp", extra)
-        _write_atomically(self.folder / "latest.json", json.dumps({"epoch": epoch}) + "\n")
+        write_atomically(self.folder / "latest.json", json.dumps({"epoch": epoch}) + "\n")
         for old in self.folder.glob("epoch-*"):
             if not old.name.startswith(f"epoch-{epoch:04d}."):
                 old.unlink()
@@ -95,12 +96,6 @@ class Checkpoints:
         weights, extra = self._paths(epoch)
         load_model(model, weights, device=str(device))
         return torch.load(extra, map_location="cpu", weights_only=False)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 @dataclass
@@ -122,7 +117,9 @@ class Trainer:
         self.labelled_per_batch = min(per_batch, self.schedule.batch_size - 1)
 
     def resume(self) -> int:
-        """Load the last checkpoint; the epoch to continue from."""
+        """Load the last checkpoint; the epoch to continue from (0 when no epoch finished)."""
+        if self.checkpoints.latest() is None:
+            return 0
         state = self.checkpoints.load(self.model, self.device)
         self.optimiser.load_state_dict(state["optimiser"])
         self.order.set_state(state["order"])
@@ -162,14 +159,12 @@ class Trainer:
         rows = batch[self.data.supervised[0] + "_observed"] if self.data.supervised else None
         if rows is None or not rows.any():
             return {}
-        observed = {k: v[rows] for k, v in batch.items() if k in self.model.by_name
-                    and self.model.by_name[k].role == "observed"}
+        observed = {k: v[rows] for k, v in self.model.observed_part(batch).items()}
         out = {}
-        for name, probabilities in self.model.predict(observed).items():
+        for name, probabilities in self.model.predict(observed, samples=1).items():
             if self.model.by_name[name].type == "onehot":
-                truth = batch[name][rows]
-                truth = truth if truth.dim() == 1 else truth.argmax(-1)
-                out[f"acc_{name}"] = f"{(probabilities.argmax(-1) == truth).float().mean().item():.2f}"
+                right = probabilities.argmax(-1) == label_indices(batch[name][rows])
+                out[f"acc_{name}"] = f"{right.float().mean().item():.2f}"
         return out
 
     def fit(self, start_epoch: int = 0, evaluate=None, on_epoch=None) -> list[dict]:
@@ -187,7 +182,7 @@ class Trainer:
                        leave=False, dynamic_ncols=True)
             for step, index in enumerate(bar, start=1):
                 result = self.model.objective(self.batch(index), samples=self.schedule.samples,
-                                              alpha=self.schedule.alpha)
+                                              alpha=self.schedule.alpha, check_values=False)
                 loss = result.loss
                 value = loss.item()
                 if not math.isfinite(value):
@@ -221,7 +216,7 @@ class Trainer:
 
 def write_metrics(run: Path, log: list[dict]) -> None:
     """metrics.jsonl (one record per epoch) and metrics.csv, rewritten whole each epoch."""
-    _write_atomically(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in log))
+    write_atomically(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in log))
     keys = list(dict.fromkeys(k for r in log for k in r))
     temporary = run / "metrics.csv.tmp"
     with open(temporary, "w", newline="", encoding="utf-8") as handle:

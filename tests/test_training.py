@@ -196,3 +196,25 @@ def test_variables_bind_to_fields_by_name_or_mapping(capsys, tiny: Path, tmp_pat
     code, _, err = run(capsys, "train", str(spec), "--config", str(tmp_path / "map.toml"), "--dataset", str(tiny),
                        "--epochs", "1", "--run", str(tmp_path / "r2"), *FAST)
     assert code == 0, err
+
+
+def test_resume_rules(capsys, tiny: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
+    code, _, err = run(capsys, "train", "--resume", str(run_dir), "--labels", "40", "--epochs", "2")
+    assert code == 1 and "labels cannot change" in err
+    (tmp_path / "more.toml").write_text("epochs = 2\n")
+    code, out, err = run(capsys, "train", "--resume", str(run_dir), "--config", str(tmp_path / "more.toml"),
+                         "--no-progress")
+    assert code == 0 and "epoch 2/2" in out, err
+    for file in (run_dir / "checkpoint").iterdir():  # as if interrupted before any epoch finished
+        file.unlink()
+    code, out, err = run(capsys, "train", "--resume", str(run_dir), "--no-progress")
+    assert code == 0 and "epochs 1..2" in out and "epoch 2/2" in out, err
+
+
+def test_training_a_file_that_is_not_a_compiled_model_is_bad_usage(capsys, tmp_path: Path) -> None:
+    script = tmp_path / "notes.py"
+    script.write_text("print('hello')\n")
+    code, _, err = run(capsys, "train", str(script))
+    assert code == 2 and "is not a compiled gmdsl model" in err and "Traceback" not in err

@@ -1,0 +1,222 @@
+"""`gmdsl test SPEC`: property checks of a model structure before anyone trains it.
+
+Each property runs under hypothesis on random valid batches (`gmdsl.testing.batches`); a
+failure carries hypothesis's shrunk counterexample (the batch and the seed of the draws).
+
+    objective is finite          elbo and log q(y | x) are finite on every valid batch
+    every parameter learns       gradients are finite, and each parameter gets a non-zero one
+    rows are independent         row i's objective does not depend on row j (its gradient is zero)
+    hidden labels do not leak    changing a label on a row whose mask is False changes nothing
+    label estimate within bound  log q(y | x) <= 0 for discrete labels, and its mean does not
+                                 fall as the number of samples grows (Jensen: E log of a mean
+                                 of S weights rises with S)
+    sample and predict fit       sample() and predict() give the declared shapes and supports
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.reporting import with_reporter
+
+from .runtime.model import CompiledModel
+from .testing import batches
+
+
+@dataclass
+class PropertyResult:
+    name: str
+    passed: bool
+    detail: str = ""  # why it failed, and the counterexample
+
+
+def _supervised(model: CompiledModel):
+    return [v for v in model.variables if v.role == "supervised"]
+
+
+def _labelled_rows(model: CompiledModel, batch: dict) -> torch.Tensor:
+    rows = torch.zeros(len(next(iter(batch.values()))), dtype=torch.bool)
+    for variable in _supervised(model):
+        rows |= batch[variable.name + "_observed"]
+    return rows
+
+
+def _objective(model: CompiledModel, batch: dict, draws: int, samples: int | None = None):
+    torch.manual_seed(draws)
+    return model.objective(batch, samples=samples)
+
+
+def objective_is_finite(model: CompiledModel, batch: dict, draws: int) -> None:
+    with torch.no_grad():
+        result = _objective(model, batch, draws)
+    bad = ~torch.isfinite(result.elbo)
+    assert not bad.any(), f"elbo is {result.elbo[bad].tolist()} on rows {torch.nonzero(bad).flatten().tolist()}"
+    labelled = _labelled_rows(model, batch)
+    estimate = result.log_q_supervised[labelled]
+    assert torch.isfinite(estimate).all(), f"log q(y | x) is {estimate.tolist()} on labelled rows"
+
+
+class _GradientCheck:
+    """Finite gradients on every batch; a non-zero gradient for each parameter on some batch."""
+
+    def __init__(self, model: CompiledModel):
+        self.model = model
+        self.learnt = {name: False for name, _ in model.named_parameters()}
+
+    def check(self, batch: dict, draws: int) -> None:
+        self.model.zero_grad(set_to_none=True)
+        _objective(self.model, batch, draws).loss.backward()
+        for name, parameter in self.model.named_parameters():
+            if parameter.grad is None:
+                continue
+            assert torch.isfinite(parameter.grad).all(), f"the gradient of {_network_of(name)} is not finite"
+            self.learnt[name] |= bool((parameter.grad != 0).any())
+
+    def never_learnt(self) -> list[str]:
+        return sorted({_network_of(name) for name, learnt in self.learnt.items() if not learnt})
+
+
+def _network_of(parameter: str) -> str:
+    """`encoder.classifier.0.weight` -> `network classifier (q), layer 0 weight`."""
+    part, network, *rest = parameter.split(".")
+    return f"network `{network}` ({'q' if part == 'encoder' else 'p'}) parameter {'.'.join(rest)}"
+
+
+def rows_are_independent(model: CompiledModel, batch: dict, draws: int) -> None:
+    """Row i's objective does not depend on row j's values: its gradient with respect to them
+    is exactly zero. (A gradient, not a second pass with changed rows, because samplers such as
+    Beta's draw a varying amount of randomness, so a second pass would see other draws.)"""
+    rows = len(next(iter(batch.values())))
+    inputs = {k: v.clone().requires_grad_() for k, v in batch.items() if v.is_floating_point()}
+    elbo = _objective(model, {**batch, **inputs}, draws).elbo
+    for i in range(rows):
+        gradients = torch.autograd.grad(elbo[i], list(inputs.values()), retain_graph=True, allow_unused=True)
+        for (name, value), gradient in zip(inputs.items(), gradients):
+            if gradient is None:
+                continue
+            others = torch.arange(rows) != i
+            leak = gradient[others].abs().max().item() if others.any() else 0.0
+            assert leak == 0.0, f"row {i}'s objective depends on other rows of `{name}` (gradient {leak:.3g})"
+
+
+def hidden_labels_do_not_leak(model: CompiledModel, batch: dict, draws: int, other_seed: int) -> None:
+    from .testing import random_batch
+
+    rows = len(next(iter(batch.values())))
+    other = random_batch(model, rows, seed=other_seed)
+    changed = dict(batch)
+    for variable in _supervised(model):
+        hidden = ~batch[variable.name + "_observed"]
+        value = batch[variable.name].clone()
+        value[hidden] = other[variable.name][hidden].to(value)
+        changed[variable.name] = value
+    with torch.no_grad():
+        before = _objective(model, batch, draws).elbo
+        after = _objective(model, changed, draws).elbo
+    assert torch.allclose(before, after, rtol=1e-6, atol=1e-6), \
+        f"labels on unlabelled rows changed the objective: {before.tolist()} -> {after.tolist()}"
+
+
+def label_estimate_within_bound(model: CompiledModel, batch: dict, draws: int) -> None:
+    labelled_batch = dict(batch)
+    for variable in _supervised(model):
+        labelled_batch[variable.name + "_observed"] = torch.ones_like(batch[variable.name + "_observed"])
+    discrete = all(v.type in ("onehot", "binary") for v in _supervised(model))
+    means, errors = [], []
+    with torch.no_grad():
+        for samples in (1, 8, 64):
+            estimates = torch.stack([_objective(model, labelled_batch, draws + r, samples).log_q_supervised
+                                     for r in range(6)])
+            if discrete:
+                assert (estimates <= 1e-5).all(), \
+                    f"log q(y | x) estimate {estimates.max().item():.4g} > 0 with {samples} samples"
+            means.append(estimates.mean(0))
+            errors.append(estimates.std(0) / math.sqrt(len(estimates)) if len(estimates) > 1 else 0)
+    for i in range(len(means) - 1):
+        slack = 4 * (errors[i] + errors[i + 1]) + 1e-4
+        falls = means[i + 1] < means[i] - slack
+        assert not falls.any(), (f"the mean estimate of log q(y | x) falls as samples grow: "
+                                 f"{means[i][falls].tolist()} -> {means[i + 1][falls].tolist()}")
+
+
+def sample_and_predict_fit(model: CompiledModel, batch: dict, draws: int) -> None:
+    rows = len(next(iter(batch.values())))
+    torch.manual_seed(draws)
+    drawn = model.sample(rows)
+    for variable in model.variables:
+        value = drawn[variable.name]
+        assert value.shape == (rows, *variable.shape), \
+            f"sample()['{variable.name}'] has shape {list(value.shape)}, expected {[rows, *variable.shape]}"
+        _assert_support(f"sample()['{variable.name}']", value, variable.type, variable.shape)
+    predicted = model.predict({k: v for k, v in batch.items() if k in model.by_name
+                               and model.by_name[k].role == "observed"})
+    for variable in _supervised(model):
+        value = predicted[variable.name]
+        assert value.shape == (rows, *variable.shape), f"predict()['{variable.name}'] has shape {list(value.shape)}"
+        assert torch.isfinite(value).all(), f"predict()['{variable.name}'] is not finite"
+        if variable.type == "onehot":
+            sums = value.reshape(rows, -1, variable.shape[-1]).sum(-1)
+            assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4), "predicted class probabilities do not sum to 1"
+
+
+def _assert_support(what: str, value: torch.Tensor, type_name: str, shape) -> None:
+    assert torch.isfinite(value).all(), f"{what} is not finite"
+    if type_name == "binary":
+        assert ((value == 0) | (value == 1)).all() or ((value >= 0) & (value <= 1)).all(), f"{what} is not in [0, 1]"
+    elif type_name == "onehot":
+        grouped = value.reshape(len(value), -1, shape[-1])
+        assert ((grouped == 0) | (grouped == 1)).all() and (grouped.sum(-1) == 1).all(), f"{what} is not one-hot"
+    elif type_name == "positive":
+        assert (value > 0).all(), f"{what} is not > 0"
+    elif type_name == "unit":
+        assert ((value > 0) & (value < 1)).all(), f"{what} is not in (0, 1)"
+
+
+def _run(name: str, test: Callable, strategies: dict, examples: int, seed: int) -> PropertyResult:
+    reports: list[str] = []
+    runner = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
+                      suppress_health_check=list(HealthCheck), print_blob=False)(given(**strategies)(test))
+    runner = hypothesis_seed(seed)(runner)
+    try:
+        with with_reporter(reports.append):
+            runner()
+    except AssertionError as exc:
+        example = "\n".join(r for r in reports if r.strip())
+        return PropertyResult(name, False, f"{exc}\n{example}".strip())
+    except Exception as exc:  # noqa: BLE001 - a crash of the model is a failed property too
+        example = "\n".join(r for r in reports if r.strip())
+        return PropertyResult(name, False, f"{type(exc).__name__}: {exc}\n{example}".strip())
+    return PropertyResult(name, True)
+
+
+def check_structure(model: CompiledModel, examples: int = 20, seed: int = 0) -> list[PropertyResult]:
+    """Run every property on a compiled model; a result per property, in a fixed order."""
+    model = model.float()  # the dtype of training, so its overflows show here too
+    batch = batches(model)
+    draws = st.integers(0, 2 ** 16)
+    results = [_run("objective is finite", objective_is_finite, {"model": st.just(model), "batch": batch,
+                                                                  "draws": draws}, examples, seed)]
+    gradients = _GradientCheck(model)
+    result = _run("every parameter learns", gradients.check, {"batch": batch, "draws": draws}, examples, seed)
+    if result.passed and gradients.never_learnt():
+        result = PropertyResult(result.name, False, "no batch gave a non-zero gradient to: "
+                                + "; ".join(gradients.never_learnt()))
+    results.append(result)
+    results.append(_run("rows are independent", rows_are_independent,
+                        {"model": st.just(model), "batch": batch, "draws": draws}, examples, seed))
+    if _supervised(model):
+        results.append(_run("hidden labels do not leak", hidden_labels_do_not_leak,
+                            {"model": st.just(model), "batch": batch, "draws": draws, "other_seed": draws},
+                            examples, seed))
+        results.append(_run("label estimate within bound", label_estimate_within_bound,
+                            {"model": st.just(model), "batch": batch, "draws": draws},
+                            max(1, examples // 4), seed))
+    results.append(_run("sample and predict fit", sample_and_predict_fit,
+                        {"model": st.just(model), "batch": batch, "draws": draws}, max(1, examples // 4), seed))
+    return results
