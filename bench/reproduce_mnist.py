@@ -97,8 +97,11 @@ def write_results(out: Path, rows: list[dict], args, epochs: int) -> None:
                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 "torch": torch.__version__}
     command = " ".join([".venv/bin/python", "bench/reproduce_mnist.py", *sys.argv[1:]])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
     table = summarise(rows)
-    (out / "mnist.json").write_text(json.dumps({"command": command, "hardware": hardware, "epochs": epochs,
+    (out / "mnist.json").write_text(json.dumps({"command": command, "commit": commit, "hardware": hardware,
+                                                "epochs": epochs,
                                                 "summary": {str(k): {"mean": m, "std": s, "seeds": n}
                                                             for k, (m, s, n) in table.items()},
                                                 "runs": rows}, indent=2) + "\n", encoding="utf-8")
@@ -117,7 +120,7 @@ def write_results(out: Path, rows: list[dict], args, epochs: int) -> None:
     device = hardware["cuda"] or f"{hardware['machine']} CPU, {hardware['threads']} threads"
     text = f"""# MNIST test error (%) with N labelled examples
 
-Produced by `{command}` on {device} (torch {hardware['torch']}).
+Produced by `{command}` at commit {commit} on {device} (torch {hardware['torch']}).
 Mean (± standard deviation) over seeds; each seed draws a different class-balanced labelled subset
 and different initial weights. Each run's log, per-epoch metrics and eval.json are in `logs/`.
 
