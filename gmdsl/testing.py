@@ -261,22 +261,36 @@ def random_batch(model, rows: int, seed: int = 0, labelled: float = 0.5) -> dict
     return batch
 
 
+@dataclass(frozen=True)
+class BatchRecipe:
+    """What a random batch is made from: rows, a seed for the values, a label mask per
+    supervised variable. Small to print, so a failing example reads at a glance."""
+
+    rows: int
+    seed: int
+    masks: tuple[tuple[str, tuple[bool, ...]], ...]
+
+    def build(self, model) -> dict:
+        """The batch: random_batch's values, with these masks."""
+        import torch
+
+        batch = random_batch(model, self.rows, self.seed)
+        for name, mask in self.masks:
+            batch[name + "_observed"] = torch.tensor(mask, dtype=torch.bool)
+        return batch
+
+
 @st.composite
-def batches(draw, model, max_rows: int = 8) -> dict:
+def batch_recipes(draw, model, max_rows: int = 8) -> BatchRecipe:
+    rows = draw(st.integers(1, max_rows))
+    seed = draw(st.integers(0, 2 ** 16))
+    masks = tuple((v.name, tuple(draw(st.lists(st.booleans(), min_size=rows, max_size=rows))))
+                  for v in model.variables if v.role == "supervised")
+    return BatchRecipe(rows, seed, masks)
+
+
+def batches(model, max_rows: int = 8) -> st.SearchStrategy[dict]:
     """Valid batches for a compiled model: 1..max_rows rows of every observed and supervised
     variable, inside each type's support, with a random label mask per supervised variable.
     Values come from a drawn seed, so a failing batch shrinks to few rows, seed 0, few labels."""
-    import torch
-
-    rows = draw(st.integers(1, max_rows), label="rows")
-    seed = draw(st.integers(0, 2 ** 16), label="seed")
-    batch = {}
-    generator = torch.Generator().manual_seed(seed)
-    for variable in model.variables:
-        if variable.role == "latent":
-            continue
-        batch[variable.name] = random_value(variable, rows, generator)
-        if variable.role == "supervised":
-            mask = draw(st.lists(st.booleans(), min_size=rows, max_size=rows), label=f"{variable.name}_observed")
-            batch[variable.name + "_observed"] = torch.tensor(mask, dtype=torch.bool)
-    return batch
+    return batch_recipes(model, max_rows).map(lambda recipe: recipe.build(model))

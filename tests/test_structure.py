@@ -1,0 +1,69 @@
+"""`gmdsl test SPEC` and the public strategies of gmdsl.testing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+
+import gmdsl
+from gmdsl import cli
+from gmdsl.pretty import pretty
+from gmdsl.properties import check_structure
+from gmdsl.testing import batches, spec_trees
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_MODEL = gmdsl.compile(ROOT / "specs" / "mnist.gm")
+
+
+@pytest.mark.parametrize("spec", sorted((ROOT / "specs").glob("*.gm")), ids=lambda p: p.name)
+def test_every_shipped_spec_passes(capsys, spec: Path) -> None:
+    code = cli.main(["test", str(spec), "--examples", "5"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "0 failed" in out and "FAIL" not in out
+
+
+def test_a_broken_structure_fails_with_a_shrunk_counterexample(capsys) -> None:
+    code = cli.main(["test", str(ROOT / "docs" / "examples" / "always_on.gm"), "--examples", "5"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  objective is finite" in out and "elbo is [-inf] on rows [0]" in out
+    assert "recipe=BatchRecipe(rows=1" in out and "draws=" in out
+    assert "pass  rows are independent" in out
+
+
+def test_rows_that_influence_each_other_are_caught() -> None:
+    model = gmdsl.compile(ROOT / "specs" / "mnist.gm")
+
+    class MixesRows(torch.nn.Module):  # a batch-statistics layer, as batch norm would be
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            out = self.inner(x)
+            return out + out.mean(dim=-2, keepdim=True)
+
+    model.decoder.decoder = MixesRows(model.decoder.decoder)
+    results = {r.name: r for r in check_structure(model, examples=5)}
+    assert not results["rows are independent"].passed
+    assert "objective depends on other rows of `x`" in results["rows are independent"].detail
+    assert results["hidden labels do not leak"].passed
+
+
+@given(batches(MNIST_MODEL))
+def test_users_can_draw_batches_for_their_model(batch) -> None:
+    assert batch["x"].shape[1:] == (784,) and batch["y_observed"].dtype == torch.bool
+    assert torch.isfinite(MNIST_MODEL.objective(batch).elbo).all()
+
+
+@settings(max_examples=4, suppress_health_check=[HealthCheck.nested_given, HealthCheck.too_slow])
+@given(spec_trees(max_variables=3))
+def test_random_structures_pass_every_property(tree) -> None:
+    torch.manual_seed(0)
+    results = check_structure(gmdsl.compile(pretty(tree)), examples=2)
+    failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
+    assert not failed, pretty(tree) + "\n" + "\n".join(failed)
