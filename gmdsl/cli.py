@@ -154,28 +154,32 @@ def _user_errors():
 
 
 @cli.command(name="test")
-@click.argument("spec", metavar="SPEC")
-@click.option("--examples", type=int, default=20, show_default=True, help="Random batches per property.")
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@click.option("--examples", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Random batches per property.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of hypothesis and of the draws.")
-def test_command(spec: str, examples: int, seed: int) -> int:
-    """Property-test a model structure: finite objective, learning, independence, no leaks."""
-    model = _load(spec)
-    if model is None:
-        return EXIT_SPEC_ERROR
+def test_command(specs: tuple[str, ...], examples: int, seed: int) -> int:
+    """Property-test model structures: finite objective, learning, independence, no leaks."""
     from .emit import emit
     from .properties import check_structure
     from .runtime.loading import load_module
 
-    torch_model = load_module(emit(model), model.name).Model()
-    click.echo(f"gmdsl test {spec}: {examples} examples per property, seed {seed}")
-    results = check_structure(torch_model, examples, seed)
-    for result in results:
-        click.echo(f"  {'pass' if result.passed else 'FAIL'}  {result.name}")
-        if not result.passed:
-            click.echo("\n".join(f"        {line}" for line in result.detail.splitlines()))
-    failed = sum(not r.passed for r in results)
-    click.echo(f"{len(results) - failed} passed, {failed} failed")
-    return EXIT_SPEC_ERROR if failed else EXIT_OK
+    failed_specs = 0
+    for spec in specs:
+        model = _load(spec)
+        if model is None:
+            failed_specs += 1
+            continue
+        click.echo(f"gmdsl test {spec}: {examples} examples per property, seed {seed}")
+        results = check_structure(load_module(emit(model), model.name).Model(), examples, seed)
+        for result in results:
+            click.echo(f"  {'pass' if result.passed else 'FAIL'}  {result.name}")
+            if not result.passed:
+                click.echo("\n".join(f"        {line}" for line in result.detail.splitlines()))
+        failed = sum(not r.passed for r in results)
+        click.echo(f"{len(results) - failed} passed, {failed} failed")
+        failed_specs += bool(failed)
+    return EXIT_SPEC_ERROR if failed_specs else EXIT_OK
 
 
 @cli.group()

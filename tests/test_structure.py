@@ -67,3 +67,10 @@ def test_random_structures_pass_every_property(tree) -> None:
     results = check_structure(gmdsl.compile(pretty(tree)), examples=2)
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed, pretty(tree) + "\n" + "\n".join(failed)
+
+
+def test_several_specs_at_once(capsys) -> None:
+    code = cli.main(["test", str(ROOT / "specs" / "faces.gm"), str(ROOT / "docs" / "examples" / "always_on.gm"),
+                     "--examples", "2"])
+    out = capsys.readouterr().out
+    assert code == 1 and out.count("gmdsl test ") == 2 and "6 passed, 0 failed" in out
