@@ -7,7 +7,7 @@ failure carries hypothesis's shrunk counterexample (the batch and the seed of th
     every parameter learns       gradients are finite, and each parameter gets a non-zero one
     rows are independent         row i's objective does not depend on row j (its gradient is zero)
     hidden labels do not leak    changing a label on a row whose mask is False changes nothing
-    label estimate within bound  log q(y | x) <= 0 for discrete labels, and its mean does not
+    label estimate within bound  log q(y | x) <= 0 for one-hot labels, and its mean does not
                                  fall as the number of samples grows (Jensen: E log of a mean
                                  of S weights rises with S)
     sample and predict fit       sample() and predict() give the declared shapes and supports
@@ -25,7 +25,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from .runtime.model import CompiledModel
-from .testing import BatchRecipe, batch_recipes
+from .testing import BatchRecipe, batch_recipes, random_batch
 
 
 @dataclass
@@ -107,8 +107,6 @@ def rows_are_independent(model: CompiledModel, batch: dict, draws: int, row: int
 
 
 def hidden_labels_do_not_leak(model: CompiledModel, batch: dict, draws: int, other_seed: int) -> None:
-    from .testing import random_batch
-
     rows = len(next(iter(batch.values())))
     other = random_batch(model, rows, seed=other_seed)
     changed = dict(batch)
@@ -128,7 +126,8 @@ def label_estimate_within_bound(model: CompiledModel, batch: dict, draws: int) -
     labelled_batch = dict(batch)
     for variable in _supervised(model):
         labelled_batch[variable.name + "_observed"] = torch.ones_like(batch[variable.name + "_observed"])
-    discrete = all(v.type in ("onehot", "binary") for v in _supervised(model))
+    # a probability is at most 1; a binary label may have a ContinuousBernoulli (a density)
+    discrete = all(v.type == "onehot" for v in _supervised(model))
     means, errors = [], []
     with torch.no_grad():
         for samples in (1, 8, 64):
