@@ -36,6 +36,8 @@ def _read_and_check(path: str) -> tuple[ast.Spec | None, list]:
         raise _UsageError(f"{path} is a directory, not a spec file") from None
     except UnicodeDecodeError:
         raise _UsageError(f"{path} is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise _UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     except SpecError as exc:
         _print_diagnostics(exc.diagnostics, exc.path, exc.source)
         return None, exc.diagnostics

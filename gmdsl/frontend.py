@@ -15,7 +15,7 @@ from .parser import parse
 def read_spec(spec: str | os.PathLike) -> tuple[str, str]:
     """(source text, path for messages). A string naming a file, or ending in `.gm`, is a
     path; any other string is the spec's text itself."""
-    is_path = isinstance(spec, os.PathLike) or ("\n" not in spec and (spec.endswith(".gm") or Path(spec).is_file()))
+    is_path = isinstance(spec, os.PathLike) or ("\n" not in spec and (spec.endswith(".gm") or _is_file(spec)))
     if not is_path:
         return spec, "<string>"
     path = Path(spec)
@@ -23,6 +23,13 @@ def read_spec(spec: str | os.PathLike) -> tuple[str, str]:
         return path.read_text(encoding="utf-8"), str(spec)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such spec file: {spec}") from None
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # too long, or a NUL byte: not a file name at all
+        return False
 
 
 def analyse(spec: str | os.PathLike) -> tuple[ast.Spec, list[Diagnostic]]:

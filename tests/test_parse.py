@@ -72,3 +72,9 @@ def test_load_raises_every_error_sorted() -> None:
 def test_missing_spec_file_is_named() -> None:
     with pytest.raises(FileNotFoundError, match="no such spec file: nowhere.gm"):
         gmdsl.load("nowhere.gm")
+
+
+def test_long_or_odd_text_is_a_spec_not_a_file_name() -> None:
+    for text in ["objective" + " " * 300 + "p(A | A) = B(", "x\x00y"]:
+        with pytest.raises(SpecError):
+            gmdsl.load(text)
