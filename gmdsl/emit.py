@@ -142,7 +142,7 @@ class _Emitter:
         target = self.local(node)
         if attributes["kind"] == "let":
             call = self.call(attributes["network"], attributes["inputs"])
-            link = CONSTRAINTS[{"real": "real", "positive": "positive", "unit": "unit"}[attributes["type"]]].link
+            link = CONSTRAINTS[attributes["type"]].link  # a let's type (real, positive, unit) names its constraint
             text = f"let {node} : {attributes['type']}[{', '.join(map(str, attributes['shape']))}] = " \
                    f"{attributes['network']}({', '.join(attributes['inputs'])})"
             return [f"        # {text}", f"        {target} = {_LINK_CODE[link].format(call)}{where}"]

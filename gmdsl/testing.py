@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 from hypothesis import strategies as st
 
 from . import ast
@@ -227,14 +228,12 @@ def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
 
 
 def models(max_variables: int = 5) -> st.SearchStrategy[str]:
-    """Random valid specs as text, ready for `gmdsl.load` (and, from step 2, compiling)."""
+    """Random valid specs as text, ready for `gmdsl.load` and `gmdsl.compile`."""
     return spec_trees(max_variables).map(pretty)
 
 
-def random_value(variable, rows: int, generator) -> "torch.Tensor":
+def random_value(variable, rows: int, generator) -> torch.Tensor:
     """Valid values of a compiled model's variable: [rows, *shape], inside its type's support."""
-    import torch
-
     shape = (rows, *variable.shape)
     if variable.type == "binary":
         return torch.randint(0, 2, shape, generator=generator).float()
@@ -248,8 +247,6 @@ def random_value(variable, rows: int, generator) -> "torch.Tensor":
 def random_batch(model, rows: int, seed: int = 0, labelled: float = 0.5) -> dict:
     """A valid batch for a compiled model: every observed variable, and every supervised one
     with a random mask `NAME_observed` (each row labelled with probability `labelled`)."""
-    import torch
-
     generator = torch.Generator().manual_seed(seed)
     batch = {}
     for variable in model.variables:
@@ -272,8 +269,6 @@ class BatchRecipe:
 
     def build(self, model) -> dict:
         """The batch: random_batch's values, with these masks."""
-        import torch
-
         batch = random_batch(model, self.rows, self.seed)
         for name, mask in self.masks:
             batch[name + "_observed"] = torch.tensor(mask, dtype=torch.bool)

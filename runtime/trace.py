@@ -12,6 +12,7 @@ from the right), and broadcasting lines them up. Nothing loops over samples or r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -29,10 +30,7 @@ class Variable:
 
     @property
     def size(self) -> int:
-        size = 1
-        for n in self.shape:
-            size *= n
-        return size
+        return math.prod(self.shape)
 
 
 class _Trace:
