@@ -241,6 +241,8 @@ def _model_source(spec: str) -> tuple[str, str | None] | None:
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
 @click.option("--learning-rate", type=float)
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]),
+              help="constant, or cosine: decay to 0 over the run's epochs.")
 @click.option("--samples", type=int, help="Importance samples (default: the spec's).")
 @click.option("--alpha", type=float, help="Weight of the labelled log q(y | x) term (default: the spec's).")
 @click.option("--seed", type=int)

@@ -35,6 +35,8 @@ class TrainConfig(BaseModel):
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(128, ge=2)
     learning_rate: float = Field(1e-3, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant, or cosine: decay from learning_rate to 0 over the run's epochs")
     samples: int | None = Field(None, ge=1, description="importance samples (default: the spec's)")
     alpha: float | None = Field(None, ge=0, description="weight of the labelled log q(y | x) term (default: the spec's)")
     seed: int = Field(0, description="seed of initial weights, batch order and sampling")

@@ -29,6 +29,10 @@ def run_training(source: tuple[str, str | None] | None, config_file: str | None,
         if changed:
             raise runs.RunError(f"--resume continues a run with its own settings; {', '.join(changed)} cannot change "
                                 f"(only {', '.join(RESUMABLE_CHANGES)} can): start a new run instead")
+        if config.lr_schedule == "cosine" and config.epochs != saved.epochs:
+            raise runs.RunError(f"this run decays its learning rate to 0 over {saved.epochs} epochs (lr_schedule = "
+                                f"cosine), so --resume cannot change epochs: resume with --epochs {saved.epochs}, "
+                                "or start a new run")
         (path / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
     else:
         config = resolve(Path(config_file) if config_file else None, flags)
@@ -40,8 +44,8 @@ def run_training(source: tuple[str, str | None] | None, config_file: str | None,
     torch.manual_seed(config.seed)
     model = runs.model_of(path).to(device)
     data = runs.training_data(model, config, path, device)
-    schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.label_fraction,
-                        config.samples, config.alpha, config.seed)
+    schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.lr_schedule,
+                        config.label_fraction, config.samples, config.alpha, config.seed)
     trainer = Trainer(model, data, schedule, path, device, progress=progress)
     start = trainer.resume() if resume_dir is not None else 0
     if start >= config.epochs:

@@ -34,6 +34,7 @@ class Schedule:
     epochs: int
     batch_size: int
     learning_rate: float
+    lr_schedule: str  # "constant" or "cosine" (over every step of every epoch)
     label_fraction: float  # share of each batch drawn from the labelled subset
     samples: int | None
     alpha: float | None
@@ -144,6 +145,15 @@ class Trainer:
                            extra[i * self.labelled_per_batch:(i + 1) * self.labelled_per_batch]])
                 for i in range(steps)]
 
+    def set_learning_rate(self, step: int, steps: int) -> None:
+        """The rate of step `step` (from 0) of `steps`: a function of the step alone, so a resumed
+        run continues the same curve without saving any scheduler state."""
+        rate = self.schedule.learning_rate
+        if self.schedule.lr_schedule == "cosine":
+            rate *= 0.5 * (1 + math.cos(math.pi * step / steps))
+        for group in self.optimiser.param_groups:
+            group["lr"] = rate
+
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         index = index.to(self.device)
         batch = {name: values[index] for name, values in self.data.train.items()}
@@ -181,6 +191,7 @@ class Trainer:
                        disable=not self.progress or not sys.stderr.isatty(),  # no bar in logs
                        leave=False, dynamic_ncols=True)
             for step, index in enumerate(bar, start=1):
+                self.set_learning_rate((epoch - 1) * len(batches) + step - 1, self.schedule.epochs * len(batches))
                 result = self.model.objective(self.batch(index), samples=self.schedule.samples,
                                               alpha=self.schedule.alpha, check_values=False)
                 loss = result.loss

@@ -81,6 +81,52 @@ def test_resuming_gives_the_weights_of_an_uninterrupted_run(capsys, tiny: Path, 
         assert torch.equal(a[key], b[key]), key
 
 
+def test_an_interrupted_cosine_run_resumes_onto_the_same_curve(capsys, tiny: Path, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    """The rate is a function of the step alone, so a run stopped after epoch 1 and resumed ends
+    with the weights of one that was never stopped; resuming with other epochs is refused."""
+    from gmdsl.runtime.training import Checkpoints
+
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    cosine = ["--dataset", str(tiny), "--epochs", "2", "--lr-schedule", "cosine", "--learning-rate", "0.01", *FAST]
+    assert run(capsys, "train", MNIST, "--run", str(straight), *cosine)[0] == 0
+    constant = tmp_path / "constant"
+    assert run(capsys, "train", MNIST, "--run", str(constant), *cosine, "--lr-schedule", "constant")[0] == 0
+    assert any(not torch.equal(a, b) for a, b in zip(weights(straight).values(), weights(constant).values()))
+
+    save = Checkpoints.save
+
+    def stop_after_epoch_1(self, epoch, model, state):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        save(self, epoch, model, state)
+
+    monkeypatch.setattr(Checkpoints, "save", stop_after_epoch_1)
+    assert run(capsys, "train", MNIST, "--run", str(interrupted), *cosine)[0] != 0  # as after Ctrl-C
+    assert json.loads((interrupted / "checkpoint" / "latest.json").read_text())["epoch"] == 1
+    monkeypatch.setattr(Checkpoints, "save", save)
+    code, _, err = run(capsys, "train", "--resume", str(interrupted), "--epochs", "3", "--no-progress")
+    assert code == 1 and "over 2 epochs (lr_schedule = cosine)" in err and "--epochs 2" in err
+    assert run(capsys, "train", "--resume", str(interrupted), "--no-progress")[0] == 0
+    a, b = weights(straight), weights(interrupted)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_the_cosine_rate_falls_from_the_learning_rate_to_zero() -> None:
+    from gmdsl.runtime.training import Schedule, Trainer
+
+    trainer = Trainer.__new__(Trainer)  # only the optimiser and schedule are needed
+    trainer.schedule = Schedule(3, 8, 0.5, "cosine", 0.5, None, None, 0)
+    trainer.optimiser = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    rates = []
+    for step in range(10):
+        trainer.set_learning_rate(step, 10)
+        rates.append(trainer.optimiser.param_groups[0]["lr"])
+    assert rates[0] == 0.5 and rates[5] == pytest.approx(0.25) and 0 < rates[-1] < 0.02
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+
+
 def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
     """What `gmdsl train` does, in process, for a run directory that already holds model.py,
     config.json and labelled.json."""
@@ -91,8 +137,8 @@ def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
     torch.manual_seed(config.seed)
     model = runs.model_of(run_dir)
     data = runs.training_data(model, config, run_dir, torch.device("cpu"))
-    schedule = Schedule(1, config.batch_size, config.learning_rate, config.label_fraction, config.samples,
-                        config.alpha, config.seed)
+    schedule = Schedule(1, config.batch_size, config.learning_rate, config.lr_schedule, config.label_fraction,
+                        config.samples, config.alpha, config.seed)
     Trainer(model, data, schedule, run_dir, torch.device("cpu"), progress=False).fit()
     return weights(run_dir)
 
