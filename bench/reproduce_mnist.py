@@ -158,8 +158,9 @@ def cell(summary: dict, labels: int) -> str:
     entry = summary.get(str(labels))
     if entry is None:
         return "not run"
-    seeds = f"{entry['seeds']} seed" + ("s" if entry["seeds"] > 1 else "")
-    return f"**{entry['mean']:.2f}** (±{entry['std']:.2f}, {seeds})"
+    if entry["seeds"] == 1:
+        return f"{entry['mean']:.2f} (1 seed)"
+    return f"**{entry['mean']:.2f}** (±{entry['std']:.2f}, {entry['seeds']} seeds)"
 
 
 def describe(hardware: dict) -> str:
@@ -167,8 +168,10 @@ def describe(hardware: dict) -> str:
         return hardware["cuda"]
     if "jobs" not in hardware:
         return f"{hardware['machine']} CPU, {hardware['threads']} threads"
-    return (f"{hardware['machine']} CPU, {hardware['cpus']} cores, {hardware['jobs']} run(s) at once "
-            f"with {hardware['threads_per_job']} thread(s) each")
+    threads = f"{hardware['threads_per_job']} thread" + ("s" if hardware["threads_per_job"] > 1 else "")
+    runs = f"one run at a time with {threads}" if hardware["jobs"] == 1 else \
+        f"{hardware['jobs']} runs at once, {threads} each"
+    return f"{hardware['machine']} CPU, {hardware['cpus']} cores, {runs}"
 
 
 def markdown(results: dict) -> str:
@@ -185,12 +188,12 @@ def markdown(results: dict) -> str:
     settings = []
     for s in results["settings"]:
         per_epoch = statistics.mean(r["seconds_per_epoch"] for r in s["runs"])
-        wall = sum(r["wall_seconds"] for r in s["runs"]) / 3600
+        minutes = sum(r["wall_seconds"] for r in s["runs"]) / 60
         settings.append(f"""### {s['name']}
 
 - command: `{s['command']}` at commit {s['commit']}
 - hardware: {describe(s['hardware'])}, torch {s['hardware']['torch']}
-- {per_epoch:.1f} s per epoch on average; {wall:.1f} h of run time in all
+- {per_epoch:.1f} s per epoch on average; {minutes:.0f} min of run time in all (train and eval)
 - logs: `logs/{s['name']}-n*-seed*.*`
 """)
     grid = results.get("style_grid")

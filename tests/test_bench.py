@@ -40,8 +40,9 @@ def test_the_mnist_table_has_a_row_per_setting_beside_the_references() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| [")]
     assert rows == [
         "| [a](#a): `specs/a.gm`, 7 epochs, cosine learning rate | **11.00** (±1.41, 2 seeds) | not run | not run "
-        "| **2.00** (±0.00, 1 seed) |",
+        "| 2.00 (1 seed) |",
         "| [b](#b): `specs/b.gm`, 7 epochs, cosine learning rate | not run | **5.00** (±0.00, 3 seeds) | not run "
         "| not run |"]
     assert "| Siddharth et al. 2017, \"Ours\" | 9.71 (±0.91) | 3.84 (±0.86) \\* |" in text
     assert "### b\n\n- command: `cmd` at commit abc1234" in text
+    assert "2 runs at once, 1 thread each" in text and "3 min of run time" in text
