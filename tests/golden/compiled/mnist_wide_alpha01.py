@@ -1,0 +1,57 @@
+"""The model `mnist_wide_alpha01`, compiled by gmdsl from mnist_wide_alpha01.gm.
+
+Generated code: change the spec and recompile rather than editing this file.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from gmdsl import runtime as rt
+
+
+class Encoder(torch.nn.Module):
+    """The recognition model q(y, z | x) = q(y | x) q(z | x, y)."""
+
+    def __init__(self):
+        super().__init__()
+        self.classifier = rt.mlp(784, 10, hidden=[500, 500], activation="relu")  # mnist_wide_alpha01.gm:15
+        self.encoder = rt.mlp(794, 100, hidden=[500, 500], activation="relu")  # mnist_wide_alpha01.gm:16
+
+    def forward(self, q: rt.Recognition) -> None:
+        x = q.observed("x")  # mnist_wide_alpha01.gm:4
+        # q(y | x) = Categorical(logits = classifier(x)) by relaxation(temperature = 0.66)
+        y = q.sample("y", rt.Categorical(logits=self.classifier(rt.join(x))), relaxation=0.66)  # mnist_wide_alpha01.gm:12
+        # q(z | x, y) = Normal(encoder(x, y))
+        z = q.sample("z", rt.Normal.from_network(self.encoder(rt.join(x, y))))  # mnist_wide_alpha01.gm:13
+
+
+class Decoder(torch.nn.Module):
+    """The generative model p(y, z, x) = p(y) p(z) p(x | y, z)."""
+
+    def __init__(self):
+        super().__init__()
+        self.decoder = rt.mlp(60, 784, hidden=[500, 500], activation="relu")  # mnist_wide_alpha01.gm:17
+
+    def forward(self, p: rt.Generation) -> None:
+        # p(y) = Categorical(probs = uniform)
+        y = p.sample("y", rt.Categorical(probs=rt.UNIFORM))  # mnist_wide_alpha01.gm:8
+        # p(z) = Normal(loc = 0, scale = 1)
+        z = p.sample("z", rt.Normal(loc=0.0, scale=1.0))  # mnist_wide_alpha01.gm:9
+        # p(x | y, z) = Bernoulli(logits = decoder(y, z))
+        x = p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # mnist_wide_alpha01.gm:10
+
+
+class Model(rt.CompiledModel):
+    """mnist_wide_alpha01: q is `Encoder`, p is `Decoder`."""
+
+    name = "mnist_wide_alpha01"
+    variables = (
+        rt.Variable("x", "observed", "binary", (784,)),
+        rt.Variable("y", "supervised", "onehot", (10,)),
+        rt.Variable("z", "latent", "real", (50,)),
+    )
+    options = rt.ObjectiveOptions(alpha=0.1, samples=1, beta=1.0, estimator="snis")
+    constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact
+
+    def __init__(self):
+        super().__init__(Encoder(), Decoder())
