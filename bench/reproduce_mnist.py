@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+GMDSL = str(Path(sys.executable).parent / "gmdsl")  # the CLI of the environment running this script
 LABELS = (100, 600, 1000, 3000)
 # test error %, N = 100 / 600 / 1000 / 3000
 REFERENCES = [
@@ -38,7 +39,7 @@ REFERENCES = [
 
 
 class Failed(Exception):
-    pass
+    """A train or eval command exited non-zero; the message names its log."""
 
 
 def run(command: list[str], log: Path, threads: int) -> None:
@@ -57,17 +58,16 @@ def setting_name(spec: str, epochs: int, lr_schedule: str) -> str:
 
 
 def train_and_evaluate(args, epochs: int, labels: int, seed: int, logs: Path, threads: int) -> dict:
-    gmdsl = str(Path(sys.executable).parent / "gmdsl")
     name = f"{setting_name(args.spec, epochs, args.lr_schedule)}-n{labels}-seed{seed}"
     run_dir = ROOT / "runs" / "reproduce" / name
     shutil.rmtree(run_dir, ignore_errors=True)
     log = logs / f"{name}.log"
     log.unlink(missing_ok=True)
     started = time.perf_counter()
-    run([gmdsl, "train", args.spec, "--labels", str(labels), "--epochs", str(epochs), "--seed", str(seed),
+    run([GMDSL, "train", args.spec, "--labels", str(labels), "--epochs", str(epochs), "--seed", str(seed),
          "--label-seed", str(seed), "--lr-schedule", args.lr_schedule,
          "--device", args.device, "--run", str(run_dir), "--no-progress"], log, threads)
-    run([gmdsl, "eval", str(run_dir), "--samples", "20", "--rows", "500", "--device", args.device], log, threads)
+    run([GMDSL, "eval", str(run_dir), "--samples", "20", "--rows", "500", "--device", args.device], log, threads)
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evaluation = json.loads((run_dir / "eval.json").read_text())
     for file in ("metrics.jsonl", "eval.json", "config.json", "labelled.json"):
@@ -148,8 +148,7 @@ def draw_style_grid(results: dict, record: dict, out: Path) -> None:
     if held is not None and held["test_error"] <= best["test_error"]:
         return
     run_dir = ROOT / "runs" / "reproduce" / best["name"]
-    gmdsl = str(Path(sys.executable).parent / "gmdsl")
-    subprocess.run([gmdsl, "show", str(run_dir)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run([GMDSL, "show", str(run_dir)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     shutil.copy(run_dir / "figures" / "style_grid.png", out / "mnist_style.png")
     results["style_grid"] = {"run": best["name"], "labels": best["labels"], "test_error": best["test_error"]}
 
@@ -166,8 +165,6 @@ def cell(summary: dict, labels: int) -> str:
 def describe(hardware: dict) -> str:
     if hardware.get("cuda"):
         return hardware["cuda"]
-    if "jobs" not in hardware:
-        return f"{hardware['machine']} CPU, {hardware['threads']} threads"
     threads = f"{hardware['threads_per_job']} thread" + ("s" if hardware["threads_per_job"] > 1 else "")
     runs = f"one run at a time with {threads}" if hardware["jobs"] == 1 else \
         f"{hardware['jobs']} runs at once, {threads} each"

@@ -7,6 +7,7 @@ import os
 
 from .emit import emit
 from .frontend import load
+from .lowering import ModelGraph
 from .runtime.loading import load_module
 
 
@@ -22,5 +23,9 @@ def compile(spec: str | os.PathLike):  # noqa: A001 - the public name users were
         result = model.objective({"x": images, "y": labels, "y_observed": mask})
         result.elbo  # [B]
     """
-    model_graph = load(spec)
+    return instantiate(load(spec))
+
+
+def instantiate(model_graph: ModelGraph):
+    """A fresh `torch.nn.Module` of a checked model graph."""
     return load_module(emit(model_graph), model_graph.name).Model()

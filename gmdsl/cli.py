@@ -162,9 +162,8 @@ def _user_errors():
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of hypothesis and of the draws.")
 def test_command(specs: tuple[str, ...], examples: int, seed: int) -> int:
     """Property-test model structures: finite objective, learning, independence, no leaks."""
-    from .emit import emit
+    from .build import instantiate
     from .properties import check_structure
-    from .runtime.loading import load_module
 
     failed_specs = 0
     for spec in specs:
@@ -173,7 +172,7 @@ def test_command(specs: tuple[str, ...], examples: int, seed: int) -> int:
             failed_specs += 1
             continue
         click.echo(f"gmdsl test {spec}: {examples} examples per property, seed {seed}")
-        results = check_structure(load_module(emit(model), model.name).Model(), examples, seed)
+        results = check_structure(instantiate(model), examples, seed)
         for result in results:
             click.echo(f"  {'pass' if result.passed else 'FAIL'}  {result.name}")
             if not result.passed:

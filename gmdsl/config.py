@@ -65,9 +65,23 @@ def resolve(file: Path | None, overrides: dict[str, Any], base: dict[str, Any] |
             raise ConfigError(f"no such config file: {file}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {file} ({exc}); it should be UTF-8 TOML text") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return TrainConfig(**values)
     except ValidationError as exc:
-        problems = "\n".join(f"  {_describe(e)}" for e in exc.errors())
-        raise ConfigError(f"bad training configuration in {where}:\n{problems}") from None
+        raise ConfigError(f"bad training configuration in {where}:\n{_problems(exc)}") from None
+
+
+def load_saved(file: Path) -> TrainConfig:
+    """A run's saved config.json (which a person may have edited)."""
+    try:
+        return TrainConfig.model_validate_json(file.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise ConfigError(f"{file} is not a valid run configuration:\n{_problems(exc)}\n"
+                          "fix it (`gmdsl train --help` lists the settings), or start a new run") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "\n".join(f"  {_describe(e)}" for e in exc.errors())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig
+from .config import TrainConfig, load_saved
 from .datasets import open_dataset
 from .runtime.batch import prepare
 from .runtime.data import DataError, bind, labelled_subset, load_indices, model_tensor, save_indices
@@ -80,7 +80,7 @@ def _require_run(path: Path) -> Path:
 
 
 def config_of(path: Path) -> TrainConfig:
-    return TrainConfig.model_validate_json((_require_run(path) / "config.json").read_text(encoding="utf-8"))
+    return load_saved(_require_run(path) / "config.json")
 
 
 def training_data(model: CompiledModel, config: TrainConfig, path: Path, device: torch.device) -> TrainingData:
@@ -118,6 +118,7 @@ def training_data(model: CompiledModel, config: TrainConfig, path: Path, device:
 def open_run(path: Path, device_name: str = "auto") -> Run:
     """A trained run: its model with the last checkpoint's weights, on the device."""
     path = _require_run(Path(path))
+    config = config_of(path)  # first: a hand-edited config is the likelier mistake
     device = choose_device(device_name)
     model = model_of(path).to(device)
     checkpoints = Checkpoints(path / "checkpoint")
@@ -126,7 +127,7 @@ def open_run(path: Path, device_name: str = "auto") -> Run:
     checkpoints.load(model, device)
     model.eval()
     data = json.loads((path / "data.json").read_text(encoding="utf-8"))
-    return Run(path, model, config_of(path), data, device)
+    return Run(path, model, config, data, device)
 
 
 def test_data(run: Run) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ IDX folders give `image` (uint8) and `label` (int64); an .npz gives one field pe
 from __future__ import annotations
 
 import gzip
+import zipfile
 import json
 import os
 import struct
@@ -86,8 +87,12 @@ def read_idx_folder(folder: Path, name: str) -> Dataset:
 def read_npz(path: Path) -> Dataset:
     import numpy as np  # only .npz datasets need it
 
-    with np.load(path) as archive:
-        arrays = {key: torch.from_numpy(archive[key].copy()) for key in archive.files}
+    try:
+        with np.load(path) as archive:
+            arrays = {key: torch.from_numpy(archive[key].copy()) for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # not an archive, or object arrays
+        raise DataError(f"{path} is not a readable .npz of numeric arrays ({exc}); write it with "
+                        "numpy.savez(path, NAME_train=..., NAME_test=...)") from None
     train = {k[: -len("_train")]: v for k, v in arrays.items() if k.endswith("_train")}
     test = {k[: -len("_test")]: v for k, v in arrays.items() if k.endswith("_test")}
     if not train or set(train) != set(test):

@@ -10,6 +10,7 @@ mask by index, so no unlabelled example's label can reach the loss.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -39,6 +40,14 @@ class Schedule:
     samples: int | None
     alpha: float | None
     seed: int
+
+
+def learning_rate_at(schedule: Schedule, step: int, steps: int) -> float:
+    """The rate of step `step` (from 0) of `steps`: a function of the step alone, so a resumed
+    run continues the same curve without saving any scheduler state."""
+    if schedule.lr_schedule == "cosine":
+        return schedule.learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))
+    return schedule.learning_rate
 
 
 @dataclass
@@ -145,15 +154,6 @@ class Trainer:
                            extra[i * self.labelled_per_batch:(i + 1) * self.labelled_per_batch]])
                 for i in range(steps)]
 
-    def set_learning_rate(self, step: int, steps: int) -> None:
-        """The rate of step `step` (from 0) of `steps`: a function of the step alone, so a resumed
-        run continues the same curve without saving any scheduler state."""
-        rate = self.schedule.learning_rate
-        if self.schedule.lr_schedule == "cosine":
-            rate *= 0.5 * (1 + math.cos(math.pi * step / steps))
-        for group in self.optimiser.param_groups:
-            group["lr"] = rate
-
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         index = index.to(self.device)
         batch = {name: values[index] for name, values in self.data.train.items()}
@@ -191,7 +191,10 @@ class Trainer:
                        disable=not self.progress or not sys.stderr.isatty(),  # no bar in logs
                        leave=False, dynamic_ncols=True)
             for step, index in enumerate(bar, start=1):
-                self.set_learning_rate((epoch - 1) * len(batches) + step - 1, self.schedule.epochs * len(batches))
+                rate = learning_rate_at(self.schedule, (epoch - 1) * len(batches) + step - 1,
+                                        self.schedule.epochs * len(batches))
+                for group in self.optimiser.param_groups:
+                    group["lr"] = rate
                 result = self.model.objective(self.batch(index), samples=self.schedule.samples,
                                               alpha=self.schedule.alpha, check_values=False)
                 loss = result.loss
@@ -228,10 +231,8 @@ class Trainer:
 def write_metrics(run: Path, log: list[dict]) -> None:
     """metrics.jsonl (one record per epoch) and metrics.csv, rewritten whole each epoch."""
     write_atomically(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in log))
-    keys = list(dict.fromkeys(k for r in log for k in r))
-    temporary = run / "metrics.csv.tmp"
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(log)
-    os.replace(temporary, run / "metrics.csv")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for r in log for k in r)))
+    writer.writeheader()
+    writer.writerows(log)
+    write_atomically(run / "metrics.csv", table.getvalue())

@@ -114,15 +114,10 @@ def test_an_interrupted_cosine_run_resumes_onto_the_same_curve(capsys, tiny: Pat
 
 
 def test_the_cosine_rate_falls_from_the_learning_rate_to_zero() -> None:
-    from gmdsl.runtime.training import Schedule, Trainer
+    from gmdsl.runtime.training import Schedule, learning_rate_at
 
-    trainer = Trainer.__new__(Trainer)  # only the optimiser and schedule are needed
-    trainer.schedule = Schedule(3, 8, 0.5, "cosine", 0.5, None, None, 0)
-    trainer.optimiser = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
-    rates = []
-    for step in range(10):
-        trainer.set_learning_rate(step, 10)
-        rates.append(trainer.optimiser.param_groups[0]["lr"])
+    schedule = Schedule(3, 8, 0.5, "cosine", 0.5, None, None, 0)
+    rates = [learning_rate_at(schedule, step, 10) for step in range(10)]
     assert rates[0] == 0.5 and rates[5] == pytest.approx(0.25) and 0 < rates[-1] < 0.02
     assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
 
@@ -210,6 +205,18 @@ def test_bad_config_and_missing_data_from_the_cli(capsys, tmp_path: Path, monkey
         open_dataset("fashion-mnist", fetch_missing=False)
     code, _, err = run(capsys, "eval", str(tmp_path / "not-a-run"))
     assert code == 1 and "is not a gmdsl run" in err
+    (tmp_path / "not.npz").write_bytes(b"not an archive")
+    code, _, err = run(capsys, "train", MNIST, "--dataset", str(tmp_path / "not.npz"), "--run", str(tmp_path / "r3"))
+    assert code == 1 and "not.npz is not a readable .npz" in err and "Traceback" not in err
+    (tmp_path / "unreadable.toml").write_bytes(b"epochs = \xff\n")
+    code, _, err = run(capsys, "train", MNIST, "--config", str(tmp_path / "unreadable.toml"))
+    assert code == 1 and "cannot read config file" in err and "Traceback" not in err
+    edited = tmp_path / "edited-run"
+    edited.mkdir()
+    (edited / "model.py").write_text("")
+    (edited / "config.json").write_text('{"epochs": "many"}')
+    code, _, err = run(capsys, "eval", str(edited))
+    assert code == 1 and "is not a valid run configuration" in err and "`epochs`" in err and "Traceback" not in err
 
 
 def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(capsys, tiny: Path, tmp_path: Path,
