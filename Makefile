@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.gmdsl-installed
 DEMO := build/demo
 
-.PHONY: demo compile-all test golden clean
+.PHONY: demo compile-all lint typecheck test golden clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,22 @@ compile-all: $(STAMP)
 	done
 	@echo "pictures, IR and compiled modules in $(DEMO)/"
 
-test: $(STAMP)
+# The build's checks: ruff (lint and format), mypy, then the test suite.
+test: lint typecheck
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy reads the package as it is installed (runtime/ as gmdsl.runtime, a layout mypy cannot map
+# by itself), so it checks a copy of that layout in build/typecheck and reports the real paths.
+TYPECHECK := build/typecheck
+typecheck: $(STAMP)
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)
+	cp -r gmdsl $(TYPECHECK)/gmdsl && cp -r runtime $(TYPECHECK)/gmdsl/runtime && cp -r grammar $(TYPECHECK)/gmdsl/grammar
+	cd $(TYPECHECK) && bash -o pipefail -c '$(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p gmdsl \
+	  | sed -e "s|^gmdsl/runtime/|runtime/|" -e "s|^gmdsl/grammar/|grammar/|"'
 
 # Rewrite the golden files (diagnostics of tests/golden/bad/*.gm, IR, compiled modules) from the real CLI.
 golden: $(STAMP)

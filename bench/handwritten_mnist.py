@@ -25,8 +25,9 @@ class HandWrittenMnist(nn.Module):
         # q(y | x): a relaxed sample where the label is missing
         logits = self.classifier(x)
         log_probs = torch.log_softmax(logits, -1)
-        relaxed = D.RelaxedOneHotCategorical(torch.tensor(self.temperature), logits=log_probs.expand(
-            self.samples, batch, 10)).rsample()
+        relaxed = D.RelaxedOneHotCategorical(
+            torch.tensor(self.temperature), logits=log_probs.expand(self.samples, batch, 10)
+        ).rsample()
         y = torch.where(labelled[:, None], y, relaxed)
         log_qy = (y * log_probs).sum(-1)
         # q(z | x, y)
@@ -37,7 +38,8 @@ class HandWrittenMnist(nn.Module):
         # p(y) p(z) p(x | y, z)
         log_py = -math.log(10)
         log_pz = D.Normal(0.0, 1.0).log_prob(z).sum(-1)
-        log_px = -F.binary_cross_entropy_with_logits(self.decoder(torch.cat([y, z], -1)),
-                                                     x.expand(self.samples, batch, 784), reduction="none").sum(-1)
+        log_px = -F.binary_cross_entropy_with_logits(
+            self.decoder(torch.cat([y, z], -1)), x.expand(self.samples, batch, 784), reduction="none"
+        ).sum(-1)
         elbo = (log_px + log_py + log_pz - log_qz - log_qy).mean(0)
         return elbo + torch.where(labelled, (1 + self.alpha) * log_qy[0], torch.zeros_like(elbo))

@@ -31,8 +31,11 @@ GMDSL = str(Path(sys.executable).parent / "gmdsl")  # the CLI of the environment
 LABELS = (100, 600, 1000, 3000)
 # test error %, N = 100 / 600 / 1000 / 3000
 REFERENCES = [
-    ("Siddharth et al. 2017, \"Ours\"", [(9.71, 0.91), (3.84, 0.86), (2.88, 0.79), (1.57, 0.93)],
-     "N = 100 confirmed by public benchmark listings; the other three as commonly cited, not confirmed here"),
+    (
+        'Siddharth et al. 2017, "Ours"',
+        [(9.71, 0.91), (3.84, 0.86), (2.88, 0.79), (1.57, 0.93)],
+        "N = 100 confirmed by public benchmark listings; the other three as commonly cited, not confirmed here",
+    ),
     ("Kingma et al. 2014, M2", [(11.97, 1.71), (4.94, 0.13), (3.60, 0.56), (3.92, 0.63)], ""),
     ("Pyro SS-VAE tutorial, best variant", [(6.81, None), (5.63, None), (5.13, None), (4.18, None)], ""),
 ]
@@ -64,18 +67,44 @@ def train_and_evaluate(args, epochs: int, labels: int, seed: int, logs: Path, th
     log = logs / f"{name}.log"
     log.unlink(missing_ok=True)
     started = time.perf_counter()
-    run([GMDSL, "train", args.spec, "--labels", str(labels), "--epochs", str(epochs), "--seed", str(seed),
-         "--label-seed", str(seed), "--lr-schedule", args.lr_schedule,
-         "--device", args.device, "--run", str(run_dir), "--no-progress"], log, threads)
+    run(
+        [
+            GMDSL,
+            "train",
+            args.spec,
+            "--labels",
+            str(labels),
+            "--epochs",
+            str(epochs),
+            "--seed",
+            str(seed),
+            "--label-seed",
+            str(seed),
+            "--lr-schedule",
+            args.lr_schedule,
+            "--device",
+            args.device,
+            "--run",
+            str(run_dir),
+            "--no-progress",
+        ],
+        log,
+        threads,
+    )
     run([GMDSL, "eval", str(run_dir), "--samples", "20", "--rows", "500", "--device", args.device], log, threads)
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evaluation = json.loads((run_dir / "eval.json").read_text())
     for file in ("metrics.jsonl", "eval.json", "config.json", "labelled.json"):
         shutil.copy(run_dir / file, logs / f"{name}.{file}")
     print(f"{name}: test error {evaluation['test_error_y']:.2f}%", flush=True)
-    return {"name": name, "labels": labels, "seed": seed, "test_error": evaluation["test_error_y"],
-            "seconds_per_epoch": statistics.mean(m["seconds"] for m in metrics),
-            "wall_seconds": time.perf_counter() - started}
+    return {
+        "name": name,
+        "labels": labels,
+        "seed": seed,
+        "test_error": evaluation["test_error_y"],
+        "seconds_per_epoch": statistics.mean(m["seconds"] for m in metrics),
+        "wall_seconds": time.perf_counter() - started,
+    }
 
 
 def main() -> None:
@@ -102,10 +131,17 @@ def main() -> None:
             rows = [future.result() for future in futures]
         except Failed as exc:
             sys.exit(str(exc))
-    record = {"name": setting_name(args.spec, epochs, args.lr_schedule), "spec": args.spec, "epochs": epochs,
-              "lr_schedule": args.lr_schedule, "command": " ".join([".venv/bin/python", "bench/reproduce_mnist.py",
-                                                                    *sys.argv[1:]]),
-              "commit": commit(), "hardware": hardware(args.jobs, threads), "summary": summarise(rows), "runs": rows}
+    record = {
+        "name": setting_name(args.spec, epochs, args.lr_schedule),
+        "spec": args.spec,
+        "epochs": epochs,
+        "lr_schedule": args.lr_schedule,
+        "command": " ".join([".venv/bin/python", "bench/reproduce_mnist.py", *sys.argv[1:]]),
+        "commit": commit(),
+        "hardware": hardware(args.jobs, threads),
+        "summary": summarise(rows),
+        "runs": rows,
+    }
     results = load(out)
     results["settings"] = [s for s in results["settings"] if s["name"] != record["name"]] + [record]
     draw_style_grid(results, record, out)
@@ -127,17 +163,25 @@ def commit() -> str:
 def hardware(jobs: int, threads: int) -> dict:
     import torch
 
-    return {"machine": platform.machine(), "cpus": os.cpu_count(), "jobs": jobs, "threads_per_job": threads,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__}
+    return {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "jobs": jobs,
+        "threads_per_job": threads,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+    }
 
 
 def summarise(rows: list[dict]) -> dict[str, dict]:
     table = {}
     for labels in sorted({r["labels"] for r in rows}):
         errors = [r["test_error"] for r in rows if r["labels"] == labels]
-        table[str(labels)] = {"mean": statistics.mean(errors),
-                              "std": statistics.stdev(errors) if len(errors) > 1 else 0.0, "seeds": len(errors)}
+        table[str(labels)] = {
+            "mean": statistics.mean(errors),
+            "std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+            "seeds": len(errors),
+        }
     return table
 
 
@@ -166,8 +210,11 @@ def describe(hardware: dict) -> str:
     if hardware.get("cuda"):
         return hardware["cuda"]
     threads = f"{hardware['threads_per_job']} thread" + ("s" if hardware["threads_per_job"] > 1 else "")
-    runs = f"one run at a time with {threads}" if hardware["jobs"] == 1 else \
-        f"{hardware['jobs']} runs at once, {threads} each"
+    runs = (
+        f"one run at a time with {threads}"
+        if hardware["jobs"] == 1
+        else f"{hardware['jobs']} runs at once, {threads} each"
+    )
     return f"{hardware['machine']} CPU, {hardware['cpus']} cores, {runs}"
 
 
@@ -175,8 +222,11 @@ def markdown(results: dict) -> str:
     lines = ["| model | " + " | ".join(f"N = {n}" for n in LABELS) + " |", "|---" * (len(LABELS) + 1) + "|"]
     for s in results["settings"]:
         schedule = "" if s["lr_schedule"] == "constant" else f", {s['lr_schedule']} learning rate"
-        lines.append(f"| [{s['name']}](#{s['name']}): `{s['spec']}`, {s['epochs']} epochs{schedule} | "
-                     + " | ".join(cell(s["summary"], n) for n in LABELS) + " |")
+        lines.append(
+            f"| [{s['name']}](#{s['name']}): `{s['spec']}`, {s['epochs']} epochs{schedule} | "
+            + " | ".join(cell(s["summary"], n) for n in LABELS)
+            + " |"
+        )
     for name, values, note in REFERENCES:
         cells = [f"{m:.2f}" + (f" (±{s:.2f})" if s is not None else "") for m, s in values]
         if note:
@@ -186,16 +236,22 @@ def markdown(results: dict) -> str:
     for s in results["settings"]:
         per_epoch = statistics.mean(r["seconds_per_epoch"] for r in s["runs"])
         minutes = sum(r["wall_seconds"] for r in s["runs"]) / 60
-        settings.append(f"""### {s['name']}
+        settings.append(f"""### {s["name"]}
 
-- command: `{s['command']}` at commit {s['commit']}
-- hardware: {describe(s['hardware'])}, torch {s['hardware']['torch']}
+- command: `{s["command"]}` at commit {s["commit"]}
+- hardware: {describe(s["hardware"])}, torch {s["hardware"]["torch"]}
 - {per_epoch:.1f} s per epoch on average; {minutes:.0f} min of run time in all (train and eval)
-- logs: `logs/{s['name']}-n*-seed*.*`
+- logs: `logs/{s["name"]}-n*-seed*.*`
 """)
     grid = results.get("style_grid")
-    grid_text = (f"`mnist_style.png` is the style x digit grid of the best run, `{grid['run']}` "
-                 f"({grid['test_error']:.2f}% test error with {grid['labels']} labels).") if grid else ""
+    grid_text = (
+        (
+            f"`mnist_style.png` is the style x digit grid of the best run, `{grid['run']}` "
+            f"({grid['test_error']:.2f}% test error with {grid['labels']} labels)."
+        )
+        if grid
+        else ""
+    )
     return f"""# MNIST test error (%) with N labelled examples
 
 Mean (± standard deviation) over seeds; each seed draws a different class-balanced labelled subset

@@ -1,31 +1,45 @@
 """gmdsl: compile `.gm` specs of semi-supervised deep generative models into PyTorch.
 
-The front end, phase by phase (each a pure function):
+The compiler, phase by phase (each a pure function; gmdsl/compiler/):
 
-    parse(text, path) -> ast.Spec          gmdsl/parser.py
-    check(spec)       -> [Diagnostic]      gmdsl/checker.py
-    lower(spec)       -> ModelGraph        gmdsl/lowering.py  (networkx DAGs for p and q)
+    parse(text, path) -> ast.Spec          gmdsl/compiler/parser.py
+    check(spec)       -> CheckedSpec       gmdsl/compiler/checker.py   (.diagnostics, .ok)
+    lower(checked)    -> ModelIR           gmdsl/compiler/lowering.py  (the typed model graph)
 
 `load(spec)` runs all three on a path or on source text and raises `SpecError` when the
-spec has errors. `compile(spec)` goes on to emit PyTorch code (gmdsl/emit.py) and returns
-the model, a `torch.nn.Module` with `objective`, `predict` and `sample`.
+spec has errors. `compile(spec)` goes on to emit PyTorch code and returns the model, a
+`torch.nn.Module` with `objective`, `predict` and `sample`. Both go through gmdsl/build.py,
+the one driver, as the `gmdsl` command does.
 
 Names are imported on first use, so that `import gmdsl.runtime` (what compiled models
 import) loads neither the compiler nor networkx and Lark.
 """
 
 from importlib import import_module
+from typing import Any
 
 _EXPORTS = {
-    "check": "checker", "Diagnostic": "errors", "InternalCompilerError": "errors", "SpecError": "errors",
-    "SpecSyntaxError": "errors", "analyse": "frontend", "load": "frontend", "read_spec": "frontend",
-    "ModelGraph": "lowering", "lower": "lowering", "parse": "parser",
-    "compile": "build", "compile_source": "build",
+    "check": "compiler.checker",
+    "CheckedSpec": "compiler.checked",
+    "Diagnostic": "compiler.diagnostics",
+    "InternalCompilerError": "compiler.diagnostics",
+    "SpecError": "compiler.diagnostics",
+    "SpecSyntaxError": "compiler.diagnostics",
+    "ModelIR": "compiler.ir",
+    "lower": "compiler.lowering",
+    "parse": "compiler.parser",
+    "check_spec": "build",
+    "compile": "build",
+    "compile_source": "build",
+    "instantiate": "build",
+    "load": "build",
+    "read_spec": "build",
+    "UserError": "runtime.errors",
 }
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'gmdsl' has no attribute {name!r}")
     value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -1,14 +1,76 @@
-"""From a spec to a live PyTorch model: emit the module's source, load it (registered with
-`linecache`, so tracebacks show the generated lines) and instantiate `Model`."""
+"""The one driver: spec -> checked spec -> IR -> module source -> live model.
+
+The CLI and the Python API (`gmdsl.load`, `gmdsl.compile`) both call it; nothing else strings
+the phases together. Each phase runs once: `check_spec` parses and checks, `lower_spec` lowers
+what the check accepted, `emit` writes the module, and `load_model_class` executes it once.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
 
-from .emit import emit
-from .frontend import load
-from .lowering import ModelGraph
-from .runtime.loading import load_module
+from .compiler.checked import CheckedSpec
+from .compiler.checker import check
+from .compiler.diagnostics import SpecError
+from .compiler.emit import emit
+from .compiler.ir import ModelIR
+from .compiler.lowering import lower
+from .compiler.parser import parse
+from .loading import load_module
+from .runtime.errors import UserError
+
+if TYPE_CHECKING:
+    from .runtime.model import CompiledModel
+
+
+class ModelClass(Protocol):
+    """A compiled module's `Model`: a CompiledModel subclass that builds its own encoder and decoder."""
+
+    name: str
+
+    def __call__(self) -> CompiledModel: ...
+
+
+def read_spec(spec: str | os.PathLike) -> tuple[str, str]:
+    """(source text, path for messages). A string naming a file, or ending in `.gm`, is a
+    path; any other string is the spec's text itself. A missing file raises
+    FileNotFoundError("no such spec file: ...")."""
+    is_path = isinstance(spec, os.PathLike) or ("\n" not in spec and (spec.endswith(".gm") or _is_file(spec)))
+    if not is_path:
+        return str(spec), "<string>"
+    path = Path(spec)
+    try:
+        return path.read_text(encoding="utf-8"), str(spec)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such spec file: {spec}") from None
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # too long, or a NUL byte: not a file name at all
+        return False
+
+
+def check_spec(spec: str | os.PathLike) -> CheckedSpec:
+    """Parse and check; a syntax error raises `SpecSyntaxError`, other findings are in
+    `.diagnostics` of the result."""
+    source, path = read_spec(spec)
+    return check(parse(source, path))
+
+
+def lower_spec(checked: CheckedSpec) -> ModelIR:
+    """The IR of a checked spec; any error in it raises `SpecError` with every diagnostic."""
+    if not checked.ok:
+        raise SpecError(checked.diagnostics, checked.spec.path, checked.spec.source)
+    return lower(checked)
+
+
+def load(spec: str | os.PathLike) -> ModelIR:
+    """The typed model graph (IR) of a spec (a path or its text); raises `SpecError`."""
+    return lower_spec(check_spec(spec))
 
 
 def compile_source(spec: str | os.PathLike) -> str:
@@ -16,16 +78,39 @@ def compile_source(spec: str | os.PathLike) -> str:
     return emit(load(spec))
 
 
-def compile(spec: str | os.PathLike):  # noqa: A001 - the public name users were promised
+def compile(spec: str | os.PathLike) -> CompiledModel:  # noqa: A001 - the public name users were promised
     """Compile a spec (a path or the spec's text) into a fresh `torch.nn.Module`.
 
-        model = gmdsl.compile("specs/mnist.gm")
-        result = model.objective({"x": images, "y": labels, "y_observed": mask})
-        result.elbo  # [B]
+    model = gmdsl.compile("specs/mnist.gm")
+    result = model.objective({"x": images, "y": labels, "y_observed": mask})
+    result.elbo  # [B]
     """
     return instantiate(load(spec))
 
 
-def instantiate(model_graph: ModelGraph):
-    """A fresh `torch.nn.Module` of a checked model graph."""
-    return load_module(emit(model_graph), model_graph.name).Model()
+def instantiate(model: ModelIR) -> CompiledModel:
+    """A fresh `torch.nn.Module` of a model's IR."""
+    return load_model_class(emit(model), model.name)()
+
+
+def load_model_class(source: str, name: str, path: Path | None = None) -> ModelClass:
+    """Execute compiled source once and return its `Model` class; source that is not a
+    compiled gmdsl model raises `NotACompiledModel`."""
+    from .runtime.model import CompiledModel
+
+    try:
+        model_class = getattr(load_module(source, name, path), "Model", None)
+    except Exception as exc:  # noqa: BLE001 - whatever the file does wrong, it is not a compiled model
+        raise NotACompiledModel(f"{path or name} is not a compiled gmdsl model ({type(exc).__name__}: {exc})") from None
+    if not (isinstance(model_class, type) and issubclass(model_class, CompiledModel)):
+        raise NotACompiledModel(
+            f"{path or name} is not a compiled gmdsl model (it defines no Model); "
+            "write one with `gmdsl compile SPEC -o DIR`"
+        )
+    return cast(ModelClass, model_class)
+
+
+class NotACompiledModel(UserError, ValueError):
+    """A Python file given where a compiled model was expected."""
+
+    code = "model"

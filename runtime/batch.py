@@ -5,17 +5,20 @@ and the shape expected."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
+from .errors import UserError
 from .trace import Variable
 
 MASK_SUFFIX = "_observed"
 
 
-class BatchError(ValueError):
+class BatchError(UserError, ValueError):
     """A batch that does not fit the model."""
+
+    code = "batch"
 
 
 def _describe(variable: Variable) -> str:
@@ -26,30 +29,41 @@ def _expected(variable: Variable) -> str:
     return f"[B, {', '.join(map(str, variable.shape))}]"
 
 
-def prepare(batch: Mapping[str, torch.Tensor], variables: dict[str, Variable], dtype: torch.dtype,
-            device: torch.device, check_values: bool = True
-            ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+def prepare(
+    batch: Mapping[str, torch.Tensor],
+    variables: dict[str, Variable],
+    dtype: torch.dtype,
+    device: torch.device,
+    check_values: bool = True,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
     """(flat values by name, label masks by name, batch size), converted to dtype and device.
     `check_values=False` skips the finite and support checks (for data checked once already)."""
     if not isinstance(batch, Mapping):
         raise BatchError(f"a batch is a dict of tensors by variable name, not {type(batch).__name__}")
-    masks_given = {k[: -len(MASK_SUFFIX)]: v for k, v in batch.items() if k.endswith(MASK_SUFFIX)
-                   and k[: -len(MASK_SUFFIX)] in variables}
+    masks_given = {
+        k[: -len(MASK_SUFFIX)]: v
+        for k, v in batch.items()
+        if k.endswith(MASK_SUFFIX) and k[: -len(MASK_SUFFIX)] in variables
+    }
     for name in masks_given:
         if variables[name].role != "supervised":
-            raise BatchError(f"batch['{name}{MASK_SUFFIX}']: only supervised variables take a label mask; "
-                             f"`{name}` is {variables[name].role}")
+            raise BatchError(
+                f"batch['{name}{MASK_SUFFIX}']: only supervised variables take a label mask; "
+                f"`{name}` is {variables[name].role}"
+            )
     for key in batch:
         name = key[: -len(MASK_SUFFIX)] if key in {n + MASK_SUFFIX for n in masks_given} else key
         if name not in variables:
-            raise BatchError(f"batch['{key}'] is not a variable of this model; its variables are "
-                             + ", ".join(variables))
+            raise BatchError(
+                f"batch['{key}'] is not a variable of this model; its variables are " + ", ".join(variables)
+            )
     sizes: dict[str, int] = {}
     data: dict[str, torch.Tensor] = {}
     for name, variable in variables.items():
         if variable.role == "observed" and name not in batch:
-            raise BatchError(f"the batch has no `{name}` ({_describe(variable)}): pass a tensor of shape "
-                             f"{_expected(variable)}")
+            raise BatchError(
+                f"the batch has no `{name}` ({_describe(variable)}): pass a tensor of shape {_expected(variable)}"
+            )
         if variable.role == "latent" and name in batch:
             raise BatchError(f"`{name}` is latent ({_describe(variable)}): it is never given; remove it from the batch")
         if name in batch:
@@ -62,8 +76,9 @@ def prepare(batch: Mapping[str, torch.Tensor], variables: dict[str, Variable], d
         masks[name] = _mask(name, mask, device)
         sizes[name + MASK_SUFFIX] = masks[name].shape[0]
     if len(set(sizes.values())) > 1:
-        raise BatchError("the batch's tensors disagree on the batch size: "
-                         + ", ".join(f"{k}: {v}" for k, v in sizes.items()))
+        raise BatchError(
+            "the batch's tensors disagree on the batch size: " + ", ".join(f"{k}: {v}" for k, v in sizes.items())
+        )
     if check_values:
         for name, value in data.items():
             _check_support(name, value, variables[name], masks.get(name))
@@ -72,20 +87,26 @@ def prepare(batch: Mapping[str, torch.Tensor], variables: dict[str, Variable], d
 
 def _value(name: str, tensor, variable: Variable, dtype, device, check_values: bool) -> torch.Tensor:
     if not isinstance(tensor, torch.Tensor):
-        raise BatchError(f"batch['{name}'] is a {type(tensor).__name__}, not a torch.Tensor "
-                         f"(torch.as_tensor(...) converts it); expected shape {_expected(variable)}")
+        raise BatchError(
+            f"batch['{name}'] is a {type(tensor).__name__}, not a torch.Tensor "
+            f"(torch.as_tensor(...) converts it); expected shape {_expected(variable)}"
+        )
     if tensor.is_complex():
-        raise BatchError(f"batch['{name}'] has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}")
+        raise BatchError(
+            f"batch['{name}'] has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}"
+        )
     if variable.type == "onehot" and len(variable.shape) == 1 and tensor.dim() == 1 and not tensor.is_floating_point():
         return _from_class_indices(name, tensor, variable, dtype, device, check_values)
     if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
-        raise BatchError(f"batch['{name}'] has shape {list(tensor.shape)}, expected {_expected(variable)} "
-                         f"for {_describe(variable)}")
+        raise BatchError(
+            f"batch['{name}'] has shape {list(tensor.shape)}, expected {_expected(variable)} for {_describe(variable)}"
+        )
     return tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
 
 
-def _from_class_indices(name: str, tensor: torch.Tensor, variable: Variable, dtype, device,
-                        check_values: bool) -> torch.Tensor:
+def _from_class_indices(
+    name: str, tensor: torch.Tensor, variable: Variable, dtype, device, check_values: bool
+) -> torch.Tensor:
     """Integer labels [B] for a onehot[K] variable become one-hot rows."""
     categories = variable.shape[0]
     if check_values and tensor.numel() and (tensor.min() < 0 or tensor.max() >= categories):
@@ -96,8 +117,10 @@ def _from_class_indices(name: str, tensor: torch.Tensor, variable: Variable, dty
 def _mask(name: str, mask, device) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 1:
         shape = list(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise BatchError(f"batch['{name}{MASK_SUFFIX}'] must be a bool tensor of shape [B] (True where "
-                         f"`{name}` is given), not {shape}")
+        raise BatchError(
+            f"batch['{name}{MASK_SUFFIX}'] must be a bool tensor of shape [B] (True where "
+            f"`{name}` is given), not {shape}"
+        )
     return mask.to(device)
 
 

@@ -7,11 +7,13 @@ returns one number per row and sample. Parameters may be tensors or plain number
 numbers are made tensors of the value's dtype and device when used.
 
 The parameter names, their order and the links applied to a network's raw output come from
-`gmdsl.registry`, the table the compiler checks specs against.
+`gmdsl.runtime.registry`, the table the compiler checks specs against; the links from
+`gmdsl.runtime.links`.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -19,16 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import distributions as D
 
-from ..registry import CONSTRAINTS, DISTRIBUTIONS
+from .links import LINKS
+from .registry import CONSTRAINTS, DISTRIBUTIONS
 
 UNIFORM = "uniform"  # a Categorical's `probs = uniform`
-
-_LINKS = {
-    "identity": lambda t: t,
-    "softplus": F.softplus,
-    "sigmoid": torch.sigmoid,
-    "softmax": lambda t: t,  # Categorical normalises its probs per group itself
-}
 
 
 class Distribution:
@@ -43,17 +39,20 @@ class Distribution:
         self.size = 0
 
     @classmethod
-    def from_network(cls, output: torch.Tensor) -> "Distribution":
+    def from_network(cls, output: torch.Tensor) -> Distribution:
         """Split a network's output into the emitted parameterisation, each through its link."""
         emitted = DISTRIBUTIONS[cls.name].emitted()
         chunks = output.chunk(len(emitted), dim=-1)
-        return cls(**{p.name: _LINKS[CONSTRAINTS[p.constraint].link](c) for p, c in zip(emitted, chunks)})
+        return cls(**{p.name: LINKS[CONSTRAINTS[p.constraint].link](c) for p, c in zip(emitted, chunks, strict=False)})
 
     def _tensors(self, like: torch.Tensor | None = None, dtype=None, device=None) -> dict[str, torch.Tensor]:
         dtype = like.dtype if like is not None else dtype
         device = like.device if like is not None else device
-        return {k: torch.as_tensor(v, dtype=dtype, device=device) if not isinstance(v, torch.Tensor) else v
-                for k, v in self.params.items() if not isinstance(v, str)}
+        return {
+            k: torch.as_tensor(v, dtype=dtype, device=device) if not isinstance(v, torch.Tensor) else v
+            for k, v in self.params.items()
+            if not isinstance(v, str)
+        }
 
     def torch_distribution(self, dtype=None, device=None, like=None) -> D.Distribution:
         raise NotImplementedError
@@ -72,6 +71,20 @@ class Distribution:
     def mean(self, dtype, device) -> torch.Tensor:
         return self.torch_distribution(dtype=dtype, device=device).mean
 
+    # What only discrete distributions (Bernoulli, Categorical) do: the checker lets `by`
+    # clauses, and so relaxation and enumeration, reach no other.
+    def relaxed_rsample(self, shape: torch.Size, temperature: float, dtype, device) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} is continuous: it has no relaxation")
+
+    def support_size(self) -> int:
+        raise NotImplementedError(f"{self.name} is continuous: its values cannot be enumerated")
+
+    def support(self, dtype, device) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} is continuous: its values cannot be enumerated")
+
+    def probabilities(self, dtype, device) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} is continuous: it has no class probabilities")
+
 
 def _torch_backed(registry_name: str, factory):
     """A Distribution whose elementwise law is a torch.distributions class."""
@@ -86,11 +99,13 @@ Normal = _torch_backed("Normal", lambda loc, scale: D.Normal(loc, scale, validat
 Laplace = _torch_backed("Laplace", lambda loc, scale: D.Laplace(loc, scale, validate_args=False))
 LogNormal = _torch_backed("LogNormal", lambda loc, scale: D.LogNormal(loc, scale, validate_args=False))
 Gamma = _torch_backed("Gamma", lambda concentration, rate: D.Gamma(concentration, rate, validate_args=False))
-Beta = _torch_backed("Beta", lambda concentration1, concentration0: D.Beta(concentration1, concentration0,
-                                                                          validate_args=False))
+Beta = _torch_backed(
+    "Beta", lambda concentration1, concentration0: D.Beta(concentration1, concentration0, validate_args=False)
+)
 ContinuousBernoulli = _torch_backed(
-    "ContinuousBernoulli", lambda probs=None, logits=None: D.ContinuousBernoulli(probs=probs, logits=logits,
-                                                                                 validate_args=False))
+    "ContinuousBernoulli",
+    lambda probs=None, logits=None: D.ContinuousBernoulli(probs=probs, logits=logits, validate_args=False),
+)
 
 
 class Bernoulli(Distribution):
@@ -119,16 +134,16 @@ class Bernoulli(Distribution):
 
     def relaxed_rsample(self, shape: torch.Size, temperature: float, dtype, device) -> torch.Tensor:
         logits = self.logits(dtype=dtype, device=device).expand(shape)
-        return D.RelaxedBernoulli(torch.as_tensor(temperature, dtype=dtype, device=device), logits=logits,
-                                  validate_args=False).rsample()
+        return D.RelaxedBernoulli(
+            torch.as_tensor(temperature, dtype=dtype, device=device), logits=logits, validate_args=False
+        ).rsample()
 
     def support_size(self) -> int:
-        return 2 ** self.size
+        return 2**self.size
 
     def support(self, dtype, device) -> torch.Tensor:
-        """Every value, one per row: [2 ** size, size]."""
-        rows = list(itertools.product((0.0, 1.0), repeat=self.size))
-        return torch.tensor(rows, dtype=dtype, device=device)
+        """Every value, one per row: [2 ** size, size] (built once per size, dtype and device)."""
+        return _binary_support(self.size, dtype, device)
 
     def probabilities(self, dtype, device) -> torch.Tensor:
         return torch.sigmoid(self.logits(dtype=dtype, device=device))
@@ -155,8 +170,9 @@ class Categorical(Distribution):
         if isinstance(self.params.get("probs"), str):  # uniform
             device = like.device if like is not None else device
             dtype = like.dtype if like is not None else dtype
-            return torch.full((self.size // self.categories, self.categories), -math.log(self.categories),
-                              dtype=dtype, device=device)
+            return torch.full(
+                (self.size // self.categories, self.categories), -math.log(self.categories), dtype=dtype, device=device
+            )
         if "logits" in params:
             return torch.log_softmax(self._grouped(params["logits"]), dim=-1)
         probs = self._grouped(params["probs"])
@@ -177,20 +193,20 @@ class Categorical(Distribution):
     def relaxed_rsample(self, shape: torch.Size, temperature: float, dtype, device) -> torch.Tensor:
         log_probs = self.log_probs(dtype=dtype, device=device)
         grouped_shape = (*shape[:-1], self.size // self.categories, self.categories)
-        relaxed = D.RelaxedOneHotCategorical(torch.as_tensor(temperature, dtype=dtype, device=device),
-                                             logits=log_probs.expand(grouped_shape), validate_args=False)
+        relaxed = D.RelaxedOneHotCategorical(
+            torch.as_tensor(temperature, dtype=dtype, device=device),
+            logits=log_probs.expand(grouped_shape),
+            validate_args=False,
+        )
         return self._flat(relaxed.rsample())
 
     def support_size(self) -> int:
         return self.categories ** (self.size // self.categories)
 
     def support(self, dtype, device) -> torch.Tensor:
-        """Every value, one per row: [categories ** groups, size]."""
-        groups = self.size // self.categories
-        eye = torch.eye(self.categories, dtype=dtype, device=device)
-        rows = [torch.cat([eye[i] for i in combination]) for combination in
-                itertools.product(range(self.categories), repeat=groups)]
-        return torch.stack(rows)
+        """Every value, one per row: [categories ** groups, size] (built once per shape, dtype
+        and device)."""
+        return _onehot_support(self.size // self.categories, self.categories, dtype, device)
 
     def probabilities(self, dtype, device) -> torch.Tensor:
         return self._flat(self.log_probs(dtype=dtype, device=device).exp())
@@ -198,3 +214,19 @@ class Categorical(Distribution):
     def mean(self, dtype, device) -> torch.Tensor:
         return self.probabilities(dtype, device)
 
+
+# Enumeration tables depend only on the variable's shape: built on first use, then reused by
+# every forward pass. Callers only read them (they are broadcast, never written in place).
+@functools.lru_cache(maxsize=64)
+def _binary_support(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    rows = list(itertools.product((0.0, 1.0), repeat=size))
+    return torch.tensor(rows, dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _onehot_support(groups: int, categories: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    eye = torch.eye(categories, dtype=dtype, device=device)
+    rows = [
+        torch.cat([eye[i] for i in combination]) for combination in itertools.product(range(categories), repeat=groups)
+    ]
+    return torch.stack(rows)

@@ -4,17 +4,16 @@ this class turns them into `objective`, `predict` and `sample`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 from torch import nn
 
-from ..registry import DEFAULT_OBJECTIVE, OBJECTIVES
 from . import objective as estimators
 from .batch import BatchError, prepare
+from .registry import DEFAULT_OBJECTIVE, OBJECTIVES
 from .trace import Generation, Recognition, Variable
-
 
 _DEFAULTS = OBJECTIVES[DEFAULT_OBJECTIVE].defaults()
 
@@ -58,9 +57,19 @@ class CompiledModel(nn.Module):
         self.register_buffer("_dtype_device", torch.zeros(()), persistent=False)  # follows .to() and .double()
         self.by_name = {v.name: v for v in self.variables}
 
-    def _recognise(self, batch: Mapping[str, torch.Tensor], samples: int | None,
-                   enumerate_relaxed: bool = False, check_values: bool = True) -> Recognition:
-        dtype, device = self._dtype_device.dtype, self._dtype_device.device
+    def _dtype_and_device(self) -> tuple[torch.dtype, torch.device]:
+        """The dtype and device the model's parameters are in (a buffer follows .to() and .double())."""
+        marker = self.get_buffer("_dtype_device")
+        return marker.dtype, marker.device
+
+    def _recognise(
+        self,
+        batch: Mapping[str, torch.Tensor],
+        samples: int | None,
+        enumerate_relaxed: bool = False,
+        check_values: bool = True,
+    ) -> Recognition:
+        dtype, device = self._dtype_and_device()
         data, masks, size = prepare(batch, self.by_name, dtype, device, check_values)
         samples = self.options.samples if samples is None else samples
         if samples < 1:
@@ -77,9 +86,15 @@ class CompiledModel(nn.Module):
                 labelled = labelled | (mask if mask is not None else True)
         return labelled
 
-    def objective(self, batch: Mapping[str, torch.Tensor], samples: int | None = None,
-                  alpha: float | None = None, estimator: str | None = None,
-                  enumerate_relaxed: bool = False, check_values: bool = True) -> Objective:
+    def objective(
+        self,
+        batch: Mapping[str, torch.Tensor],
+        samples: int | None = None,
+        alpha: float | None = None,
+        estimator: str | None = None,
+        enumerate_relaxed: bool = False,
+        check_values: bool = True,
+    ) -> Objective:
         """The semi-supervised objective of each row (see gmdsl.runtime.objective).
         `estimator` overrides the spec's (snis or iwae); `enumerate_relaxed` sums exactly over
         discrete variables the spec relaxes (for evaluation); `check_values=False` skips the
@@ -88,17 +103,24 @@ class CompiledModel(nn.Module):
         p = Generation(self.by_name, q.values, q.dtype, q.device)
         self.decoder(p)
         elbo, log_q_supervised = estimators.semisupervised(
-            p.log_p_observed, p.log_p_latent, q.log_q, q.log_enumeration, q.log_w_supervised, self._labelled(q),
-            alpha=self.options.alpha if alpha is None else alpha, beta=self.options.beta,
-            estimator=estimator or self.options.estimator, constant_weights=self.constant_weights)
+            p.log_p_observed,
+            p.log_p_latent,
+            q.log_q,
+            q.log_enumeration,
+            q.log_w_supervised,
+            self._labelled(q),
+            alpha=self.options.alpha if alpha is None else alpha,
+            beta=self.options.beta,
+            estimator=estimator or self.options.estimator,
+            constant_weights=self.constant_weights,
+        )
         return Objective(elbo, log_q_supervised, q.values)
 
     @torch.no_grad()
     def log_likelihood(self, batch: Mapping[str, torch.Tensor], samples: int = 100) -> torch.Tensor:
         """An importance-weighted estimate of log p(observed) per row [B]: the iwae bound with
         `samples` draws, relaxed discrete variables summed exactly where they are small enough."""
-        return self.objective(self.observed_part(batch), samples=samples, estimator="iwae",
-                              enumerate_relaxed=True).elbo
+        return self.objective(self.observed_part(batch), samples=samples, estimator="iwae", enumerate_relaxed=True).elbo
 
     @torch.no_grad()
     def reconstruct(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -106,17 +128,22 @@ class CompiledModel(nn.Module):
         q = self._recognise(batch, 1)
         p = Generation(self.by_name, q.values, q.dtype, q.device)
         self.decoder(p)
-        return {v.name: _average_draws(p.distributions[v.name].mean(q.dtype, q.device), q.log_enumeration,
-                                       q.batch_size, v)
-                for v in self.variables if v.role == "observed"}
+        return {
+            v.name: _average_draws(p.distributions[v.name].mean(q.dtype, q.device), q.log_enumeration, q.batch_size, v)
+            for v in self.variables
+            if v.role == "observed"
+        }
 
     @torch.no_grad()
     def infer(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One draw of each latent variable from q given the batch ([B, *shape]); a variable
         summed by enumeration gives its q-weighted mean."""
         q = self._recognise(batch, 1)
-        return {v.name: _average_draws(q.values[v.name], q.log_enumeration, q.batch_size, v)
-                for v in self.variables if v.role == "latent"}
+        return {
+            v.name: _average_draws(q.values[v.name], q.log_enumeration, q.batch_size, v)
+            for v in self.variables
+            if v.role == "latent"
+        }
 
     def observed_part(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The entries of a batch that are observed variables (what predict and eval read)."""
@@ -141,21 +168,24 @@ class CompiledModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def sample(self, n: int, given: Mapping[str, torch.Tensor] | None = None,
-               observed_means: bool = False) -> dict[str, torch.Tensor]:
+    def sample(
+        self, n: int, given: Mapping[str, torch.Tensor] | None = None, observed_means: bool = False
+    ) -> dict[str, torch.Tensor]:
         """Draw n examples from p, ancestrally; `given` fixes some variables ([n, *shape] each);
         `observed_means` gives observed variables their mean rather than a draw (for pictures)."""
-        dtype, device = self._dtype_device.dtype, self._dtype_device.device
+        dtype, device = self._dtype_and_device()
         values = {}
         for name, tensor in (given or {}).items():
             if name not in self.by_name:
-                raise BatchError(f"given['{name}'] is not a variable of this model; its variables are "
-                                 + ", ".join(self.by_name))
+                raise BatchError(
+                    f"given['{name}'] is not a variable of this model; its variables are " + ", ".join(self.by_name)
+                )
             variable = self.by_name[name]
             if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != (n, *variable.shape):
                 shape = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-                raise BatchError(f"given['{name}'] has shape {shape}, expected [{n}, "
-                                 f"{', '.join(map(str, variable.shape))}]")
+                raise BatchError(
+                    f"given['{name}'] has shape {shape}, expected [{n}, {', '.join(map(str, variable.shape))}]"
+                )
             values[name] = tensor.to(device=device, dtype=dtype).reshape(n, variable.size)
         p = Generation(self.by_name, values, dtype, device, count=n, observed_means=observed_means)
         self.decoder(p)

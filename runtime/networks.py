@@ -8,15 +8,17 @@ through untouched.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-ACTIVATIONS = {
-    "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU,
-    "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
-}
+from .registry import ACTIVATIONS
+
+
+def _activation(name: str) -> nn.Module:
+    module: nn.Module = getattr(nn, ACTIVATIONS[name])()
+    return module
 
 
 def join(*inputs: torch.Tensor) -> torch.Tensor:
@@ -30,10 +32,10 @@ def join(*inputs: torch.Tensor) -> torch.Tensor:
 
 def _dense(widths: Sequence[int], activation: str) -> list[nn.Module]:
     layers: list[nn.Module] = []
-    for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
         layers.append(nn.Linear(width_in, width_out))
         if index < len(widths) - 2:
-            layers.append(ACTIVATIONS[activation]())
+            layers.append(_activation(activation))
     return layers
 
 
@@ -55,15 +57,23 @@ class Conv(_LeadingDims):
     """Convolutions over the first input (an image [C, H, W], flat), then dense layers over
     the flattened features joined with the other inputs."""
 
-    def __init__(self, image_shape: Sequence[int], input_width: int, output_width: int,
-                 channels: Sequence[int] = (32, 64), kernel: int = 4, stride: int = 2,
-                 hidden: Sequence[int] = (), activation: str = "relu"):
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        input_width: int,
+        output_width: int,
+        channels: Sequence[int] = (32, 64),
+        kernel: int = 4,
+        stride: int = 2,
+        hidden: Sequence[int] = (),
+        activation: str = "relu",
+    ):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.image_width = math.prod(image_shape)
         layers: list[nn.Module] = []
-        for c_in, c_out in zip([image_shape[0], *channels[:-1]], channels):
-            layers += [nn.Conv2d(c_in, c_out, kernel, stride, padding=(kernel - 1) // 2), ACTIVATIONS[activation]()]
+        for c_in, c_out in zip([image_shape[0], *channels[:-1]], channels, strict=False):
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride, padding=(kernel - 1) // 2), _activation(activation)]
         self.convolutions = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             features = self.convolutions(torch.zeros(1, *self.image_shape)).shape[-1]
@@ -73,7 +83,7 @@ class Conv(_LeadingDims):
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
         def body(rows: torch.Tensor) -> torch.Tensor:
             image = rows[:, : self.image_width].reshape(-1, *self.image_shape)
-            return self.dense(torch.cat([self.convolutions(image), rows[:, self.image_width:]], dim=-1))
+            return self.dense(torch.cat([self.convolutions(image), rows[:, self.image_width :]], dim=-1))
 
         return self.run(flat, body)
 
@@ -82,22 +92,33 @@ class Deconv(_LeadingDims):
     """Dense layers up to a small image, then transposed convolutions up to `output_shape`
     [C, H, W] (cropped to size), written flat."""
 
-    def __init__(self, input_width: int, output_shape: Sequence[int], channels: Sequence[int] = (64, 32),
-                 kernel: int = 4, stride: int = 2, hidden: Sequence[int] = (), activation: str = "relu"):
+    def __init__(
+        self,
+        input_width: int,
+        output_shape: Sequence[int],
+        channels: Sequence[int] = (64, 32),
+        kernel: int = 4,
+        stride: int = 2,
+        hidden: Sequence[int] = (),
+        activation: str = "relu",
+    ):
         super().__init__()
         self.output_shape = tuple(output_shape)
         out_channels, height, width = self.output_shape
         factor = stride ** len(channels)
         self.start = (channels[0], math.ceil(height / factor), math.ceil(width / factor))
-        self.dense = nn.Sequential(*_dense([input_width, *hidden, math.prod(self.start)], activation),
-                                   ACTIVATIONS[activation]())
+        self.dense = nn.Sequential(
+            *_dense([input_width, *hidden, math.prod(self.start)], activation), _activation(activation)
+        )
         layers: list[nn.Module] = []
         # each layer grows the image by at least `stride`; the excess is cropped in forward
         excess = kernel - stride
         padding, output_padding = (excess // 2, 0) if excess >= 0 else (0, -excess)
-        for c_in, c_out in zip(channels, [*channels[1:], out_channels]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding),
-                       ACTIVATIONS[activation]()]
+        for c_in, c_out in zip(channels, [*channels[1:], out_channels], strict=False):
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding),
+                _activation(activation),
+            ]
         self.deconvolutions = nn.Sequential(*layers[:-1])  # no activation on the parameters
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
@@ -110,9 +131,7 @@ class Deconv(_LeadingDims):
         return self.run(flat, body)
 
 
-def conv(image_shape, input_width, output_width, **options) -> nn.Module:
-    return Conv(image_shape, input_width, output_width, **options)
-
-
-def deconv(input_width, output_shape, **options) -> nn.Module:
-    return Deconv(input_width, output_shape, **options)
+# The builders a compiled module calls: `rt.NAME(*arguments, **options)`, with the arguments
+# the registry's NetworkBuilder.arguments names.
+conv = Conv
+deconv = Deconv

@@ -25,10 +25,19 @@ from __future__ import annotations
 import torch
 
 
-def semisupervised(log_p_observed: torch.Tensor, log_p_latent: torch.Tensor, log_q: torch.Tensor,
-                   log_enumeration: torch.Tensor, log_w_supervised: torch.Tensor, labelled: torch.Tensor, *,
-                   alpha: float, beta: float, estimator: str, constant_weights: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def semisupervised(
+    log_p_observed: torch.Tensor,
+    log_p_latent: torch.Tensor,
+    log_q: torch.Tensor,
+    log_enumeration: torch.Tensor,
+    log_w_supervised: torch.Tensor,
+    labelled: torch.Tensor,
+    *,
+    alpha: float,
+    beta: float,
+    estimator: str,
+    constant_weights: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(elbo [B], log q(y | x) [B], NaN on unlabelled rows) from per-draw terms whose leading
     dimensions broadcast to [enumerated..., samples, B]."""
     f = log_p_observed + beta * (log_p_latent - log_q)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..registry import ENUMERATION_LIMIT
 from .distributions import Distribution
+from .registry import ENUMERATION_LIMIT
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,17 @@ class Recognition(_Trace):
     sampled elsewhere; `log_q` scores every value, `log_enumeration` holds the log-weights of
     enumerated values, `log_w_supervised` the log q of the given labels (the importance weights)."""
 
-    def __init__(self, variables, data: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], samples: int,
-                 batch_size: int, dtype, device, enumerate_relaxed: bool = False):
+    def __init__(
+        self,
+        variables,
+        data: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        samples: int,
+        batch_size: int,
+        dtype,
+        device,
+        enumerate_relaxed: bool = False,
+    ):
         super().__init__(variables, dtype, device)
         self.enumerate_relaxed = enumerate_relaxed  # sum exactly where training used a relaxation
         self.data = data
@@ -81,8 +90,9 @@ class Recognition(_Trace):
         self.values[name] = value
         return value
 
-    def sample(self, name: str, distribution: Distribution, relaxation: float | None = None,
-               enumeration: bool = False) -> torch.Tensor:
+    def sample(
+        self, name: str, distribution: Distribution, relaxation: float | None = None, enumeration: bool = False
+    ) -> torch.Tensor:
         distribution = self._bind(name, distribution)
         given, mask = self.data.get(name), self.masks.get(name)
         if relaxation is not None and self.enumerate_relaxed and distribution.support_size() <= ENUMERATION_LIMIT:
@@ -97,14 +107,15 @@ class Recognition(_Trace):
                 draw = distribution.relaxed_rsample(shape, relaxation, self.dtype, self.device)
             else:
                 draw = distribution.rsample(shape, self.dtype, self.device)
-            value = draw if given is None else torch.where(mask[:, None], given, draw)
+            value = draw if given is None or mask is None else torch.where(mask[:, None], given, draw)
         log_q = distribution.log_prob(value)
         self.log_q = self.log_q + log_q
         if enumeration and not (given is not None and mask is None):
             self.log_enumeration = self.log_enumeration + self._enumeration_weight(log_q, mask)
         if given is not None:
-            self.log_w_supervised = self.log_w_supervised + (log_q if mask is None else
-                                                             torch.where(mask, log_q, torch.zeros_like(log_q)))
+            self.log_w_supervised = self.log_w_supervised + (
+                log_q if mask is None else torch.where(mask, log_q, torch.zeros_like(log_q))
+            )
         self.values[name] = value
         return value
 
@@ -132,8 +143,15 @@ class Generation(_Trace):
     (for `Model.sample`). Log-probabilities of observed variables and of the rest are kept apart,
     so the objective can weight the latter by beta."""
 
-    def __init__(self, variables, values: dict[str, torch.Tensor], dtype, device, count: int | None = None,
-                 observed_means: bool = False):
+    def __init__(
+        self,
+        variables,
+        values: dict[str, torch.Tensor],
+        dtype,
+        device,
+        count: int | None = None,
+        observed_means: bool = False,
+    ):
         super().__init__(variables, dtype, device)
         self.values.update(values)
         self.count = count  # rows to draw, for values not given
@@ -145,6 +163,8 @@ class Generation(_Trace):
         distribution = self._bind(name, distribution)
         value = self.values.get(name)
         if value is None:
+            # only Model.sample leaves values to draw, and it always says how many rows
+            assert self.count is not None, f"p must draw `{name}` but was not told how many rows"
             shape = self._shape(distribution, (self.count,))
             if self.observed_means and self.variables[name].role == "observed":
                 value = distribution.mean(self.dtype, self.device).expand(shape)

@@ -13,9 +13,9 @@ import torch
 from hypothesis import given, settings
 
 import gmdsl
+from gmdsl.compiler.pretty import pretty
 from gmdsl.runtime import BatchError
 from gmdsl.testing import random_batch, spec_trees
-from gmdsl.pretty import pretty
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.gm"))
@@ -65,7 +65,7 @@ def test_mnist_trains_on_a_fixture() -> None:
     observed[:40] = True
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
-    for step in range(300):
+    for _ in range(300):
         rows = torch.randint(0, 512, (64,))
         result = model.objective({"x": images[rows], "y": labels[rows], "y_observed": observed[rows]})
         optimiser.zero_grad()
@@ -113,13 +113,17 @@ BAD_BATCHES = {
     "latent": ({"x": torch.zeros(4, 784), "z": torch.zeros(4, 50)}, "`z` is latent"),
     "numpy": ({"x": [[0.0] * 784]}, "not a torch.Tensor"),
     "sizes": ({"x": torch.zeros(4, 784), "y": torch.zeros(3, dtype=torch.long)}, "disagree on the batch size"),
-    "mask": ({"x": torch.zeros(4, 784), "y": torch.zeros(4, dtype=torch.long), "y_observed": torch.ones(4)},
-             "must be a bool tensor of shape [B]"),
+    "mask": (
+        {"x": torch.zeros(4, 784), "y": torch.zeros(4, dtype=torch.long), "y_observed": torch.ones(4)},
+        "must be a bool tensor of shape [B]",
+    ),
     "classes": ({"x": torch.zeros(4, 784), "y": torch.tensor([0, 1, 2, 10])}, "class indices outside 0..9"),
     "onehot": ({"x": torch.zeros(4, 784), "y": torch.ones(4, 10)}, "each row must be one-hot"),
     "dtype": ({"x": torch.zeros(4, 784, dtype=torch.complex64)}, "has dtype torch.complex64"),
-    "observed mask": ({"x": torch.zeros(4, 784), "x_observed": torch.ones(4, dtype=torch.bool)},
-                      "only supervised variables take a label mask"),
+    "observed mask": (
+        {"x": torch.zeros(4, 784), "x_observed": torch.ones(4, dtype=torch.bool)},
+        "only supervised variables take a label mask",
+    ),
 }
 
 
@@ -134,16 +138,18 @@ def test_bad_batches_name_the_variable_and_the_shape(case: str) -> None:
 
 def test_compiled_code_imports_only_torch_and_the_runtime(tmp_path: Path) -> None:
     (tmp_path / "mnist.py").write_text(gmdsl.compile_source(ROOT / "specs" / "mnist.gm"))
-    probe = ("import sys, torch, mnist\n"
-             "model = mnist.Model()\n"
-             "model.objective({'x': torch.zeros(2, 784)})\n"
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('networkx', 'lark', 'pydantic')))\n"
-             "print(sorted(m for m in sys.modules if m.startswith('gmdsl')))\n")
+    probe = (
+        "import sys, torch, mnist\n"
+        "model = mnist.Model()\n"
+        "model.objective({'x': torch.zeros(2, 784)})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('networkx', 'lark', 'pydantic')))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('gmdsl')))\n"
+    )
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     heavy, ours = result.stdout.splitlines()
     assert heavy == "[]"
-    assert all(m.startswith(("gmdsl.runtime", "gmdsl.registry")) or m == "gmdsl" for m in eval(ours))
+    assert all(m.startswith("gmdsl.runtime") or m == "gmdsl" for m in eval(ours))
 
 
 def test_tracebacks_show_generated_lines() -> None:
@@ -153,4 +159,51 @@ def test_tracebacks_show_generated_lines() -> None:
         model.objective(random_batch(model, 2))
     text = "".join(traceback.format_exception(caught.value))
     assert "gmdsl-compiled/mnist-" in text
-    assert "x = p.sample(\"x\", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # mnist.gm:11" in text
+    assert 'p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # mnist.gm:11' in text
+
+
+def test_runtime_imports_nothing_from_the_compiler_or_training() -> None:
+    """runtime/ is the ground floor: its modules import torch and each other, nothing above."""
+    import ast as python_ast
+
+    for source in sorted((ROOT / "runtime").glob("*.py")):
+        for node in python_ast.walk(python_ast.parse(source.read_text())):
+            if isinstance(node, python_ast.ImportFrom):
+                assert node.level <= 1 and not (node.module or "").startswith("gmdsl"), f"{source.name}: {node.module}"
+            elif isinstance(node, python_ast.Import):
+                assert not any(alias.name.startswith("gmdsl") for alias in node.names), source.name
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_compiled_modules_are_ruff_clean(spec: Path, tmp_path: Path) -> None:
+    module = tmp_path / f"{spec.stem}.py"
+    module.write_text(gmdsl.compile_source(spec))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            "--extend-ignore",
+            "E501",
+            str(module),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_enumeration_tables_are_built_once() -> None:
+    model = gmdsl.compile(ROOT / "specs" / "mnist_enum.gm")
+    batch = random_batch(model, 3)
+    model.objective(batch)
+    from gmdsl.runtime.distributions import _onehot_support
+
+    before = _onehot_support.cache_info()
+    model.objective(batch)
+    after = _onehot_support.cache_info()
+    assert after.misses == before.misses and after.hits > before.hits

@@ -24,8 +24,7 @@ UPDATE = os.environ.get("GMDSL_UPDATE_GOLDEN") == "1"
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gmdsl", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "gmdsl", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def compare_or_update(expected_file: Path, actual: str) -> None:
@@ -39,18 +38,23 @@ def compare_or_update(expected_file: Path, actual: str) -> None:
 @pytest.mark.parametrize("spec", sorted(p.name for p in BAD.glob("*.gm")))
 def test_bad_spec_diagnostics(spec: str) -> None:
     result = run_cli("check", spec, cwd=BAD)
-    actual = f"$ gmdsl check {spec}\nexit code: {result.returncode}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
+    actual = (
+        f"$ gmdsl check {spec}\nexit code: {result.returncode}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
+    )
     compare_or_update(BAD / spec.replace(".gm", ".expected"), actual)
     assert "Traceback" not in result.stderr
 
 
 def test_golden_bad_specs_cover_every_diagnostic_code() -> None:
-    from gmdsl.errors import CODES
+    from gmdsl.compiler.diagnostics import CODES
 
     codes = set()
     for expected in BAD.glob("*.expected"):
-        codes |= {line.split("[")[1].split("]")[0] for line in expected.read_text().splitlines()
-                  if ": error[" in line or ": warning[" in line}
+        codes |= {
+            line.split("[")[1].split("]")[0]
+            for line in expected.read_text().splitlines()
+            if ": error[" in line or ": warning[" in line
+        }
     assert codes == set(CODES), f"codes without a golden bad spec: {sorted(set(CODES) - codes)}"
 
 

@@ -15,7 +15,8 @@ import gmdsl
 NETS = "net cls = mlp(hidden = [5])\nnet enc = mlp(hidden = [5])\nnet dec = mlp(hidden = [5])\n"
 
 # y above z in q: the label's weight is constant over samples
-LABEL_FIRST = """
+LABEL_FIRST = (
+    """
 observed   x : binary[6]
 supervised y : onehot[3]
 latent     z : real[2]
@@ -24,10 +25,13 @@ p(z)        = Normal(0, 1)
 p(x | y, z) = Bernoulli(logits = dec(y, z))
 q(y | x)    = Categorical(logits = cls(x)) by relaxation(temperature = 0.5)
 q(z | x, y) = Normal(enc(x, y))
-""" + NETS
+"""
+    + NETS
+)
 
 # y below z in q: importance weights q(y | x, z_s)
-LABEL_BELOW = """
+LABEL_BELOW = (
+    """
 observed   x : binary[6]
 supervised y : onehot[3]
 latent     z : real[2]
@@ -36,7 +40,9 @@ p(z)        = Normal(0, 1)
 p(x | y, z) = Bernoulli(logits = dec(y, z))
 q(z | x)    = Normal(enc(x))
 q(y | x, z) = Categorical(logits = cls(x, z)) by ESTIMATOR
-""" + NETS
+"""
+    + NETS
+)
 
 ALPHA, SAMPLES = 0.3, 5
 X = torch.tensor([[1, 0, 1, 1, 0, 0], [0, 0, 1, 0, 1, 1], [1, 1, 1, 0, 0, 0], [0, 1, 0, 1, 0, 1]], dtype=torch.float64)
@@ -57,8 +63,11 @@ def normal_from(output: torch.Tensor) -> D.Normal:
 
 def log_p(model, x, y, z) -> torch.Tensor:
     dec = model.decoder.dec
-    return (math.log(1 / 3) + D.Normal(0.0, 1.0).log_prob(z).sum()
-            + D.Bernoulli(logits=dec(torch.cat([y, z]))).log_prob(x).sum())
+    return (
+        math.log(1 / 3)
+        + D.Normal(0.0, 1.0).log_prob(z).sum()
+        + D.Bernoulli(logits=dec(torch.cat([y, z]))).log_prob(x).sum()
+    )
 
 
 def log_categorical(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -160,8 +169,11 @@ def test_all_labelled_batch_matches_the_supervised_formula_term_by_term() -> Non
     enc, cls, dec = model.encoder.enc, model.encoder.cls, model.decoder.dec
     log_qz = normal_from(enc(X)).log_prob(z).sum(-1)
     log_qy = (label * torch.log_softmax(cls(torch.cat([X.expand(SAMPLES, 4, 6), z], -1)), -1)).sum(-1)
-    log_pxyz = (math.log(1 / 3) + D.Normal(0.0, 1.0).log_prob(z).sum(-1)
-                + D.Bernoulli(logits=dec(torch.cat([label.expand(SAMPLES, 4, 3), z], -1))).log_prob(X).sum(-1))
+    log_pxyz = (
+        math.log(1 / 3)
+        + D.Normal(0.0, 1.0).log_prob(z).sum(-1)
+        + D.Bernoulli(logits=dec(torch.cat([label.expand(SAMPLES, 4, 3), z], -1))).log_prob(X).sum(-1)
+    )
     log_q_label = torch.logsumexp(log_qy, 0) - math.log(SAMPLES)  # log (1/S) sum_s q(y | x, z_s)
     weights = torch.softmax(log_qy, 0)  # w_s / sum_t w_t
     expected = (weights * (log_pxyz - log_qz - log_qy)).sum(0) + (1 + ALPHA) * log_q_label
@@ -184,8 +196,11 @@ def test_iwae_matches_the_closed_form_log_likelihood_of_a_linear_gaussian() -> N
     result = model.objective({"x": x})
     exact = D.Normal(0.0, math.sqrt(1 + 0.25)).log_prob(x).sum(-1)  # x ~ N(0, (1 + 0.5^2) I)
     z = result.values["z"]
-    log_w = (D.Normal(z, 0.5).log_prob(x).sum(-1) + D.Normal(0.0, 1.0).log_prob(z).sum(-1)
-             - D.Normal(x, 1.0).log_prob(z).sum(-1))
+    log_w = (
+        D.Normal(z, 0.5).log_prob(x).sum(-1)
+        + D.Normal(0.0, 1.0).log_prob(z).sum(-1)
+        - D.Normal(x, 1.0).log_prob(z).sum(-1)
+    )
     w = torch.exp(log_w - log_w.max(0).values)
     standard_error = w.std(0) / (w.mean(0) * math.sqrt(w.shape[0]))  # of log mean w, by the delta method
     assert (result.elbo - exact).abs().max() < 4 * standard_error.max()
@@ -221,8 +236,11 @@ def test_enumeration_equals_the_exact_expectation() -> None:
             for bits in ([0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]):
                 b = torch.tensor(bits, dtype=torch.float64)
                 log_qb = D.Bernoulli(logits=model.encoder.enc_b(torch.cat([row, c]))).log_prob(b).sum()
-                log_joint = (math.log(1 / 3) + D.Bernoulli(0.3).log_prob(b).sum()
-                             + D.Normal(model.decoder.dec(torch.cat([c, b])), 0.7).log_prob(row).sum())
+                log_joint = (
+                    math.log(1 / 3)
+                    + D.Bernoulli(0.3).log_prob(b).sum()
+                    + D.Normal(model.decoder.dec(torch.cat([c, b])), 0.7).log_prob(row).sum()
+                )
                 total = total + (log_qc[k] + log_qb).exp() * (log_joint - log_qc[k] - log_qb)
         exact.append(total)
     torch.testing.assert_close(result.elbo, torch.stack(exact))

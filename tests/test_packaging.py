@@ -11,8 +11,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_wheel_contents_and_install(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "dist").glob("gmdsl-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names}
@@ -20,11 +35,24 @@ def test_wheel_contents_and_install(tmp_path: Path) -> None:
     assert "gmdsl/grammar/gm.lark" in names and "gmdsl/runtime/__init__.py" in names
 
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
-    probe = "import gmdsl, gmdsl.runtime; print(gmdsl.__file__); print(gmdsl.load('observed x : real[1]\\np(x) = Normal(0, 1)\\n').name)"
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(target), "PATH": ""}, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    probe = (
+        "import gmdsl, gmdsl.runtime; print(gmdsl.__file__); "
+        "print(gmdsl.load('observed x : real[1]\\np(x) = Normal(0, 1)\\n').name)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(target), "PATH": ""},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     installed_at, name = result.stdout.split()
     assert installed_at.startswith(str(target)) and name == "model"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import gmdsl
-from gmdsl import ast
-from gmdsl.errors import SpecError, SpecSyntaxError
+from gmdsl.compiler import ast
+from gmdsl.compiler.diagnostics import SpecError, SpecSyntaxError
 
 MINIMAL = """observed x : binary[4]
 latent z : real[2]
@@ -59,7 +59,7 @@ def test_load_accepts_text_or_path(tmp_path) -> None:
     path = tmp_path / "tiny.gm"
     path.write_text(MINIMAL)
     assert gmdsl.load(str(path)).name == "tiny"
-    assert gmdsl.load(path).p.nodes["x"]["distribution"] == "Bernoulli"
+    assert gmdsl.load(path).p.node("x").factor.distribution == "Bernoulli"
 
 
 def test_load_raises_every_error_sorted() -> None:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import random
 
-import networkx as nx
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
 import gmdsl
-from gmdsl import ast
-from gmdsl.errors import SpecError, SpecSyntaxError
-from gmdsl.parser import _parser
-from gmdsl.pretty import pretty
+from gmdsl.compiler import ast
+from gmdsl.compiler.diagnostics import SpecError, SpecSyntaxError
+from gmdsl.compiler.parser import _parser
+from gmdsl.compiler.pretty import pretty
 from gmdsl.testing import models, spec_trees
 
 
@@ -23,17 +22,23 @@ def test_random_valid_models_check_clean_and_round_trip(tree: ast.Spec) -> None:
     parsed = gmdsl.parse(text)
     assert parsed == tree
     assert pretty(parsed) == text
-    assert gmdsl.check(parsed) == []
+    assert gmdsl.check(parsed).diagnostics == ()
 
 
-def _graph_facts(model: gmdsl.ModelGraph) -> dict:
-    """What a graph says, without where it was written."""
-    def facts(graph: nx.DiGraph):
-        nodes = {n: {k: v for k, v in a.items() if k not in ("span", "order")} for n, a in graph.nodes(data=True)}
-        return nodes, sorted(graph.edges(data="networks"), key=str)
-    return {"p": facts(model.p), "q": facts(model.q), "networks": {
-        n: (net.builder, net.options, net.input_width, net.output_width) for n, net in model.networks.items()},
-        "objective": model.objective, "name": model.name}
+def _graph_facts(model: gmdsl.ModelIR) -> dict:
+    """What a graph says, without where it was written or in which order ties came."""
+
+    def facts(graph) -> tuple:
+        nodes = {n.name: n.model_dump(exclude={"line", "column"}) for n in graph.nodes}
+        return nodes, sorted((e.source, e.target, tuple(e.networks)) for e in graph.edges)
+
+    return {
+        "p": facts(model.p),
+        "q": facts(model.q),
+        "networks": {n.name: n.model_dump(exclude={"line", "column"}) for n in model.networks},
+        "objective": model.objective,
+        "name": model.name,
+    }
 
 
 @given(spec_trees(), st.randoms(use_true_random=False))
@@ -42,18 +47,18 @@ def test_shuffled_declarations_give_the_same_graph(tree: ast.Spec, rng: random.R
     body = [s for s in tree.statements if not isinstance(s, ast.ModelDecl)]
     rng.shuffle(body)
     shuffled = ast.Spec(tuple(head + body))
-    assert gmdsl.check(shuffled) == []
-    assert _graph_facts(gmdsl.lower(shuffled)) == _graph_facts(gmdsl.lower(tree))
+    assert gmdsl.check(shuffled).diagnostics == ()
+    assert _graph_facts(gmdsl.lower(gmdsl.check(shuffled))) == _graph_facts(gmdsl.lower(gmdsl.check(tree)))
 
 
 @given(spec_trees())
 def test_order_is_topological_and_deterministic(tree: ast.Spec) -> None:
-    model = gmdsl.lower(tree)
-    for which, graph in (("p", model.p), ("q", model.q)):
-        order = model.order(which)
-        assert order == model.order(which)
-        position = {n: i for i, n in enumerate(order)}
-        assert all(position[s] < position[t] for s, t in graph.edges)
+    model = gmdsl.lower(gmdsl.check(tree))
+    again = gmdsl.lower(gmdsl.check(tree))
+    for graph in (model.p, model.q):
+        assert graph.order == again.graph(graph.model).order == [n.name for n in graph.nodes]
+        position = {n: i for i, n in enumerate(graph.order)}
+        assert all(position[e.source] < position[e.target] for e in graph.edges)
 
 
 def _front_end(text: str) -> None:
@@ -73,8 +78,38 @@ def test_grammar_generated_text_parses_or_raises_syntax_error(text: str) -> None
     _front_end(text)
 
 
-_TOKENS = ["(", ")", "|", "=", ",", ":", "[", "]", "p", "q", "by", "net", "let", "model", "x", "z", "uniform",
-           "0", "-1", "2.5", "1e9", "Normal", "mlp", "observed", "latent", "#", "\n", " ", "@", "é"]
+_TOKENS = [
+    "(",
+    ")",
+    "|",
+    "=",
+    ",",
+    ":",
+    "[",
+    "]",
+    "p",
+    "q",
+    "by",
+    "net",
+    "let",
+    "model",
+    "x",
+    "z",
+    "uniform",
+    "0",
+    "-1",
+    "2.5",
+    "1e9",
+    "Normal",
+    "mlp",
+    "observed",
+    "latent",
+    "#",
+    "\n",
+    " ",
+    "@",
+    "é",
+]
 
 
 @st.composite

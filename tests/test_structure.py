@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 
 import gmdsl
 from gmdsl import cli
-from gmdsl.pretty import pretty
-from gmdsl.properties import check_structure
+from gmdsl.compiler.pretty import pretty
 from gmdsl.testing import batches, spec_trees
+from gmdsl.testing.properties import check_structure
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_MODEL = gmdsl.compile(ROOT / "specs" / "mnist.gm")
@@ -70,7 +70,8 @@ def test_random_structures_pass_every_property(tree) -> None:
 
 
 def test_several_specs_at_once(capsys) -> None:
-    code = cli.main(["test", str(ROOT / "specs" / "faces.gm"), str(ROOT / "docs" / "examples" / "always_on.gm"),
-                     "--examples", "2"])
+    code = cli.main(
+        ["test", str(ROOT / "specs" / "faces.gm"), str(ROOT / "docs" / "examples" / "always_on.gm"), "--examples", "2"]
+    )
     out = capsys.readouterr().out
     assert code == 1 and out.count("gmdsl test ") == 2 and "6 passed, 0 failed" in out

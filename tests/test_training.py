@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from gmdsl import cli
-from gmdsl.config import ConfigError, resolve
-from gmdsl.datasets import open_dataset
-from gmdsl.runtime.data import DataError, labelled_subset, read_idx
-
 from tiny_data import make_tiny_mnist
+
+from gmdsl.train.data import labelled_subset
+from gmdsl.train.datasets import DataError, open_dataset, read_idx
+from gmdsl.train.settings import ConfigError, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST = str(ROOT / "specs" / "mnist.gm")
@@ -28,71 +26,81 @@ def tiny(tmp_path_factory) -> Path:
     return make_tiny_mnist(tmp_path_factory.mktemp("data") / "tiny")
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     epoch = json.loads((run_dir / "checkpoint" / "latest.json").read_text())["epoch"]
     return load_file(run_dir / "checkpoint" / f"epoch-{epoch:04d}.safetensors")
 
 
-def test_train_eval_show_resume_end_to_end(capsys, tiny: Path, tmp_path: Path) -> None:
+def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    code, out, err = run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)
+    code, out, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)
     assert code == 0, err
     assert "epoch 1/1, loss" in out and "test error y" in out
-    for name in ("model.py", "spec.gm", "config.json", "data.json", "labelled.json", "metrics.jsonl", "metrics.csv",
-                 "curves.png"):
+    for name in (
+        "model.py",
+        "spec.gm",
+        "config.json",
+        "data.json",
+        "labelled.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "curves.png",
+    ):
         assert (run_dir / name).exists(), name
     config = json.loads((run_dir / "config.json").read_text())
     assert config["epochs"] == 1 and config["labels"] == 20 and config["samples"] == 2
 
-    code, out, err = run(capsys, "eval", str(run_dir), "--samples", "5", "--rows", "20")
+    code, out, err = gmdsl_cli("eval", str(run_dir), "--samples", "5", "--rows", "20")
     assert code == 0, err
     results = json.loads((run_dir / "eval.json").read_text())
-    assert set(results) == {"test_error_y", "test_elbo", "test_log_likelihood", "log_likelihood_samples",
-                            "log_likelihood_rows"}
+    assert set(results) == {
+        "test_error_y",
+        "test_elbo",
+        "test_log_likelihood",
+        "log_likelihood_samples",
+        "log_likelihood_rows",
+    }
     assert 0 <= results["test_error_y"] <= 100 and results["test_log_likelihood"] < 0
     assert "test_error_y" in out
 
-    code, out, err = run(capsys, "show", str(run_dir))
+    code, out, err = gmdsl_cli("show", str(run_dir))
     assert code == 0, err
     for name in ("reconstructions", "style_grid", "traversals", "confusion"):
         assert (run_dir / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
 
-    code, out, err = run(capsys, "train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
+    code, out, err = gmdsl_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert code == 0, err
     assert "epoch 2/2" in out
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2]
 
 
-def test_resuming_gives_the_weights_of_an_uninterrupted_run(capsys, tiny: Path, tmp_path: Path) -> None:
+def test_resuming_gives_the_weights_of_an_uninterrupted_run(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(straight), *FAST)[0] == 0
-    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(interrupted), *FAST)[0] == 0
-    assert run(capsys, "train", "--resume", str(interrupted), "--epochs", "2", "--no-progress")[0] == 0
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(straight), *FAST)[0] == 0
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(interrupted), *FAST)[0] == 0
+    assert gmdsl_cli("train", "--resume", str(interrupted), "--epochs", "2", "--no-progress")[0] == 0
     a, b = weights(straight), weights(interrupted)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
 
 
-def test_an_interrupted_cosine_run_resumes_onto_the_same_curve(capsys, tiny: Path, tmp_path: Path,
-                                                              monkeypatch) -> None:
+def test_an_interrupted_cosine_run_resumes_onto_the_same_curve(
+    gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch
+) -> None:
     """The rate is a function of the step alone, so a run stopped after epoch 1 and resumed ends
     with the weights of one that was never stopped; resuming with other epochs is refused."""
-    from gmdsl.runtime.training import Checkpoints
+    from gmdsl.train.checkpoints import Checkpoints
 
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     cosine = ["--dataset", str(tiny), "--epochs", "2", "--lr-schedule", "cosine", "--learning-rate", "0.01", *FAST]
-    assert run(capsys, "train", MNIST, "--run", str(straight), *cosine)[0] == 0
+    assert gmdsl_cli("train", MNIST, "--run", str(straight), *cosine)[0] == 0
     constant = tmp_path / "constant"
-    assert run(capsys, "train", MNIST, "--run", str(constant), *cosine, "--lr-schedule", "constant")[0] == 0
-    assert any(not torch.equal(a, b) for a, b in zip(weights(straight).values(), weights(constant).values()))
+    assert gmdsl_cli("train", MNIST, "--run", str(constant), *cosine, "--lr-schedule", "constant")[0] == 0
+    assert any(
+        not torch.equal(a, b) for a, b in zip(weights(straight).values(), weights(constant).values(), strict=False)
+    )
 
     save = Checkpoints.save
 
@@ -102,48 +110,49 @@ def test_an_interrupted_cosine_run_resumes_onto_the_same_curve(capsys, tiny: Pat
         save(self, epoch, model, state)
 
     monkeypatch.setattr(Checkpoints, "save", stop_after_epoch_1)
-    assert run(capsys, "train", MNIST, "--run", str(interrupted), *cosine)[0] != 0  # as after Ctrl-C
+    code, _, err = gmdsl_cli("train", MNIST, "--run", str(interrupted), *cosine)  # as after Ctrl-C
+    assert code == 130 and "interrupted during epoch 2; epochs 1..1 are saved" in err
+    assert f"gmdsl train --resume {interrupted}" in err and "Traceback" not in err
     assert json.loads((interrupted / "checkpoint" / "latest.json").read_text())["epoch"] == 1
     monkeypatch.setattr(Checkpoints, "save", save)
-    code, _, err = run(capsys, "train", "--resume", str(interrupted), "--epochs", "3", "--no-progress")
+    code, _, err = gmdsl_cli("train", "--resume", str(interrupted), "--epochs", "3", "--no-progress")
     assert code == 1 and "over 2 epochs (lr_schedule = cosine)" in err and "--epochs 2" in err
-    assert run(capsys, "train", "--resume", str(interrupted), "--no-progress")[0] == 0
+    assert gmdsl_cli("train", "--resume", str(interrupted), "--no-progress")[0] == 0
     a, b = weights(straight), weights(interrupted)
     for key in a:
         assert torch.equal(a[key], b[key]), key
 
 
 def test_the_cosine_rate_falls_from_the_learning_rate_to_zero() -> None:
-    from gmdsl.runtime.training import Schedule, learning_rate_at
+    from gmdsl.train.loop import learning_rate_at
+    from gmdsl.train.settings import TrainSettings
 
-    schedule = Schedule(3, 8, 0.5, "cosine", 0.5, None, None, 0)
-    rates = [learning_rate_at(schedule, step, 10) for step in range(10)]
+    settings = TrainSettings(epochs=3, learning_rate=0.5, lr_schedule="cosine")
+    rates = [learning_rate_at(settings, step, 10) for step in range(10)]
     assert rates[0] == 0.5 and rates[5] == pytest.approx(0.25) and 0 < rates[-1] < 0.02
-    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:], strict=False))
 
 
 def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
     """What `gmdsl train` does, in process, for a run directory that already holds model.py,
     config.json and labelled.json."""
-    from gmdsl import runs
-    from gmdsl.runtime.training import Schedule, Trainer
+    from gmdsl.train import runs
+    from gmdsl.train.loop import Trainer
 
-    config = runs.config_of(run_dir).model_copy(update={"dataset": str(dataset)})
-    torch.manual_seed(config.seed)
-    model = runs.model_of(run_dir)
-    data = runs.training_data(model, config, run_dir, torch.device("cpu"))
-    schedule = Schedule(1, config.batch_size, config.learning_rate, config.lr_schedule, config.label_fraction,
-                        config.samples, config.alpha, config.seed)
-    Trainer(model, data, schedule, run_dir, torch.device("cpu"), progress=False).fit()
+    settings = runs.config_of(run_dir).model_copy(update={"dataset": str(dataset), "epochs": 1})
+    torch.manual_seed(settings.seed)
+    model = runs.model_class_of(run_dir)()
+    data = runs.training_data(model, settings, run_dir, torch.device("cpu"))
+    Trainer(model, data, settings, run_dir, torch.device("cpu"), progress=False).fit()
     return weights(run_dir)
 
 
-def test_no_unlabelled_label_reaches_the_loss(capsys, tiny: Path, tmp_path: Path) -> None:
+def test_no_unlabelled_label_reaches_the_loss(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     """Scrambling the label of every unlabelled training example changes no weight at all."""
     from tiny_data import write_idx
 
     template = tmp_path / "template"
-    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(template), *FAST)[0] == 0
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(template), *FAST)[0] == 0
     labelled = torch.tensor(json.loads((template / "labelled.json").read_text())["indices"])
     scrambled = make_tiny_mnist(tmp_path / "scrambled-data")
     labels = read_idx(scrambled / "train-labels-idx1-ubyte")
@@ -169,16 +178,21 @@ def test_labelled_subset_is_class_balanced_and_seeded() -> None:
     assert torch.equal(chosen, labelled_subset(labels, 100, seed=3))
     assert not torch.equal(chosen, labelled_subset(labels, 100, seed=4))
     assert torch.bincount(labels[chosen], minlength=10).tolist() == [10] * 10
-    assert sorted(torch.bincount(labels[labelled_subset(labels, 15, seed=0)], minlength=10).tolist()) == [1] * 5 + [2] * 5
+    assert (
+        sorted(torch.bincount(labels[labelled_subset(labels, 15, seed=0)], minlength=10).tolist()) == [1] * 5 + [2] * 5
+    )
 
 
-@pytest.mark.parametrize("toml, message", [
-    ("epoch = 3\n", "unknown key `epoch` (did you mean `epochs`?)"),
-    ("epochs = 0\n", "`epochs`: input should be greater than or equal to 1"),
-    ("batch_size = \"big\"\n", "`batch_size`: input should be a valid integer"),
-    ("device = \"tpu\"\n", "`device`: input should be 'auto', 'cpu' or 'cuda'"),
-    ("epochs = [\n", "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("epoch = 3\n", "unknown key `epoch` (did you mean `epochs`?)"),
+        ("epochs = 0\n", "`epochs`: input should be greater than or equal to 1"),
+        ('batch_size = "big"\n', "`batch_size`: input should be a valid integer"),
+        ('device = "tpu"\n', "`device`: input should be 'auto', 'cpu' or 'cuda'"),
+        ("epochs = [\n", "is not valid TOML"),
+    ],
+)
 def test_bad_configs_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "train.toml"
     path.write_text(toml)
@@ -194,37 +208,38 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
     assert (config.epochs, config.labels) == (7, 600)
 
 
-def test_bad_config_and_missing_data_from_the_cli(capsys, tmp_path: Path, monkeypatch) -> None:
+def test_bad_config_and_missing_data_from_the_cli(gmdsl_cli, tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "bad.toml").write_text("learning_rat = 0.1\n")
-    code, _, err = run(capsys, "train", MNIST, "--config", str(tmp_path / "bad.toml"), "--run", str(tmp_path / "r1"))
+    code, _, err = gmdsl_cli("train", MNIST, "--config", str(tmp_path / "bad.toml"), "--run", str(tmp_path / "r1"))
     assert code == 1 and "unknown key `learning_rat` (did you mean `learning_rate`?)" in err and "Traceback" not in err
-    code, _, err = run(capsys, "train", MNIST, "--dataset", str(tmp_path / "nowhere"), "--run", str(tmp_path / "r2"))
+    code, _, err = gmdsl_cli("train", MNIST, "--dataset", str(tmp_path / "nowhere"), "--run", str(tmp_path / "r2"))
     assert code == 1 and "no dataset" in err and "Traceback" not in err
     monkeypatch.setenv("GMDSL_DATA", str(tmp_path / "empty-cache"))
     with pytest.raises(DataError, match="run `gmdsl data fetch fashion-mnist`"):
         open_dataset("fashion-mnist", fetch_missing=False)
-    code, _, err = run(capsys, "eval", str(tmp_path / "not-a-run"))
+    code, _, err = gmdsl_cli("eval", str(tmp_path / "not-a-run"))
     assert code == 1 and "is not a gmdsl run" in err
     (tmp_path / "not.npz").write_bytes(b"not an archive")
-    code, _, err = run(capsys, "train", MNIST, "--dataset", str(tmp_path / "not.npz"), "--run", str(tmp_path / "r3"))
+    code, _, err = gmdsl_cli("train", MNIST, "--dataset", str(tmp_path / "not.npz"), "--run", str(tmp_path / "r3"))
     assert code == 1 and "not.npz is not a readable .npz" in err and "Traceback" not in err
     (tmp_path / "unreadable.toml").write_bytes(b"epochs = \xff\n")
-    code, _, err = run(capsys, "train", MNIST, "--config", str(tmp_path / "unreadable.toml"))
+    code, _, err = gmdsl_cli("train", MNIST, "--config", str(tmp_path / "unreadable.toml"))
     assert code == 1 and "cannot read config file" in err and "Traceback" not in err
     edited = tmp_path / "edited-run"
     edited.mkdir()
     (edited / "model.py").write_text("")
     (edited / "config.json").write_text('{"epochs": "many"}')
-    code, _, err = run(capsys, "eval", str(edited))
+    code, _, err = gmdsl_cli("eval", str(edited))
     assert code == 1 and "is not a valid run configuration" in err and "`epochs`" in err and "Traceback" not in err
 
 
-def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(capsys, tiny: Path, tmp_path: Path,
-                                                                       monkeypatch) -> None:
+def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
+    gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch
+) -> None:
     from gmdsl.runtime.model import CompiledModel
 
     run_dir = tmp_path / "run"
-    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
     original = CompiledModel.objective
 
     def diverging(self, batch, **kwargs):
@@ -233,41 +248,100 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(capsys, t
         return result
 
     monkeypatch.setattr(CompiledModel, "objective", diverging)
-    code, _, err = run(capsys, "train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
+    code, _, err = gmdsl_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert code == 1
     assert "the loss became nan at epoch 2, step 1; the last good checkpoint is epoch 1" in err
     assert json.loads((run_dir / "checkpoint" / "latest.json").read_text()) == {"epoch": 1}
 
 
-def test_variables_bind_to_fields_by_name_or_mapping(capsys, tiny: Path, tmp_path: Path) -> None:
+def test_variables_bind_to_fields_by_name_or_mapping(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     spec = tmp_path / "renamed.gm"
     spec.write_text(re.sub(r"\bx\b", "pixels", (ROOT / "specs" / "mnist.gm").read_text()))
-    code, _, err = run(capsys, "train", str(spec), "--dataset", str(tiny), "--epochs", "1", "--run",
-                       str(tmp_path / "r"), *FAST)
+    code, _, err = gmdsl_cli(
+        "train", str(spec), "--dataset", str(tiny), "--epochs", "1", "--run", str(tmp_path / "r"), *FAST
+    )
     assert code == 1 and "variable `pixels` has no field in dataset tiny" in err
     (tmp_path / "map.toml").write_text('fields = { pixels = "image" }\n')
-    code, _, err = run(capsys, "train", str(spec), "--config", str(tmp_path / "map.toml"), "--dataset", str(tiny),
-                       "--epochs", "1", "--run", str(tmp_path / "r2"), *FAST)
+    code, _, err = gmdsl_cli(
+        "train",
+        str(spec),
+        "--config",
+        str(tmp_path / "map.toml"),
+        "--dataset",
+        str(tiny),
+        "--epochs",
+        "1",
+        "--run",
+        str(tmp_path / "r2"),
+        *FAST,
+    )
     assert code == 0, err
 
 
-def test_resume_rules(capsys, tiny: Path, tmp_path: Path) -> None:
+def test_resume_rules(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    assert run(capsys, "train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
-    code, _, err = run(capsys, "train", "--resume", str(run_dir), "--labels", "40", "--epochs", "2")
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
+    code, _, err = gmdsl_cli("train", "--resume", str(run_dir), "--labels", "40", "--epochs", "2")
     assert code == 1 and "labels cannot change" in err
     (tmp_path / "more.toml").write_text("epochs = 2\n")
-    code, out, err = run(capsys, "train", "--resume", str(run_dir), "--config", str(tmp_path / "more.toml"),
-                         "--no-progress")
+    code, out, err = gmdsl_cli(
+        "train", "--resume", str(run_dir), "--config", str(tmp_path / "more.toml"), "--no-progress"
+    )
     assert code == 0 and "epoch 2/2" in out, err
     for file in (run_dir / "checkpoint").iterdir():  # as if interrupted before any epoch finished
         file.unlink()
-    code, out, err = run(capsys, "train", "--resume", str(run_dir), "--no-progress")
+    code, out, err = gmdsl_cli("train", "--resume", str(run_dir), "--no-progress")
     assert code == 0 and "epochs 1..2" in out and "epoch 2/2" in out, err
 
 
-def test_training_a_file_that_is_not_a_compiled_model_is_bad_usage(capsys, tmp_path: Path) -> None:
+def test_training_a_file_that_is_not_a_compiled_model_is_bad_usage(gmdsl_cli, tmp_path: Path) -> None:
     script = tmp_path / "notes.py"
     script.write_text("print('hello')\n")
-    code, _, err = run(capsys, "train", str(script))
+    code, _, err = gmdsl_cli("train", str(script))
     assert code == 2 and "is not a compiled gmdsl model" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ('fields = { X = "image" }', "binds `X`, which is not a variable of the model (did you mean `x`?)"),
+        (
+            'fields = { x = "imag" }',
+            "binds `x` to field `imag`, which dataset tiny does not have (did you mean `image`?)",
+        ),
+        ('fields = { z = "image" }', "`z` is latent: it is inferred, never read from data"),
+    ],
+)
+def test_a_typo_in_fields_is_an_error(gmdsl_cli, tiny: Path, tmp_path: Path, mapping: str, message: str) -> None:
+    (tmp_path / "map.toml").write_text(mapping + "\n")
+    code, _, err = gmdsl_cli(
+        "train",
+        MNIST,
+        "--config",
+        str(tmp_path / "map.toml"),
+        "--dataset",
+        str(tiny),
+        "--run",
+        str(tmp_path / "r"),
+        *FAST,
+    )
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_train_executes_the_compiled_module_once(gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    from gmdsl import build
+
+    calls = []
+    load_module = build.load_module
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return load_module(*args, **kwargs)
+
+    monkeypatch.setattr(build, "load_module", counting)
+    run_dir = tmp_path / "run"
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
+    assert calls == ["run"]
+    calls.clear()
+    assert gmdsl_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")[0] == 0
+    assert calls == ["run"]

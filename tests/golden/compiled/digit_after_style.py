@@ -1,16 +1,23 @@
 """The model `digit_after_style`, compiled by gmdsl from digit_after_style.gm.
 
+Trained with the semi-supervised objective of Siddharth et al. (2017),
+semisupervised(alpha = 0.1, samples = 16, beta = 1, estimator = snis), per example, from S = 16 draws of q:
+  y not given:  E_q(y, z | x)[log p(x, y, z) - log q(y, z | x)]
+  y given:  sum_s (w_s / sum_t w_t) [log p(x, y, z_s) - log q(y, z_s | x)]
+      + (1 + alpha) log q(y | x), with alpha = 0.1
+      importance weights w_s = q(y | x, z_s); log q(y | x) ~= log (1/S) sum_s w_s
+  y is summed by enumeration: every one of its 10 values, weighted by q
+
 Generated code: change the spec and recompile rather than editing this file.
 """
 
 import torch
-import torch.nn.functional as F
 
 from gmdsl import runtime as rt
 
 
 class Encoder(torch.nn.Module):
-    """The recognition model q(z, y | x) = q(z | x) q(y | x, z)."""
+    """The recognition model q(y, z | x) = q(z | x) q(y | x, z)."""
 
     def __init__(self):
         super().__init__()
@@ -25,23 +32,23 @@ class Encoder(torch.nn.Module):
         # q(z | x) = Normal(encoder(h))
         z = q.sample("z", rt.Normal.from_network(self.encoder(rt.join(h))))  # digit_after_style.gm:14
         # q(y | x, z) = Categorical(logits = classifier(h, z)) by enumeration
-        y = q.sample("y", rt.Categorical(logits=self.classifier(rt.join(h, z))), enumeration=True)  # digit_after_style.gm:15
+        q.sample("y", rt.Categorical(logits=self.classifier(rt.join(h, z))), enumeration=True)  # digit_after_style.gm:15
 
 
 class Decoder(torch.nn.Module):
-    """The generative model p(y, z, x) = p(y) p(z) p(x | y, z)."""
+    """The generative model p(x, y, z) = p(z) p(y) p(x | y, z)."""
 
     def __init__(self):
         super().__init__()
         self.decoder = rt.mlp(26, 784, hidden=[256], activation="relu")  # digit_after_style.gm:20
 
     def forward(self, p: rt.Generation) -> None:
-        # p(y) = Categorical(probs = uniform)
-        y = p.sample("y", rt.Categorical(probs=rt.UNIFORM))  # digit_after_style.gm:8
         # p(z) = Normal(loc = 0, scale = 1)
         z = p.sample("z", rt.Normal(loc=0.0, scale=1.0))  # digit_after_style.gm:7
+        # p(y) = Categorical(probs = uniform)
+        y = p.sample("y", rt.Categorical(probs=rt.UNIFORM))  # digit_after_style.gm:8
         # p(x | y, z) = Bernoulli(logits = decoder(y, z))
-        x = p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # digit_after_style.gm:9
+        p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # digit_after_style.gm:9
 
 
 class Model(rt.CompiledModel):

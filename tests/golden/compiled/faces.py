@@ -1,10 +1,16 @@
 """The model `faces`, compiled by gmdsl from faces.gm.
 
+Trained with the semi-supervised objective of Siddharth et al. (2017),
+semisupervised(alpha = 1.0, samples = 4, beta = 1, estimator = snis), per example, from S = 4 draws of q:
+  light not given:  E_q(light, shape | x)[log p(x, light, shape) - log q(light, shape | x)]
+  light given:  E_q(shape | x, light)[log p(x, light, shape) - log q(light, shape | x)]
+      + (1 + alpha) log q(light | x), with alpha = 1.0
+      log q(light | x) is exact: no supervised variable has a sampled ancestor in q
+
 Generated code: change the spec and recompile rather than editing this file.
 """
 
 import torch
-import torch.nn.functional as F
 
 from gmdsl import runtime as rt
 
@@ -22,11 +28,11 @@ class Encoder(torch.nn.Module):
         # q(light | x) = Normal(light_net(x))
         light = q.sample("light", rt.Normal.from_network(self.light_net(rt.join(x))))  # faces.gm:11
         # q(shape | x, light) = Normal(shape_net(x, light))
-        shape = q.sample("shape", rt.Normal.from_network(self.shape_net(rt.join(x, light))))  # faces.gm:12
+        q.sample("shape", rt.Normal.from_network(self.shape_net(rt.join(x, light))))  # faces.gm:12
 
 
 class Decoder(torch.nn.Module):
-    """The generative model p(light, shape, x) = p(light) p(shape) p(x | light, shape)."""
+    """The generative model p(x, light, shape) = p(light) p(shape) p(x | light, shape)."""
 
     def __init__(self):
         super().__init__()
@@ -38,7 +44,7 @@ class Decoder(torch.nn.Module):
         # p(shape) = Normal(loc = 0, scale = 1)
         shape = p.sample("shape", rt.Normal(loc=0.0, scale=1.0))  # faces.gm:8
         # p(x | light, shape) = Normal(loc = renderer(light, shape), scale = 0.1)
-        x = p.sample("x", rt.Normal(loc=self.renderer(rt.join(light, shape)), scale=0.1))  # faces.gm:9
+        p.sample("x", rt.Normal(loc=self.renderer(rt.join(light, shape)), scale=0.1))  # faces.gm:9
 
 
 class Model(rt.CompiledModel):

@@ -1,10 +1,17 @@
 """The model `mnist_enum`, compiled by gmdsl from mnist_enum.gm.
 
+Trained with the semi-supervised objective of Siddharth et al. (2017),
+semisupervised(alpha = 0.1, samples = 1, beta = 1, estimator = snis), per example, from S = 1 draw of q:
+  y not given:  E_q(y, z | x)[log p(x, y, z) - log q(y, z | x)]
+  y given:  E_q(z | x, y)[log p(x, y, z) - log q(y, z | x)]
+      + (1 + alpha) log q(y | x), with alpha = 0.1
+      log q(y | x) is exact: no supervised variable has a sampled ancestor in q
+  y is summed by enumeration: every one of its 10 values, weighted by q
+
 Generated code: change the spec and recompile rather than editing this file.
 """
 
 import torch
-import torch.nn.functional as F
 
 from gmdsl import runtime as rt
 
@@ -22,11 +29,11 @@ class Encoder(torch.nn.Module):
         # q(y | x) = Categorical(logits = classifier(x)) by enumeration
         y = q.sample("y", rt.Categorical(logits=self.classifier(rt.join(x))), enumeration=True)  # mnist_enum.gm:13
         # q(z | x, y) = Normal(encoder(x, y))
-        z = q.sample("z", rt.Normal.from_network(self.encoder(rt.join(x, y))))  # mnist_enum.gm:14
+        q.sample("z", rt.Normal.from_network(self.encoder(rt.join(x, y))))  # mnist_enum.gm:14
 
 
 class Decoder(torch.nn.Module):
-    """The generative model p(y, z, x) = p(y) p(z) p(x | y, z)."""
+    """The generative model p(x, y, z) = p(y) p(z) p(x | y, z)."""
 
     def __init__(self):
         super().__init__()
@@ -38,7 +45,7 @@ class Decoder(torch.nn.Module):
         # p(z) = Normal(loc = 0, scale = 1)
         z = p.sample("z", rt.Normal(loc=0.0, scale=1.0))  # mnist_enum.gm:10
         # p(x | y, z) = Bernoulli(logits = decoder(y, z))
-        x = p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # mnist_enum.gm:11
+        p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # mnist_enum.gm:11
 
 
 class Model(rt.CompiledModel):

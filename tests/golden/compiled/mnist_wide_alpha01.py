@@ -1,10 +1,17 @@
 """The model `mnist_wide_alpha01`, compiled by gmdsl from mnist_wide_alpha01.gm.
 
+Trained with the semi-supervised objective of Siddharth et al. (2017),
+semisupervised(alpha = 0.1, samples = 1, beta = 1, estimator = snis), per example, from S = 1 draw of q:
+  y not given:  E_q(y, z | x)[log p(x, y, z) - log q(y, z | x)]
+  y given:  E_q(z | x, y)[log p(x, y, z) - log q(y, z | x)]
+      + (1 + alpha) log q(y | x), with alpha = 0.1
+      log q(y | x) is exact: no supervised variable has a sampled ancestor in q
+  y is relaxed in q: a Concrete sample at temperature 0.66, scored with the Categorical log-probability
+
 Generated code: change the spec and recompile rather than editing this file.
 """
 
 import torch
-import torch.nn.functional as F
 
 from gmdsl import runtime as rt
 
@@ -22,11 +29,11 @@ class Encoder(torch.nn.Module):
         # q(y | x) = Categorical(logits = classifier(x)) by relaxation(temperature = 0.66)
         y = q.sample("y", rt.Categorical(logits=self.classifier(rt.join(x))), relaxation=0.66)  # mnist_wide_alpha01.gm:12
         # q(z | x, y) = Normal(encoder(x, y))
-        z = q.sample("z", rt.Normal.from_network(self.encoder(rt.join(x, y))))  # mnist_wide_alpha01.gm:13
+        q.sample("z", rt.Normal.from_network(self.encoder(rt.join(x, y))))  # mnist_wide_alpha01.gm:13
 
 
 class Decoder(torch.nn.Module):
-    """The generative model p(y, z, x) = p(y) p(z) p(x | y, z)."""
+    """The generative model p(x, y, z) = p(y) p(z) p(x | y, z)."""
 
     def __init__(self):
         super().__init__()
@@ -38,7 +45,7 @@ class Decoder(torch.nn.Module):
         # p(z) = Normal(loc = 0, scale = 1)
         z = p.sample("z", rt.Normal(loc=0.0, scale=1.0))  # mnist_wide_alpha01.gm:9
         # p(x | y, z) = Bernoulli(logits = decoder(y, z))
-        x = p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # mnist_wide_alpha01.gm:10
+        p.sample("x", rt.Bernoulli(logits=self.decoder(rt.join(y, z))))  # mnist_wide_alpha01.gm:10
 
 
 class Model(rt.CompiledModel):

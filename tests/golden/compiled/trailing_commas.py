@@ -1,10 +1,13 @@
 """The model `layout`, compiled by gmdsl from trailing_commas.gm.
 
+Trained with the semi-supervised objective of Siddharth et al. (2017),
+semisupervised(alpha = 0.1, samples = 2, beta = 1, estimator = snis), per example, from S = 2 draws of q:
+  every example:  E_q(by | net)[log p(net, by) - log q(by | net)]
+
 Generated code: change the spec and recompile rather than editing this file.
 """
 
 import torch
-import torch.nn.functional as F
 
 from gmdsl import runtime as rt
 
@@ -19,11 +22,11 @@ class Encoder(torch.nn.Module):
     def forward(self, q: rt.Recognition) -> None:
         net = q.observed("net")  # trailing_commas.gm:4
         # q(by | net) = Normal(encoder(net))
-        by = q.sample("by", rt.Normal.from_network(self.encoder(rt.join(net))))  # trailing_commas.gm:12
+        q.sample("by", rt.Normal.from_network(self.encoder(rt.join(net))))  # trailing_commas.gm:12
 
 
 class Decoder(torch.nn.Module):
-    """The generative model p(by, net) = p(by) p(net | by)."""
+    """The generative model p(net, by) = p(by) p(net | by)."""
 
     def __init__(self):
         super().__init__()
@@ -33,7 +36,7 @@ class Decoder(torch.nn.Module):
         # p(by) = Normal(loc = 0, scale = 1)
         by = p.sample("by", rt.Normal(loc=0.0, scale=1.0))  # trailing_commas.gm:7
         # p(net | by) = Normal(loc = decoder(by), scale = 0.5)
-        net = p.sample("net", rt.Normal(loc=self.decoder(rt.join(by)), scale=0.5))  # trailing_commas.gm:8
+        p.sample("net", rt.Normal(loc=self.decoder(rt.join(by)), scale=0.5))  # trailing_commas.gm:8
 
 
 class Model(rt.CompiledModel):

@@ -1,6 +1,9 @@
 """The one table of what the language knows: types, distributions, estimators, network
-builders and objectives. The checker, the lowering, the code generator and the docs all
-read these entries; adding a distribution is adding one entry here.
+builders, activations and objectives. The checker, the lowering, the code generator, the
+runtime and the docs all read these entries; adding a distribution is adding one entry here.
+
+Plain data, no torch: it sits on the ground floor (gmdsl.runtime) so that compiled models and
+the compiler read the same table without the runtime importing anything from the compiler.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ TYPES: dict[str, VarType] = {
 class Constraint:
     name: str
     description: str  # completes "must be ..."
-    link: str  # how a network's raw output is mapped into the constraint (runtime)
+    link: str  # how a network's raw output is mapped into the constraint: a name in runtime/links.py
     accepts_types: frozenset[str]  # variable types a bare reference may pass in
 
     def admits(self, value: float) -> bool:
@@ -101,22 +104,70 @@ def _params(*pairs: str) -> tuple[Param, ...]:
 DISTRIBUTIONS: dict[str, DistributionInfo] = {
     d.name: d
     for d in [
-        DistributionInfo("Normal", (_params("loc:real", "scale:positive"),), 0, ("real",), False,
-                         "Gaussian with mean `loc` and standard deviation `scale`"),
-        DistributionInfo("Laplace", (_params("loc:real", "scale:positive"),), 0, ("real",), False,
-                         "Laplace with location `loc` and scale `scale`"),
-        DistributionInfo("LogNormal", (_params("loc:real", "scale:positive"),), 0, ("positive",), False,
-                         "exp of a Normal(loc, scale)"),
-        DistributionInfo("Gamma", (_params("concentration:positive", "rate:positive"),), 0, ("positive",), False,
-                         "Gamma with shape `concentration` and rate `rate`"),
-        DistributionInfo("Beta", (_params("concentration1:positive", "concentration0:positive"),), 0, ("unit",), False,
-                         "Beta(a = concentration1, b = concentration0) on (0, 1)"),
-        DistributionInfo("ContinuousBernoulli", (_params("probs:unit"), _params("logits:real")), 1, ("unit", "binary"), False,
-                         "the normalised continuous Bernoulli on [0, 1] (Loaiza-Ganem and Cunningham, 2019)"),
-        DistributionInfo("Bernoulli", (_params("probs:probability"), _params("logits:real")), 1, ("binary",), True,
-                         "independent coin flips, one per element"),
-        DistributionInfo("Categorical", (_params("probs:simplex"), _params("logits:real")), 1, ("onehot",), True,
-                         "one of K categories over the last dimension"),
+        DistributionInfo(
+            "Normal",
+            (_params("loc:real", "scale:positive"),),
+            0,
+            ("real",),
+            False,
+            "Gaussian with mean `loc` and standard deviation `scale`",
+        ),
+        DistributionInfo(
+            "Laplace",
+            (_params("loc:real", "scale:positive"),),
+            0,
+            ("real",),
+            False,
+            "Laplace with location `loc` and scale `scale`",
+        ),
+        DistributionInfo(
+            "LogNormal",
+            (_params("loc:real", "scale:positive"),),
+            0,
+            ("positive",),
+            False,
+            "exp of a Normal(loc, scale)",
+        ),
+        DistributionInfo(
+            "Gamma",
+            (_params("concentration:positive", "rate:positive"),),
+            0,
+            ("positive",),
+            False,
+            "Gamma with shape `concentration` and rate `rate`",
+        ),
+        DistributionInfo(
+            "Beta",
+            (_params("concentration1:positive", "concentration0:positive"),),
+            0,
+            ("unit",),
+            False,
+            "Beta(a = concentration1, b = concentration0) on (0, 1)",
+        ),
+        DistributionInfo(
+            "ContinuousBernoulli",
+            (_params("probs:unit"), _params("logits:real")),
+            1,
+            ("unit", "binary"),
+            False,
+            "the normalised continuous Bernoulli on [0, 1] (Loaiza-Ganem and Cunningham, 2019)",
+        ),
+        DistributionInfo(
+            "Bernoulli",
+            (_params("probs:probability"), _params("logits:real")),
+            1,
+            ("binary",),
+            True,
+            "independent coin flips, one per element",
+        ),
+        DistributionInfo(
+            "Categorical",
+            (_params("probs:simplex"), _params("logits:real")),
+            1,
+            ("onehot",),
+            True,
+            "one of K categories over the last dimension",
+        ),
     ]
 }
 
@@ -151,17 +202,30 @@ class OptionSpec:
         return what
 
 
-ACTIVATIONS = ("relu", "elu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softplus")
+# The activations a network may use: spec name -> the torch.nn module class that computes it.
+ACTIVATIONS: dict[str, str] = {
+    "relu": "ReLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "softplus": "Softplus",
+}
 
-_ACTIVATION = OptionSpec("activation", "choice", "relu", choices=ACTIVATIONS, doc="non-linearity between layers")
+_ACTIVATION = OptionSpec("activation", "choice", "relu", choices=tuple(ACTIVATIONS), doc="non-linearity between layers")
 
 
 @dataclass(frozen=True)
 class NetworkBuilder:
-    """A network builder. `image_input`: the first argument must be shaped [C, H, W];
-    `image_output`: the output is shaped like the (image) variable it parameterises."""
+    """A network builder. `arguments`: the network's inferred sizes that the runtime builder
+    `rt.NAME(...)` takes first, in order (fields of the IR's Network); the options follow as
+    keywords. `image_input`: the first argument must be shaped [C, H, W]; `image_output`: the
+    output is shaped like the (image) variable it parameterises."""
 
     name: str
+    arguments: tuple[str, ...]
     options: tuple[OptionSpec, ...]
     doc: str
     image_input: bool = False
@@ -173,30 +237,54 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
     for b in [
         NetworkBuilder(
             "mlp",
-            (OptionSpec("hidden", "int_list", (), minimum=1, doc="widths of the hidden layers; [] is one linear layer"),
-             _ACTIVATION),
+            ("input_width", "output_width"),
+            (
+                OptionSpec(
+                    "hidden", "int_list", (), minimum=1, doc="widths of the hidden layers; [] is one linear layer"
+                ),
+                _ACTIVATION,
+            ),
             "a multi-layer perceptron on the concatenated, flattened arguments",
         ),
         NetworkBuilder(
             "conv",
-            (OptionSpec("channels", "int_list", (32, 64), minimum=1, doc="output channels of each convolution"),
-             OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size; each layer pads by (kernel - 1) // 2"),
-             OptionSpec("stride", "int", 2, minimum=1,
-                        doc="each layer divides the height and width by about this (28 -> 14 -> 7 at kernel 4, "
-                            "stride 2), never below 1"),
-             OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers after flattening"),
-             _ACTIVATION),
+            ("image_shape", "input_width", "output_width"),
+            (
+                OptionSpec("channels", "int_list", (32, 64), minimum=1, doc="output channels of each convolution"),
+                OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size; each layer pads by (kernel - 1) // 2"),
+                OptionSpec(
+                    "stride",
+                    "int",
+                    2,
+                    minimum=1,
+                    doc="each layer divides the height and width by about this (28 -> 14 -> 7 at kernel 4, "
+                    "stride 2), never below 1",
+                ),
+                OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers after flattening"),
+                _ACTIVATION,
+            ),
             "convolutions over the first argument (an image [C, H, W]); the other arguments join after flattening",
             image_input=True,
         ),
         NetworkBuilder(
             "deconv",
-            (OptionSpec("channels", "int_list", (64, 32), minimum=1, doc="channels of each transposed convolution"),
-             OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size of each transposed convolution"),
-             OptionSpec("stride", "int", 2, minimum=1, doc="each layer multiplies the height and width by it; the "
-                        "first image is the output's size / stride ** layers, rounded up, and the result is cropped"),
-             OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers before the first transposed convolution"),
-             _ACTIVATION),
+            ("input_width", "output_shape"),
+            (
+                OptionSpec("channels", "int_list", (64, 32), minimum=1, doc="channels of each transposed convolution"),
+                OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size of each transposed convolution"),
+                OptionSpec(
+                    "stride",
+                    "int",
+                    2,
+                    minimum=1,
+                    doc="each layer multiplies the height and width by it; the "
+                    "first image is the output's size / stride ** layers, rounded up, and the result is cropped",
+                ),
+                OptionSpec(
+                    "hidden", "int_list", (), minimum=1, doc="dense layers before the first transposed convolution"
+                ),
+                _ACTIVATION,
+            ),
             "dense layers then transposed convolutions up to an image-shaped output [C, H, W]",
             image_output=True,
         ),
@@ -218,8 +306,11 @@ ENUMERATION_LIMIT = 4096  # the most values `by enumeration` may sum over
 ESTIMATORS: dict[str, EstimatorInfo] = {
     e.name: e
     for e in [
-        EstimatorInfo("relaxation", (OptionSpec("temperature", "number", 0.66, exclusive_minimum=0),),
-                      "a Concrete (Gumbel-softmax) sample, scored with the discrete log-probability"),
+        EstimatorInfo(
+            "relaxation",
+            (OptionSpec("temperature", "number", 0.66, exclusive_minimum=0),),
+            "a Concrete (Gumbel-softmax) sample, scored with the discrete log-probability",
+        ),
         EstimatorInfo("enumeration", (), f"an exact sum over every value (at most {ENUMERATION_LIMIT})"),
     ]
 }
@@ -243,11 +334,20 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
     for o in [
         ObjectiveInfo(
             "semisupervised",
-            (OptionSpec("alpha", "number", 0.1, minimum=0, doc="weight of the extra log q(y | x) term on labelled rows"),
-             OptionSpec("samples", "int", 1, minimum=1, doc="importance samples per example"),
-             OptionSpec("beta", "number", 1, exclusive_minimum=0, doc="weight of the KL-like term (beta-VAE)"),
-             OptionSpec("estimator", "choice", "snis", choices=("snis", "iwae"),
-                        doc="self-normalised ELBO or importance-weighted bound")),
+            (
+                OptionSpec(
+                    "alpha", "number", 0.1, minimum=0, doc="weight of the extra log q(y | x) term on labelled rows"
+                ),
+                OptionSpec("samples", "int", 1, minimum=1, doc="importance samples per example"),
+                OptionSpec("beta", "number", 1, exclusive_minimum=0, doc="weight of the KL-like term (beta-VAE)"),
+                OptionSpec(
+                    "estimator",
+                    "choice",
+                    "snis",
+                    choices=("snis", "iwae"),
+                    doc="self-normalised ELBO or importance-weighted bound",
+                ),
+            ),
             "the semi-supervised importance-sampled objective of Siddharth et al. (2017)",
         )
     ]
@@ -255,4 +355,3 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
 DEFAULT_OBJECTIVE = "semisupervised"
 
 RESERVED_NAMES = frozenset({"uniform"})
-

@@ -1,12 +1,12 @@
 """Run directories: what `gmdsl train` writes and `gmdsl eval` / `gmdsl show` read.
 
-    RUN/model.py          the compiled model (spec.gm beside it when trained from a spec)
-    RUN/config.json       the resolved training configuration
-    RUN/data.json         the dataset, the field of each variable, and image shapes
-    RUN/labelled.json     the indices of the labelled training examples
-    RUN/metrics.jsonl     one record per epoch (also metrics.csv; curves.png)
-    RUN/checkpoint/       weights (safetensors) and training state of the last epoch
-    RUN/eval.json         `gmdsl eval`;  RUN/figures/*.png  `gmdsl show`
+RUN/model.py          the compiled model (spec.gm beside it when trained from a spec)
+RUN/config.json       the resolved training configuration
+RUN/data.json         the dataset, the field of each variable, and image shapes
+RUN/labelled.json     the indices of the labelled training examples
+RUN/metrics.jsonl     one record per epoch (also metrics.csv; curves.png)
+RUN/checkpoint/       weights (safetensors) and training state of the last epoch
+RUN/eval.json         `gmdsl eval`;  RUN/figures/*.png  `gmdsl show`
 """
 
 from __future__ import annotations
@@ -18,24 +18,28 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, load_saved
-from .datasets import open_dataset
-from .runtime.batch import prepare
-from .runtime.data import DataError, bind, labelled_subset, load_indices, model_tensor, save_indices
-from .runtime.loading import load_module
-from .runtime.model import CompiledModel
-from .runtime.training import Checkpoints, TrainingData, hide_unlabelled
+from gmdsl.build import ModelClass, load_model_class
+from gmdsl.runtime.batch import prepare
+from gmdsl.runtime.errors import UserError
+from gmdsl.runtime.model import CompiledModel
+
+from .checkpoints import Checkpoints
+from .data import TrainingData, bind, hide_unlabelled, labelled_subset, load_indices, model_tensor, save_indices
+from .datasets import DataError, open_dataset
+from .settings import TrainSettings, load_saved
 
 
-class RunError(ValueError):
+class RunError(UserError, ValueError):
     """A run directory that cannot be used as asked."""
+
+    code = "run"
 
 
 @dataclass
 class Run:
     path: Path
     model: CompiledModel
-    config: TrainConfig
+    config: TrainSettings
     data: dict  # data.json
     device: torch.device
 
@@ -58,9 +62,12 @@ def new_run_path(name: str, root: Path = Path("runs")) -> Path:
     return path
 
 
-def create(path: Path, source: str, spec_text: str | None, config: TrainConfig) -> None:
+def create(path: Path, source: str, spec_text: str | None, config: TrainSettings) -> None:
     if path.exists() and any(path.iterdir()):
-        raise RunError(f"{path} already holds a run: continue it with `--resume {path}`, or choose another --run")
+        raise RunError(
+            f"{path} already holds a run: continue it with `--resume {path}`, or choose another --run",
+            location=str(path),
+        )
     path.mkdir(parents=True, exist_ok=True)
     (path / "model.py").write_text(source, encoding="utf-8")
     if spec_text is not None:
@@ -68,26 +75,27 @@ def create(path: Path, source: str, spec_text: str | None, config: TrainConfig) 
     (path / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
-def model_of(path: Path) -> CompiledModel:
+def model_class_of(path: Path) -> ModelClass:
+    """The model class of the run's model.py (executed once; tracebacks show its lines)."""
     source = _require_run(path) / "model.py"
-    return load_module(source.read_text(encoding="utf-8"), path.name, source).Model()
+    return load_model_class(source.read_text(encoding="utf-8"), path.name, source)
 
 
 def _require_run(path: Path) -> Path:
     if not (path / "model.py").exists() or not (path / "config.json").exists():
-        raise RunError(f"{path} is not a gmdsl run (it has no model.py and config.json)")
+        raise RunError(f"{path} is not a gmdsl run (it has no model.py and config.json)", location=str(path))
     return path
 
 
-def config_of(path: Path) -> TrainConfig:
+def config_of(path: Path) -> TrainSettings:
     return load_saved(_require_run(path) / "config.json")
 
 
-def training_data(model: CompiledModel, config: TrainConfig, path: Path, device: torch.device) -> TrainingData:
+def training_data(model: CompiledModel, config: TrainSettings, path: Path, device: torch.device) -> TrainingData:
     """The dataset bound to the model's variables, on the device; the labelled subset is drawn
     on the first call and read back from the run afterwards."""
     dataset = open_dataset(config.dataset)
-    fields = bind(dataset, model.variables, config.fields)
+    fields = bind(dataset, model.variables, config.fields, where="`fields` of the training configuration")
     train = {name: model_tensor(dataset.train[field], model.by_name[name]) for name, field in fields.items()}
     test = {name: model_tensor(dataset.test[field], model.by_name[name]) for name, field in fields.items()}
     supervised = tuple(v.name for v in model.variables if v.role == "supervised")
@@ -101,18 +109,37 @@ def training_data(model: CompiledModel, config: TrainConfig, path: Path, device:
             indices = labelled_subset(dataset.train[fields[supervised[0]]], config.labels, config.label_seed)
             save_indices(indices_file, indices)
         labelled[indices] = True
-    prepare({**train, **{name + "_observed": labelled for name in supervised}}, model.by_name, torch.float32,
-            torch.device("cpu"))  # checked once here; the training loop then skips the checks
+    prepare(
+        {**train, **{name + "_observed": labelled for name in supervised}},
+        model.by_name,
+        torch.float32,
+        torch.device("cpu"),
+    )  # checked once here; the training loop then skips the checks
     for name in supervised:
         train[name] = hide_unlabelled(train[name], labelled)
     data_file = path / "data.json"
     if not data_file.exists():
         shapes = {name: list(dataset.train[field].shape[1:]) for name, field in fields.items()}
-        data_file.write_text(json.dumps({"dataset": dataset.name, "fields": fields, "field_shapes": shapes,
-                                         "train_examples": size, "labelled_examples": int(labelled.sum())},
-                                        indent=2) + "\n", encoding="utf-8")
-    return TrainingData({k: v.to(device) for k, v in train.items()}, {k: v.to(device) for k, v in test.items()},
-                        labelled.to(device), supervised)
+        data_file.write_text(
+            json.dumps(
+                {
+                    "dataset": dataset.name,
+                    "fields": fields,
+                    "field_shapes": shapes,
+                    "train_examples": size,
+                    "labelled_examples": int(labelled.sum()),
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    return TrainingData(
+        {k: v.to(device) for k, v in train.items()},
+        {k: v.to(device) for k, v in test.items()},
+        labelled.to(device),
+        supervised,
+    )
 
 
 def open_run(path: Path, device_name: str = "auto") -> Run:
@@ -120,7 +147,7 @@ def open_run(path: Path, device_name: str = "auto") -> Run:
     path = _require_run(Path(path))
     config = config_of(path)  # first: a hand-edited config is the likelier mistake
     device = choose_device(device_name)
-    model = model_of(path).to(device)
+    model = model_class_of(path)().to(device)
     checkpoints = Checkpoints(path / "checkpoint")
     if checkpoints.latest() is None:
         raise RunError(f"{path} has no checkpoint yet: train it first (`gmdsl train ... --run {path}`)")
@@ -133,7 +160,9 @@ def open_run(path: Path, device_name: str = "auto") -> Run:
 def test_data(run: Run) -> dict[str, torch.Tensor]:
     dataset = open_dataset(run.config.dataset)
     try:
-        return {name: model_tensor(dataset.test[field], run.model.by_name[name]).to(run.device)
-                for name, field in run.data["fields"].items()}
+        return {
+            name: model_tensor(dataset.test[field], run.model.by_name[name]).to(run.device)
+            for name, field in run.data["fields"].items()
+        }
     except KeyError as exc:
         raise DataError(f"dataset {run.config.dataset} has no field {exc} any more") from None

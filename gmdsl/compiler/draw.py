@@ -7,14 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import networkx as nx
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, FancyArrowPatch, Rectangle, Wedge
 
-matplotlib.use("Agg")  # files only: no display on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-from matplotlib.patches import Circle, FancyArrowPatch, Rectangle, Wedge  # noqa: E402
-
-from .lowering import ModelGraph  # noqa: E402
+from .ir import Graph, LetNode, ModelIR
 
 FORMATS = ("png", "svg", "dot")
 _FILL = {"observed": "#b8b8b8", "supervised": "#dedede", "latent": "white", "deterministic": "#f4f4f4"}
@@ -25,35 +22,44 @@ _COLUMN_WIDTH = 1.7
 _MAX_INCHES = 40  # a model of hundreds of variables still fits in memory
 
 
-def layout(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
+def layout(graph: Graph) -> dict[str, tuple[float, float]]:
     """Layered top-down positions: a node's row is its depth, rows are centred, and nodes
-    in a row keep declaration order."""
+    in a row keep the graph's order."""
     positions = {}
-    for depth, layer in enumerate(nx.topological_generations(graph)):
-        layer = sorted(layer, key=lambda n: graph.nodes[n]["order"])
+    for depth, layer in enumerate(nx.topological_generations(graph.digraph)):
+        layer = sorted(layer, key=graph.order.index)
         for index, node in enumerate(layer):
             positions[node] = (_COLUMN_WIDTH * (index - (len(layer) - 1) / 2), -_ROW_HEIGHT * depth)
     return positions
 
 
-def _node_label(graph: nx.DiGraph, node: str) -> str:
-    attributes = graph.nodes[node]
-    return f"{node}\n{attributes['type']}[{','.join(map(str, attributes['shape']))}]"
+def _node_label(graph: Graph, name: str) -> str:
+    node = graph.node(name)
+    return f"{name}\n{node.type}[{','.join(map(str, node.shape))}]"
 
 
-def _draw_node(axes, graph: nx.DiGraph, node: str, xy: tuple[float, float]) -> None:
-    attributes = graph.nodes[node]
-    role = attributes["role"]
-    if attributes["kind"] == "let":
+def _draw_node(axes, graph: Graph, name: str, xy: tuple[float, float]) -> None:
+    node = graph.node(name)
+    role = node.role
+    if isinstance(node, LetNode):
         side = 1.4 * _RADIUS
-        axes.add_patch(Rectangle((xy[0] - side / 2, xy[1] - side / 2), side, side, facecolor=_FILL[role],
-                                 edgecolor="black", linestyle="--", zorder=2))
+        axes.add_patch(
+            Rectangle(
+                (xy[0] - side / 2, xy[1] - side / 2),
+                side,
+                side,
+                facecolor=_FILL[role],
+                edgecolor="black",
+                linestyle="--",
+                zorder=2,
+            )
+        )
     else:
         axes.add_patch(Circle(xy, _RADIUS, facecolor=_FILL[role], edgecolor="black", linewidth=1.2, zorder=2))
         if role == "supervised":
             axes.add_patch(Wedge(xy, _RADIUS, 90, 270, facecolor=_FILL["observed"], edgecolor="none", zorder=2))
             axes.add_patch(Circle(xy, _RADIUS * 1.18, facecolor="none", edgecolor="black", linewidth=1.0, zorder=2))
-    axes.text(xy[0], xy[1], _node_label(graph, node), ha="center", va="center", fontsize=6.5, zorder=3)
+    axes.text(xy[0], xy[1], _node_label(graph, name), ha="center", va="center", fontsize=6.5, zorder=3)
 
 
 def _edge_geometry(source_xy, target_xy, skips_rows: bool):
@@ -74,20 +80,45 @@ def _edge_geometry(source_xy, target_xy, skips_rows: bool):
 
 def _draw_edge(axes, geometry, label: str) -> None:
     start, end, bend, label_xy = geometry
-    axes.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, linewidth=1.0, shrinkA=0,
-                                   shrinkB=0, connectionstyle=f"arc3,rad={bend}", color="#333333", zorder=1))
+    axes.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle="-|>",
+            mutation_scale=12,
+            linewidth=1.0,
+            shrinkA=0,
+            shrinkB=0,
+            connectionstyle=f"arc3,rad={bend}",
+            color="#333333",
+            zorder=1,
+        )
+    )
     if label:
-        axes.text(*label_xy, label, fontsize=7, color="#1f4e9c", ha="center", va="center", zorder=4,
-                  bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+        axes.text(
+            *label_xy,
+            label,
+            fontsize=7,
+            color="#1f4e9c",
+            ha="center",
+            va="center",
+            zorder=4,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+        )
 
 
-def _geometries(graph: nx.DiGraph, positions) -> dict:
-    return {(s, t): _edge_geometry(positions[s], positions[t],
-                                   abs(positions[s][1] - positions[t][1]) > _ROW_HEIGHT * 1.5)
-            for s, t in graph.edges}
+def _geometries(graph: Graph, positions) -> dict:
+    return {
+        (e.source, e.target): _edge_geometry(
+            positions[e.source],
+            positions[e.target],
+            abs(positions[e.source][1] - positions[e.target][1]) > _ROW_HEIGHT * 1.5,
+        )
+        for e in graph.edges
+    }
 
 
-def _half_width(graph: nx.DiGraph) -> float:
+def _half_width(graph: Graph) -> float:
     """Half the panel's width: its widest row, and room for bent edges and their labels."""
     positions = layout(graph)
     xs = [abs(x) for x, _ in positions.values()]
@@ -95,10 +126,11 @@ def _half_width(graph: nx.DiGraph) -> float:
     return max(xs, default=0.0) + _RADIUS + 0.6
 
 
-def _draw_graph(axes, graph: nx.DiGraph, title: str, rows: int) -> None:
+def _draw_graph(axes, graph: Graph, title: str, rows: int) -> None:
     positions = layout(graph)
-    for (source, target), geometry in _geometries(graph, positions).items():
-        _draw_edge(axes, geometry, ", ".join(graph.edges[source, target]["networks"]))
+    networks = {(e.source, e.target): e.networks for e in graph.edges}
+    for edge, geometry in _geometries(graph, positions).items():
+        _draw_edge(axes, geometry, ", ".join(networks[edge]))
     for node, xy in positions.items():
         _draw_node(axes, graph, node, xy)
     half_width = _half_width(graph)
@@ -114,12 +146,14 @@ def _legend(figure) -> None:
         Circle((0, 0), 1, facecolor=_FILL["observed"], edgecolor="black", label="observed"),
         Circle((0, 0), 1, facecolor=_FILL["supervised"], edgecolor="black", label="supervised (labelled sometimes)"),
         Circle((0, 0), 1, facecolor=_FILL["latent"], edgecolor="black", label="latent"),
-        Rectangle((0, 0), 1, 1, facecolor=_FILL["deterministic"], edgecolor="black", linestyle="--", label="let (computed)"),
+        Rectangle(
+            (0, 0), 1, 1, facecolor=_FILL["deterministic"], edgecolor="black", linestyle="--", label="let (computed)"
+        ),
     ]
     figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=7.5, frameon=False)
 
 
-def draw(model: ModelGraph, output: str | Path, fmt: str | None = None) -> Path:
+def draw(model: ModelIR, output: str | Path, fmt: str | None = None) -> Path:
     """Write the picture of `model` to `output`; the format comes from `fmt` or the suffix."""
     output = Path(output)
     fmt = (fmt or output.suffix.lstrip(".")).lower()
@@ -129,17 +163,16 @@ def draw(model: ModelGraph, output: str | Path, fmt: str | None = None) -> Path:
         output.write_text(to_dot(model), encoding="utf-8")
         return output
     graphs = (model.p, model.q)
-    rows = max(len(list(nx.topological_generations(g))) for g in graphs)
+    rows = max(len(list(nx.topological_generations(g.digraph))) for g in graphs)
     widths = [2 * _half_width(g) for g in graphs]  # equal scale in both panels
     size = (0.75 * sum(widths) + 0.6, 0.75 * (_ROW_HEIGHT * (rows - 1) + 1.4) + 1.3)
-    figure, axes = plt.subplots(1, 2, figsize=tuple(min(inches, _MAX_INCHES) for inches in size),
-                                gridspec_kw={"width_ratios": widths})
-    for ax, which in zip(axes, ("p", "q")):
+    figure = Figure(figsize=(min(size[0], _MAX_INCHES), min(size[1], _MAX_INCHES)))
+    axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": widths})
+    for ax, which in zip(axes, ("p", "q"), strict=False):
         _draw_graph(ax, model.p if which == "p" else model.q, _TITLES[which], rows)
     figure.suptitle(f"model {model.name}", fontsize=11)
     _legend(figure)
     figure.savefig(output, format=fmt, dpi=150, bbox_inches="tight", metadata=_metadata(fmt))
-    plt.close(figure)
     return output
 
 
@@ -148,23 +181,24 @@ def _metadata(fmt: str) -> dict:
     return {"Date": None} if fmt == "svg" else {"Software": "gmdsl"}
 
 
-def to_dot(model: ModelGraph) -> str:
+def to_dot(model: ModelIR) -> str:
     """Graphviz DOT text with one cluster per graph (render with `dot -Tpng` if installed)."""
     lines = [f'digraph "{model.name}" {{', "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
     for which in ("p", "q"):
-        graph = model.p if which == "p" else model.q
+        graph = model.graph(which)
         lines += [f"  subgraph cluster_{which} {{", f'    label="{_TITLES[which]}";']
-        for node in model.order(which):
-            attributes = graph.nodes[node]
-            role = attributes["role"]
-            shape = "box" if attributes["kind"] == "let" else ("doublecircle" if role == "supervised" else "circle")
-            style = "filled,dashed" if attributes["kind"] == "let" else "filled"
-            label = _node_label(graph, node).replace("\n", "\\n")
-            lines.append(f'    {which}_{node} [label="{label}", shape={shape}, style="{style}", '
-                         f'fillcolor="{_FILL[role]}"];')
-        for source, target, networks in sorted(graph.edges(data="networks")):
-            label = f' [label="{", ".join(networks)}"]' if networks else ""
-            lines.append(f"    {which}_{source} -> {which}_{target}{label};")
+        for node in graph.nodes:
+            is_let = isinstance(node, LetNode)
+            shape = "box" if is_let else ("doublecircle" if node.role == "supervised" else "circle")
+            style = "filled,dashed" if is_let else "filled"
+            label = _node_label(graph, node.name).replace("\n", "\\n")
+            lines.append(
+                f'    {which}_{node.name} [label="{label}", shape={shape}, style="{style}", '
+                f'fillcolor="{_FILL[node.role]}"];'
+            )
+        for edge in sorted(graph.edges, key=lambda e: (e.source, e.target)):
+            label = f' [label="{", ".join(edge.networks)}"]' if edge.networks else ""
+            lines.append(f"    {which}_{edge.source} -> {which}_{edge.target}{label};")
         lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for gmdsl models (needs `hypothesis`).
+"""Hypothesis strategies for gmdsl models (`gmdsl.testing` re-exports them; its docstring
+shows a user's test file).
 
 - `models()` draws random valid specs as text; `spec_trees()` draws the `ast.Spec` itself.
   Every drawn spec checks clean (no errors, no warnings), and covers variables of every role
@@ -6,23 +7,6 @@
   and objectives.
 - `batches(model)` draws valid batches for a compiled model, with random label masks.
 - `random_batch(model, rows, seed)` is one such batch, without hypothesis.
-
-A user's own test file:
-
-    import gmdsl, torch
-    from hypothesis import given, settings
-    from gmdsl.testing import batches, models
-
-    MODEL = gmdsl.compile("my_model.gm")
-
-    @given(batches(MODEL))
-    def test_objective_is_finite(batch):
-        assert torch.isfinite(MODEL.objective(batch).elbo).all()
-
-    @settings(max_examples=20, deadline=None)
-    @given(models())
-    def test_every_structure_compiles(spec):
-        gmdsl.compile(spec)
 """
 
 from __future__ import annotations
@@ -33,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from hypothesis import strategies as st
 
-from . import ast
-from .pretty import pretty
-from .registry import (
+from gmdsl.compiler import ast
+from gmdsl.compiler.pretty import pretty
+from gmdsl.runtime.registry import (
     ACTIVATIONS,
     CONSTRAINTS,
     DISTRIBUTIONS,
@@ -47,8 +31,26 @@ from .registry import (
 
 # Names a user might pick, keywords of the language among them: the contextual lexer
 # must keep them usable as names.
-NAME_POOL = ("x", "y", "z", "h", "img", "label", "style", "p", "q", "net", "by", "model", "let",
-             "latent", "observed", "u_1", "Light", "w2")
+NAME_POOL = (
+    "x",
+    "y",
+    "z",
+    "h",
+    "img",
+    "label",
+    "style",
+    "p",
+    "q",
+    "net",
+    "by",
+    "model",
+    "let",
+    "latent",
+    "observed",
+    "u_1",
+    "Light",
+    "w2",
+)
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _constant(draw, constraint: str) -> ast.ArgValue:
 class _Builder:
     """Accumulates the statements of one spec while factors are drawn."""
 
-    def __init__(self, draw):
+    def __init__(self, draw: st.DrawFn):
         self.draw = draw
         self.nets: list[ast.NetDecl] = []
         self.lets: list[ast.LetDecl] = []
@@ -119,12 +121,16 @@ class _Builder:
         if len(output_shape) == 3:
             builders.append("deconv")
         builder = draw(st.sampled_from(builders))
-        options = []
+        options: list[tuple[str, ast.Literal]] = []
         if draw(st.booleans()):
-            options.append(("hidden", ast.ListLiteral(tuple(ast.Number(n) for n in draw(
-                st.lists(st.integers(1, 32), max_size=2))))))
+            options.append(
+                (
+                    "hidden",
+                    ast.ListLiteral(tuple(ast.Number(n) for n in draw(st.lists(st.integers(1, 32), max_size=2)))),
+                )
+            )
         if draw(st.booleans()):
-            options.append(("activation", ast.Word(draw(st.sampled_from(ACTIVATIONS)))))
+            options.append(("activation", ast.Word(draw(st.sampled_from(tuple(ACTIVATIONS))))))
         if builder != "mlp" and draw(st.booleans()):
             options.append(("channels", ast.ListLiteral((ast.Number(draw(st.integers(1, 8))),))))
         self.nets.append(ast.NetDecl(_ident(name), _ident(builder), _options(draw(st.permutations(options)))))
@@ -146,6 +152,7 @@ class _Builder:
     def factor(self, model: str, variable: _Variable, parents: list[str]) -> ast.Factor:
         draw = self.draw
         info = DISTRIBUTIONS[variable.distribution]
+        args: tuple[ast.DistArg, ...]
         if parents:
             inputs = self.inputs_via_lets(parents)
             if draw(st.booleans()):
@@ -154,19 +161,28 @@ class _Builder:
                 params = draw(st.sampled_from(info.parameterisations))
                 reader = draw(st.integers(0, len(params) - 1))  # this one reads every input
                 args = tuple(
-                    ast.DistArg(_ident(p.name), self.network(inputs, variable.shape) if i == reader
-                                else _constant(draw, p.constraint))
-                    for i, p in enumerate(params))
+                    ast.DistArg(
+                        _ident(p.name),
+                        self.network(inputs, variable.shape) if i == reader else _constant(draw, p.constraint),
+                    )
+                    for i, p in enumerate(params)
+                )
         else:
             params = draw(st.sampled_from(info.parameterisations))
             positional = params == info.positional() and draw(st.booleans())
-            args = tuple(ast.DistArg(None if positional else _ident(p.name), _constant(draw, p.constraint))
-                         for p in params)
+            args = tuple(
+                ast.DistArg(None if positional else _ident(p.name), _constant(draw, p.constraint)) for p in params
+            )
         estimator = None
         if model == "q" and info.discrete and draw(st.booleans()):
             estimator = self.estimator(variable)
-        return ast.Factor(model, _ident(variable.name), tuple(_ident(p) for p in parents),
-                          ast.Distribution(_ident(variable.distribution), args), estimator)
+        return ast.Factor(
+            model,
+            _ident(variable.name),
+            tuple(_ident(p) for p in parents),
+            ast.Distribution(_ident(variable.distribution), args),
+            estimator,
+        )
 
     def estimator(self, variable: _Variable) -> ast.Estimator:
         draw = self.draw
@@ -174,8 +190,9 @@ class _Builder:
         choices = variable.shape[-1] if variable.type == "onehot" else 2
         if count * math.log(choices) <= math.log(ENUMERATION_LIMIT) and draw(st.booleans()):
             return ast.Estimator(_ident("enumeration"), ())
-        options = () if draw(st.booleans()) else _options([("temperature", ast.Number(
-            round(draw(st.floats(0.1, 2.0)), 2)))])
+        options = (
+            () if draw(st.booleans()) else _options([("temperature", ast.Number(round(draw(st.floats(0.1, 2.0)), 2)))])
+        )
         return ast.Estimator(_ident("relaxation"), options)
 
 
@@ -196,8 +213,12 @@ def _objective(draw) -> ast.ObjectiveDecl:
 
 
 def _random_dag_parents(draw, order: list[str], candidates_before: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {name: draw(st.lists(st.sampled_from(candidates_before[name]), unique=True, max_size=3))
-            if candidates_before[name] else [] for name in order}
+    return {
+        name: draw(st.lists(st.sampled_from(candidates_before[name]), unique=True, max_size=3))
+        if candidates_before[name]
+        else []
+        for name in order
+    }
 
 
 @st.composite
@@ -214,11 +235,12 @@ def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
     inferred = draw(st.permutations([v.name for v in variables if v.role != "observed"]))
     q_parents = _random_dag_parents(draw, inferred, {n: observed + list(inferred[:i]) for i, n in enumerate(inferred)})
 
-    statements: list[ast.Statement] = [ast.VarDecl(v.role, _ident(v.name), ast.TypeExpr(_ident(v.type), v.shape))
-                                       for v in variables]
+    statements: list[ast.Statement] = [
+        ast.VarDecl(v.role, _ident(v.name), ast.TypeExpr(_ident(v.type), v.shape)) for v in variables
+    ]
     statements += [builder.factor("p", by_name[n], p_parents[n]) for n in p_order]
     statements += [builder.factor("q", by_name[n], q_parents[n]) for n in inferred]
-    statements += builder.lets + builder.nets
+    statements += [*builder.lets, *builder.nets]
     if draw(st.booleans()):
         statements.append(_objective(draw))
     statements = list(draw(st.permutations(statements)))
@@ -278,9 +300,12 @@ class BatchRecipe:
 @st.composite
 def batch_recipes(draw, model, max_rows: int = 8) -> BatchRecipe:
     rows = draw(st.integers(1, max_rows))
-    seed = draw(st.integers(0, 2 ** 16))
-    masks = tuple((v.name, tuple(draw(st.lists(st.booleans(), min_size=rows, max_size=rows))))
-                  for v in model.variables if v.role == "supervised")
+    seed = draw(st.integers(0, 2**16))
+    masks = tuple(
+        (v.name, tuple(draw(st.lists(st.booleans(), min_size=rows, max_size=rows))))
+        for v in model.variables
+        if v.role == "supervised"
+    )
     return BatchRecipe(rows, seed, masks)
 
 

@@ -7,14 +7,15 @@ import math
 
 import torch
 
+from gmdsl.runtime.model import CompiledModel
+
 from .data import label_indices
-from .model import CompiledModel
 
 
 def _chunks(data: dict[str, torch.Tensor], size: int):
     rows = len(next(iter(data.values())))
     for start in range(0, rows, size):
-        yield {k: v[start:start + size] for k, v in data.items()}
+        yield {k: v[start : start + size] for k, v in data.items()}
 
 
 @torch.no_grad()
@@ -44,8 +45,9 @@ def supervised_metrics(model: CompiledModel, data: dict[str, torch.Tensor]) -> d
 
 
 @torch.no_grad()
-def evaluate(model: CompiledModel, data: dict[str, torch.Tensor], log_likelihood_samples: int,
-             log_likelihood_rows: int) -> dict[str, float]:
+def evaluate(
+    model: CompiledModel, data: dict[str, torch.Tensor], log_likelihood_samples: int, log_likelihood_rows: int
+) -> dict[str, float]:
     """Everything `gmdsl eval` reports. The ELBO uses the spec's estimator and samples on every
     test row, labels hidden; the log-likelihood uses the iwae bound on the first rows."""
     out = supervised_metrics(model, data)

@@ -1,15 +1,15 @@
 """Shape inference for networks: each call site's input width (its arguments flattened
 and concatenated) and output width (what the `let` node or the distribution's parameters
-need). The checker demands one width per network; the lowering records it."""
+need). The checker demands one width per network and hands the first use of each on."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import ast
-from .distargs import bind
-from .registry import DISTRIBUTIONS
+from .distargs import Bound
 from .scope import Scope
 
 
@@ -19,7 +19,7 @@ class NetworkUse:
 
     call: ast.NetCall
     input_width: int | None
-    output_width: int | None
+    output_width: int
     output_shape: tuple[int, ...]
     first_input_shape: tuple[int, ...] | None
     params: tuple[str, ...]  # the distribution parameters it gives; () for a `let`
@@ -31,26 +31,26 @@ def shape_of(scope: Scope, name: str) -> tuple[int, ...] | None:
     return declaration.type.shape if declaration is not None else None
 
 
-def _use(scope: Scope, call: ast.NetCall, output_shape: tuple[int, ...], params: tuple[str, ...],
-         target: str) -> NetworkUse:
+def _use(
+    scope: Scope, call: ast.NetCall, output_shape: tuple[int, ...], params: tuple[str, ...], target: str
+) -> NetworkUse:
     shapes = [shape_of(scope, arg.name) for arg in call.args]
-    input_width = sum(math.prod(s) for s in shapes) if all(s is not None for s in shapes) else None
-    return NetworkUse(call, input_width, math.prod(output_shape), output_shape, shapes[0] if shapes else None,
-                      params, target)
+    known = [s for s in shapes if s is not None]
+    input_width = sum(math.prod(s) for s in known) if len(known) == len(shapes) else None
+    return NetworkUse(
+        call, input_width, math.prod(output_shape), output_shape, shapes[0] if shapes else None, params, target
+    )
 
 
-def network_uses(scope: Scope) -> list[NetworkUse]:
-    """Every network call in the spec, in source order."""
+def network_uses(scope: Scope, factors: Iterable[tuple[str, tuple[Bound, ...]]]) -> list[NetworkUse]:
+    """Every network call in the spec, in source order: those of the `let` nodes, and those of
+    the factors given as (variable, its bound arguments)."""
     uses: list[NetworkUse] = []
     for name, let in scope.lets.items():
         uses.append(_use(scope, let.call, let.type.shape, (), name))
-    for (_, variable), factor in scope.factors.items():
-        declaration = scope.variables.get(variable)
-        info = DISTRIBUTIONS.get(factor.distribution.name.name)
-        if declaration is None or info is None:
-            continue
-        shape = declaration.type.shape
-        for item in bind(info, factor.distribution)[0]:
+    for variable, bound in factors:
+        shape = scope.variables[variable].type.shape
+        for item in bound:
             if isinstance(item.value, ast.NetCall):
                 stacked = (len(item.params) * shape[0], *shape[1:])  # parameters stack on the first axis
                 uses.append(_use(scope, item.value, stacked, tuple(p.name for p in item.params), variable))

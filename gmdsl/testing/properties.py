@@ -16,16 +16,17 @@ failure carries hypothesis's shrunk counterexample (the batch and the seed of th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from .runtime.model import CompiledModel
-from .testing import BatchRecipe, batch_recipes, random_batch
+from gmdsl.runtime.model import CompiledModel
+
+from .strategies import BatchRecipe, batch_recipes, random_batch
 
 
 @dataclass
@@ -99,7 +100,7 @@ def rows_are_independent(model: CompiledModel, batch: dict, draws: int, row: int
     elbo = _objective(model, {**batch, **inputs}, draws).elbo
     gradients = torch.autograd.grad(elbo[row], list(inputs.values()), allow_unused=True)
     others = torch.arange(rows) != row
-    for (name, value), gradient in zip(inputs.items(), gradients):
+    for name, gradient in zip(inputs, gradients, strict=True):
         if gradient is None or not others.any():
             continue
         leak = gradient[others].abs().max().item()
@@ -118,8 +119,9 @@ def hidden_labels_do_not_leak(model: CompiledModel, batch: dict, draws: int, oth
     with torch.no_grad():
         before = _objective(model, batch, draws).elbo
         after = _objective(model, changed, draws).elbo
-    assert torch.allclose(before, after, rtol=1e-6, atol=1e-6), \
+    assert torch.allclose(before, after, rtol=1e-6, atol=1e-6), (
         f"labels on unlabelled rows changed the objective: {before.tolist()} -> {after.tolist()}"
+    )
 
 
 def label_estimate_within_bound(model: CompiledModel, batch: dict, draws: int) -> None:
@@ -131,18 +133,22 @@ def label_estimate_within_bound(model: CompiledModel, batch: dict, draws: int) -
     means, errors = [], []
     with torch.no_grad():
         for samples in (1, 8, 64):
-            estimates = torch.stack([_objective(model, labelled_batch, draws + r, samples).log_q_supervised
-                                     for r in range(6)])
+            estimates = torch.stack(
+                [_objective(model, labelled_batch, draws + r, samples).log_q_supervised for r in range(6)]
+            )
             if discrete:
-                assert (estimates <= 1e-5).all(), \
+                assert (estimates <= 1e-5).all(), (
                     f"log q(y | x) estimate {estimates.max().item():.4g} > 0 with {samples} samples"
+                )
             means.append(estimates.mean(0))
             errors.append(estimates.std(0) / math.sqrt(len(estimates)))
     for i in range(len(means) - 1):
         slack = 4 * (errors[i] + errors[i + 1]) + 1e-4
         falls = means[i + 1] < means[i] - slack
-        assert not falls.any(), (f"the mean estimate of log q(y | x) falls as samples grow: "
-                                 f"{means[i][falls].tolist()} -> {means[i + 1][falls].tolist()}")
+        assert not falls.any(), (
+            f"the mean estimate of log q(y | x) falls as samples grow: "
+            f"{means[i][falls].tolist()} -> {means[i + 1][falls].tolist()}"
+        )
 
 
 def sample_and_predict_fit(model: CompiledModel, batch: dict, draws: int) -> None:
@@ -151,8 +157,9 @@ def sample_and_predict_fit(model: CompiledModel, batch: dict, draws: int) -> Non
     drawn = model.sample(rows)
     for variable in model.variables:
         value = drawn[variable.name]
-        assert value.shape == (rows, *variable.shape), \
+        assert value.shape == (rows, *variable.shape), (
             f"sample()['{variable.name}'] has shape {list(value.shape)}, expected {[rows, *variable.shape]}"
+        )
         _assert_support(f"sample()['{variable.name}']", value, variable.type, variable.shape)
     predicted = model.predict(batch)  # it reads the observed variables only
     for variable in _supervised(model):
@@ -161,7 +168,9 @@ def sample_and_predict_fit(model: CompiledModel, batch: dict, draws: int) -> Non
         assert torch.isfinite(value).all(), f"predict()['{variable.name}'] is not finite"
         if variable.type == "onehot":
             sums = value.reshape(rows, -1, variable.shape[-1]).sum(-1)
-            assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4), "predicted class probabilities do not sum to 1"
+            assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4), (
+                "predicted class probabilities do not sum to 1"
+            )
 
 
 def _assert_support(what: str, value: torch.Tensor, type_name: str, shape) -> None:
@@ -177,15 +186,20 @@ def _assert_support(what: str, value: torch.Tensor, type_name: str, shape) -> No
         assert ((value > 0) & (value < 1)).all(), f"{what} is not in (0, 1)"
 
 
-def _run(name: str, test: Callable, model: CompiledModel, strategies: dict, examples: int,
-         seed: int) -> PropertyResult:
+def _run(name: str, test: Callable, model: CompiledModel, strategies: dict, examples: int, seed: int) -> PropertyResult:
     """Run `test(model, batch, **drawn)` under hypothesis; the batch is built from a drawn recipe."""
+
     def property_of(recipe: BatchRecipe, **drawn) -> None:
         test(model, recipe.build(model), **drawn)
 
-    runner = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
-                      suppress_health_check=list(HealthCheck), print_blob=False)(
-        given(recipe=batch_recipes(model), **strategies)(property_of))
+    runner = settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )(given(recipe=batch_recipes(model), **strategies)(property_of))
     runner = hypothesis_seed(seed)(runner)
     try:
         runner()
@@ -193,8 +207,10 @@ def _run(name: str, test: Callable, model: CompiledModel, strategies: dict, exam
         message = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
         # hypothesis attaches the shrunk counterexample to the exception as notes
         example = "\n".join(note for note in getattr(exc, "__notes__", []) if note.strip())
-        rebuild = "(the batch: gmdsl.testing.BatchRecipe(rows, seed, masks).build(model); the draws: "\
-                  "torch.manual_seed(draws) before model.objective)"
+        rebuild = (
+            "(the batch: gmdsl.testing.BatchRecipe(rows, seed, masks).build(model); the draws: "
+            "torch.manual_seed(draws) before model.objective)"
+        )
         return PropertyResult(name, False, f"{message}\n{example}\n{rebuild}".strip())
     return PropertyResult(name, True)
 
@@ -202,7 +218,7 @@ def _run(name: str, test: Callable, model: CompiledModel, strategies: dict, exam
 def check_structure(model: CompiledModel, examples: int = 20, seed: int = 0) -> list[PropertyResult]:
     """Run every property on a compiled model; a result per property, in a fixed order."""
     model = model.float()  # the dtype of training, so its overflows show here too
-    draws = {"draws": st.integers(0, 2 ** 16)}
+    draws = {"draws": st.integers(0, 2**16)}
     results = [_run("objective is finite", objective_is_finite, model, draws, examples, seed)]
     gradients = _GradientCheck(model)
     result = _run("every parameter learns", gradients.check, model, draws, examples, seed)
@@ -210,12 +226,22 @@ def check_structure(model: CompiledModel, examples: int = 20, seed: int = 0) -> 
     if result.passed and never_learnt:
         result = PropertyResult(result.name, False, "no batch gave a non-zero gradient to: " + "; ".join(never_learnt))
     results.append(result)
-    results.append(_run("rows are independent", rows_are_independent, model,
-                        {**draws, "row": st.integers(0, 7)}, examples, seed))
+    results.append(
+        _run("rows are independent", rows_are_independent, model, {**draws, "row": st.integers(0, 7)}, examples, seed)
+    )
     if _supervised(model):
-        results.append(_run("hidden labels do not leak", hidden_labels_do_not_leak, model,
-                            {**draws, "other_seed": st.integers(0, 2 ** 16)}, examples, seed))
-        results.append(_run("label estimate within bound", label_estimate_within_bound, model, draws,
-                            max(1, examples // 4), seed))
+        results.append(
+            _run(
+                "hidden labels do not leak",
+                hidden_labels_do_not_leak,
+                model,
+                {**draws, "other_seed": st.integers(0, 2**16)},
+                examples,
+                seed,
+            )
+        )
+        results.append(
+            _run("label estimate within bound", label_estimate_within_bound, model, draws, max(1, examples // 4), seed)
+        )
     results.append(_run("sample and predict fit", sample_and_predict_fit, model, draws, max(1, examples // 4), seed))
     return results

@@ -7,18 +7,19 @@ A diagnostic renders like a good compiler's:
           |        ^^^^^^^
           = help: did you mean `Normal`?
 
-User mistakes are `SpecError`s carrying diagnostics; a bug in gmdsl itself is an
-`InternalCompilerError`, which the CLI reports as such, never as the user's fault.
+User mistakes are `SpecError`s carrying diagnostics (a `UserError`, like every mistake a
+user can fix); a bug in gmdsl itself is an `InternalCompilerError`, which the CLI reports as
+such, never as the user's fault.
 """
 
 from __future__ import annotations
 
-import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
+
+from gmdsl.runtime.errors import UserError, did_you_mean
 
 from .ast import Span
-
 
 # Every diagnostic code, with what it means (docs/reference.md is generated from this).
 CODES: dict[str, str] = {
@@ -85,22 +86,38 @@ class Diagnostic:
         return (self.span.line, self.span.column, self.code)
 
 
-def error(code: str, message: str, span: Span, help: str | None = None, note: str | None = None) -> Diagnostic:
+def error(
+    code: str,
+    message: str,
+    span: Span,
+    help: str | None = None,  # noqa: A002 - the diagnostic's `help:` line, as rustc calls it
+    note: str | None = None,
+) -> Diagnostic:
     return Diagnostic("error", code, message, span, help, note)
 
 
-def warning(code: str, message: str, span: Span, help: str | None = None, note: str | None = None) -> Diagnostic:
+def warning(
+    code: str,
+    message: str,
+    span: Span,
+    help: str | None = None,  # noqa: A002 - the diagnostic's `help:` line, as rustc calls it
+    note: str | None = None,
+) -> Diagnostic:
     return Diagnostic("warning", code, message, span, help, note)
 
 
-class SpecError(Exception):
-    """The spec is wrong; `diagnostics` says where and why (errors and warnings, sorted)."""
+class SpecError(UserError):
+    """The spec is wrong; `diagnostics` says where and why (errors and warnings, sorted).
+    `code` and `location` are those of the first error."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic], path: str, source: str):
         self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
         self.path = path
         self.source = source
-        super().__init__(render_all(self.diagnostics, path, source))
+        first = next((d for d in self.diagnostics if d.is_error), None)
+        location = f"{path}:{first.span.line}:{first.span.column}" if first else path
+        super().__init__(render_all(self.diagnostics, path, source), location=location)
+        self.code = first.code if first else "spec"
 
 
 class SpecSyntaxError(SpecError):
@@ -116,17 +133,6 @@ def unknown(code: str, what: str, name: str, span: Span, known: Iterable[str]) -
     known = list(known)
     listing = f"{what}s are " + ", ".join(f"`{k}`" for k in known)
     return error(code, f"unknown {what} `{name}`", span, help=did_you_mean(name, known) or listing)
-
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A `help:` text proposing the closest candidate, or None when nothing is close."""
-    pool = sorted(set(candidates))
-    matches = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
-    if not matches:
-        lowered = {c.lower(): c for c in pool}
-        if name.lower() in lowered:
-            matches = [lowered[name.lower()]]
-    return f"did you mean `{matches[0]}`?" if matches else None
 
 
 def render(diagnostic: Diagnostic, path: str, source: str) -> str:

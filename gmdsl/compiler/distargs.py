@@ -1,18 +1,20 @@
 """Distribution arguments: binding them to the distribution's parameters, and checking
 each bound value (numbers against constraints, `uniform`, bare references).
 
-`bind` is pure and shared by the checker, the width inference and the lowering;
-`check_distribution` is the checker's rule for one factor's right-hand side.
+`check_distribution` is the checker's rule for one factor's right-hand side: it binds the
+arguments once (`bind`) and hands the binding on, inside the checked spec, to the width
+inference and the lowering.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+
+from gmdsl.runtime.registry import CONSTRAINTS, DISTRIBUTIONS, TYPES, DistributionInfo, Param, distributions_for
 
 from . import ast
-from .errors import Diagnostic, did_you_mean, error, unknown
-from .registry import CONSTRAINTS, DISTRIBUTIONS, TYPES, DistributionInfo, Param, distributions_for
+from .diagnostics import Diagnostic, did_you_mean, error, unknown
 from .scope import Scope
 
 
@@ -38,18 +40,30 @@ def bind(info: DistributionInfo, distribution: ast.Distribution) -> tuple[list[B
     for index, arg in enumerate(args):
         if arg.keyword is None:
             if index >= len(positional):
-                problems.append(error("E0304", f"{info.name} takes at most {len(positional)} positional "
-                                               f"argument{'s' * (len(positional) != 1)}", arg.span,
-                                      help=f"its parameters are {_names(positional)}"))
+                problems.append(
+                    error(
+                        "E0304",
+                        f"{info.name} takes at most {len(positional)} positional "
+                        f"argument{'s' * (len(positional) != 1)}",
+                        arg.span,
+                        help=f"its parameters are {_names(positional)}",
+                    )
+                )
                 continue
             param = positional[index]
         else:
-            param = by_name.get(arg.keyword.name)
-            if param is None:
-                problems.append(error("E0302", f"{info.name} has no parameter `{arg.keyword.name}`", arg.keyword.span,
-                                      help=did_you_mean(arg.keyword.name, by_name)
-                                      or f"its parameters are {_alternatives(info)}"))
+            named = by_name.get(arg.keyword.name)
+            if named is None:
+                problems.append(
+                    error(
+                        "E0302",
+                        f"{info.name} has no parameter `{arg.keyword.name}`",
+                        arg.keyword.span,
+                        help=did_you_mean(arg.keyword.name, by_name) or f"its parameters are {_alternatives(info)}",
+                    )
+                )
                 continue
+            param = named
         if param.name in taken:
             problems.append(error("E0304", f"`{param.name}` is given twice", arg.span))
             continue
@@ -60,12 +74,19 @@ def bind(info: DistributionInfo, distribution: ast.Distribution) -> tuple[list[B
     return bound, _check_parameterisation(info, distribution, taken)
 
 
-def _check_parameterisation(info: DistributionInfo, distribution: ast.Distribution,
-                            taken: dict[str, ast.DistArg]) -> list[Diagnostic]:
+def _check_parameterisation(
+    info: DistributionInfo, distribution: ast.Distribution, taken: dict[str, ast.DistArg]
+) -> list[Diagnostic]:
     matching = [ps for ps in info.parameterisations if set(taken) <= {p.name for p in ps}]
     if not matching:
-        return [error("E0308", f"{info.name} is given {_names(taken)}, which belong to different parameterisations",
-                      distribution.span, help=f"give one of: {_alternatives(info)}")]
+        return [
+            error(
+                "E0308",
+                f"{info.name} is given {_names(taken)}, which belong to different parameterisations",
+                distribution.span,
+                help=f"give one of: {_alternatives(info)}",
+            )
+        ]
     missing = [p.name for p in matching[0] if p.name not in taken]
     if len(matching) > 1 or not missing:
         return [] if taken else [_missing(info, distribution, info.positional())]
@@ -74,8 +95,12 @@ def _check_parameterisation(info: DistributionInfo, distribution: ast.Distributi
 
 def _missing(info: DistributionInfo, distribution: ast.Distribution, params) -> Diagnostic:
     example = ", ".join(f"{p.name} = ..." for p in params)
-    return error("E0303", f"{info.name} needs {_names(params)}", distribution.span,
-                 help=f"add {example}, or let one network emit every parameter: `{info.name}(net(...))`")
+    return error(
+        "E0303",
+        f"{info.name} needs {_names(params)}",
+        distribution.span,
+        help=f"add {example}, or let one network emit every parameter: `{info.name}(net(...))`",
+    )
 
 
 def _names(params) -> str:
@@ -87,24 +112,34 @@ def _alternatives(info: DistributionInfo) -> str:
     return " or ".join("(" + ", ".join(p.name for p in ps) + ")" for ps in info.parameterisations)
 
 
-def check_distribution(factor: ast.Factor, variable: ast.VarDecl, scope: Scope,
-                       report: Callable[[Diagnostic], None]) -> None:
+def check_distribution(
+    factor: ast.Factor, variable: ast.VarDecl, scope: Scope, report: Callable[[Diagnostic], None]
+) -> tuple[DistributionInfo, tuple[Bound, ...]] | None:
+    """The distribution and its bound arguments (those that bind; each problem is reported),
+    or None for an unknown distribution."""
     distribution = factor.distribution
     info = DISTRIBUTIONS.get(distribution.name.name)
     if info is None:
         report(unknown("E0102", "distribution", distribution.name.name, distribution.name.span, DISTRIBUTIONS))
-        return
+        return None
     type_name = variable.type.base.name
     if type_name in TYPES and type_name not in info.support:
         fitting = distributions_for(type_name)
-        report(error("E0301", f"{info.name} is a distribution on {' or '.join(info.support)} values, but "
-                              f"`{variable.name.name}` is {type_name}", distribution.name.span,
-                     help="for a " + type_name + " variable use " + " or ".join(f"`{d}`" for d in fitting)))
+        report(
+            error(
+                "E0301",
+                f"{info.name} is a distribution on {' or '.join(info.support)} values, but "
+                f"`{variable.name.name}` is {type_name}",
+                distribution.name.span,
+                help="for a " + type_name + " variable use " + " or ".join(f"`{d}`" for d in fitting),
+            )
+        )
     bound, problems = bind(info, distribution)
     for problem in problems:
         report(problem)
     for item in bound:
         _check_value(info, item, variable, scope, report)
+    return info, tuple(bound)
 
 
 def _check_value(info: DistributionInfo, item: Bound, variable: ast.VarDecl, scope: Scope, report) -> None:
@@ -112,18 +147,30 @@ def _check_value(info: DistributionInfo, item: Bound, variable: ast.VarDecl, sco
     for param in item.params:
         constraint = CONSTRAINTS[param.constraint]
         if isinstance(value, ast.Number) and not constraint.admits(value.value):
-            report(error("E0305", f"`{param.name}` of {info.name} must be {constraint.description}, not {value.value}",
-                         value.span))
+            report(
+                error(
+                    "E0305",
+                    f"`{param.name}` of {info.name} must be {constraint.description}, not {value.value}",
+                    value.span,
+                )
+            )
         elif isinstance(value, ast.Reference) and value.name.name == "uniform":
             if param.constraint != "simplex":
-                report(error("E0306", f"`uniform` gives a Categorical's probabilities, not `{param.name}` of {info.name}",
-                             value.span, help="write a number instead"))
+                report(
+                    error(
+                        "E0306",
+                        f"`uniform` gives a Categorical's probabilities, not `{param.name}` of {info.name}",
+                        value.span,
+                        help="write a number instead",
+                    )
+                )
         elif isinstance(value, ast.Reference):
             _check_reference(info, param, value, variable, scope, report)
 
 
-def _check_reference(info: DistributionInfo, param: Param, value: ast.Reference, variable: ast.VarDecl,
-                     scope: Scope, report) -> None:
+def _check_reference(
+    info: DistributionInfo, param: Param, value: ast.Reference, variable: ast.VarDecl, scope: Scope, report
+) -> None:
     """A bare name passed as a parameter: its type must satisfy the parameter's constraint
     and its shape must be the variable's."""
     name = value.name.name
@@ -133,11 +180,21 @@ def _check_reference(info: DistributionInfo, param: Param, value: ast.Reference,
     constraint = CONSTRAINTS[param.constraint]
     source_type = declaration.type.base.name
     if source_type not in constraint.accepts_types:
-        report(error("E0307", f"`{param.name}` of {info.name} must be {constraint.description}, but `{name}` is "
-                              f"{source_type}", value.span,
-                     help=f"pass it through a network: `{param.name} = net({name})`"))
+        report(
+            error(
+                "E0307",
+                f"`{param.name}` of {info.name} must be {constraint.description}, but `{name}` is {source_type}",
+                value.span,
+                help=f"pass it through a network: `{param.name} = net({name})`",
+            )
+        )
     if declaration.type.shape != variable.type.shape:
-        report(error("E0307", f"`{name}` has shape {list(declaration.type.shape)}, but `{param.name}` of "
-                              f"`{variable.name.name}` needs shape {list(variable.type.shape)}", value.span,
-                     help=f"pass it through a network: `{param.name} = net({name})`"))
-
+        report(
+            error(
+                "E0307",
+                f"`{name}` has shape {list(declaration.type.shape)}, but `{param.name}` of "
+                f"`{variable.name.name}` needs shape {list(variable.type.shape)}",
+                value.span,
+                help=f"pass it through a network: `{param.name} = net({name})`",
+            )
+        )

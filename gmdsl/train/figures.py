@@ -6,15 +6,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from .runs import Run  # noqa: E402
-from .runtime.data import label_indices
-from .runtime.evaluation import predictions  # noqa: E402
+from .data import label_indices
+from .evaluation import predictions
+from .runs import Run
 
 _TRAVERSAL = torch.linspace(-3, 3, 9)
 
@@ -23,15 +21,15 @@ def curves(log: list[dict], path: Path) -> Path:
     """Loss, and any test error or RMSE, per epoch."""
     epochs = [r["epoch"] for r in log]
     extra = sorted({k for r in log for k in r if k.startswith(("test_error_", "test_rmse_"))})
-    figure, axes = plt.subplots(1, 1 + len(extra), figsize=(4 * (1 + len(extra)), 3), squeeze=False)
+    figure = Figure(figsize=(4 * (1 + len(extra)), 3))
+    axes = figure.subplots(1, 1 + len(extra), squeeze=False)
     axes[0, 0].plot(epochs, [r["loss"] for r in log], marker="o")
     axes[0, 0].set(title="training loss (-objective)", xlabel="epoch")
-    for ax, key in zip(axes[0, 1:], extra):
+    for ax, key in zip(axes[0, 1:], extra, strict=False):
         ax.plot(epochs, [r.get(key) for r in log], marker="o", color="tab:red")
         ax.set(title=key.replace("_", " ") + (" (%)" if "error" in key else ""), xlabel="epoch")
     figure.tight_layout()
     figure.savefig(path, dpi=120, metadata={"Software": "gmdsl"})
-    plt.close(figure)
     return path
 
 
@@ -51,7 +49,7 @@ def image_shape(run: Run, variable) -> tuple[int, ...] | None:
     return (side, side) if side * side == variable.size and side > 1 else None
 
 
-def _tile(values: torch.Tensor, shape) -> torch.Tensor:
+def _tile(values: torch.Tensor, shape) -> numpy.ndarray:
     image = values.detach().float().cpu().reshape(*shape).clamp(0, 1)
     if image.dim() == 3:
         image = image.permute(1, 2, 0) if image.shape[0] == 3 else image[0]  # RGB, else the first channel
@@ -60,8 +58,8 @@ def _tile(values: torch.Tensor, shape) -> torch.Tensor:
 
 def _grid(rows: list[list[torch.Tensor]], shape, path: Path, title: str, row_labels=None, column_labels=None) -> Path:
     n_rows, n_columns = len(rows), len(rows[0])
-    figure, axes = plt.subplots(n_rows, n_columns, figsize=(0.8 * n_columns + 0.8, 0.8 * n_rows + 0.6),
-                                squeeze=False)
+    figure = Figure(figsize=(0.8 * n_columns + 0.8, 0.8 * n_rows + 0.6))
+    axes = figure.subplots(n_rows, n_columns, squeeze=False)
     for i, row in enumerate(rows):
         for j, values in enumerate(row):
             ax = axes[i, j]
@@ -75,7 +73,6 @@ def _grid(rows: list[list[torch.Tensor]], shape, path: Path, title: str, row_lab
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100, metadata={"Software": "gmdsl"})
-    plt.close(figure)
     return path
 
 
@@ -91,8 +88,13 @@ def reconstructions(run: Run, test, folder: Path, count: int = 10) -> Path | Non
     batch = _first_rows(test, count)
     means = run.model.reconstruct({variable.name: batch[variable.name]})[variable.name]
     rows = [[batch[variable.name][i] for i in range(count)], [means[i] for i in range(count)]]
-    return _grid(rows, shape, folder / "reconstructions.png", "test images (top) and their reconstructions",
-                 row_labels=["data", "recon."])
+    return _grid(
+        rows,
+        shape,
+        folder / "reconstructions.png",
+        "test images (top) and their reconstructions",
+        row_labels=["data", "recon."],
+    )
 
 
 def _label_variable(run: Run):
@@ -111,13 +113,17 @@ def style_grid(run: Run, test, folder: Path, rows: int = 8) -> Path | None:
     classes = label.shape[-1]
     grid = []
     for i in range(rows):
-        given = {name: value[i:i + 1].expand(classes, *value.shape[1:]) for name, value in styles.items()}
+        given = {name: value[i : i + 1].expand(classes, *value.shape[1:]) for name, value in styles.items()}
         given[label.name] = torch.eye(classes, device=run.device)
         drawn = run.model.sample(classes, given=given, observed_means=True)[image.name]
         grid.append([batch[image.name][i]] + [drawn[k] for k in range(classes)])
-    return _grid(grid, shape, folder / "style_grid.png",
-                 f"style inferred from a test image (rows) x {label.name} (columns)",
-                 column_labels=["data"] + [str(k) for k in range(classes)])
+    return _grid(
+        grid,
+        shape,
+        folder / "style_grid.png",
+        f"style inferred from a test image (rows) x {label.name} (columns)",
+        column_labels=["data"] + [str(k) for k in range(classes)],
+    )
 
 
 def traversals(run: Run, test, folder: Path, max_dimensions: int = 32) -> Path | None:
@@ -130,7 +136,8 @@ def traversals(run: Run, test, folder: Path, max_dimensions: int = 32) -> Path |
     batch = {k: v for k, v in _first_rows(test, 1).items() if run.model.by_name[k].role != "latent"}
     base = run.model.infer(batch)
     fixed = {k: v for k, v in batch.items() if run.model.by_name[k].role == "supervised"}
-    rows, labels = [], []
+    rows: list[list[torch.Tensor]] = []
+    labels: list[str] = []
     for latent in latents:
         for d in range(min(latent.size, max_dimensions - len(rows))):
             given = {name: value.expand(len(_TRAVERSAL), *value.shape[1:]).clone() for name, value in base.items()}
@@ -138,14 +145,23 @@ def traversals(run: Run, test, folder: Path, max_dimensions: int = 32) -> Path |
             flat[:, d] = _TRAVERSAL.to(flat)
             given[latent.name] = flat.reshape(given[latent.name].shape)
             for name, value in fixed.items():
-                label = torch.nn.functional.one_hot(label_indices(value), run.model.by_name[name].shape[-1]) \
-                    if run.model.by_name[name].type == "onehot" and value.dim() == 1 else value
+                label = (
+                    torch.nn.functional.one_hot(label_indices(value), run.model.by_name[name].shape[-1])
+                    if run.model.by_name[name].type == "onehot" and value.dim() == 1
+                    else value
+                )
                 given[name] = label.to(flat).expand(len(_TRAVERSAL), *label.shape[1:])
             drawn = run.model.sample(len(_TRAVERSAL), given=given, observed_means=True)[image.name]
             rows.append([drawn[k] for k in range(len(_TRAVERSAL))])
             labels.append(f"{latent.name}[{d}]")
-    return _grid(rows, shape, folder / "traversals.png", "latent traversals, -3 to 3",
-                 row_labels=labels, column_labels=[f"{v:.1f}" for v in _TRAVERSAL.tolist()])
+    return _grid(
+        rows,
+        shape,
+        folder / "traversals.png",
+        "latent traversals, -3 to 3",
+        row_labels=labels,
+        column_labels=[f"{v:.1f}" for v in _TRAVERSAL.tolist()],
+    )
 
 
 def confusion(run: Run, test, folder: Path) -> Path | None:
@@ -157,18 +173,30 @@ def confusion(run: Run, test, folder: Path) -> Path | None:
     classes = label.shape[-1]
     matrix = torch.zeros(classes, classes, dtype=torch.long)
     matrix.index_put_((truth, predicted), torch.ones_like(truth), accumulate=True)
-    figure, ax = plt.subplots(figsize=(0.5 * classes + 2, 0.5 * classes + 1.5))
+    figure = Figure(figsize=(0.5 * classes + 2, 0.5 * classes + 1.5))
+    ax = figure.subplots()
     ax.imshow(matrix.numpy(), cmap="Blues")
     for i in range(classes):
         for j in range(classes):
-            ax.text(j, i, str(matrix[i, j].item()), ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j].item()),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if matrix[i, j] > matrix.max() / 2 else "black",
+            )
     error = 100.0 * (1 - matrix.diag().sum().item() / matrix.sum().item())
-    ax.set(xlabel=f"predicted {label.name}", ylabel=f"true {label.name}", xticks=range(classes), yticks=range(classes),
-           title=f"test confusion matrix (error {error:.2f}%)")
+    ax.set(
+        xlabel=f"predicted {label.name}",
+        ylabel=f"true {label.name}",
+        xticks=range(classes),
+        yticks=range(classes),
+        title=f"test confusion matrix (error {error:.2f}%)",
+    )
     figure.tight_layout()
     figure.savefig(folder / "confusion.png", dpi=120, metadata={"Software": "gmdsl"})
-    plt.close(figure)
     return folder / "confusion.png"
 
 

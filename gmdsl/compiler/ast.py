@@ -8,7 +8,6 @@ parse -> pretty-print -> parse round trip relies on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True, order=True)
@@ -20,7 +19,7 @@ class Span:
     end_line: int
     end_column: int
 
-    def to(self, other: "Span") -> "Span":
+    def to(self, other: Span) -> Span:
         """The span from the start of this one to the end of `other`."""
         return Span(self.line, self.column, other.end_line, other.end_column)
 
@@ -56,11 +55,11 @@ class Word:
 
 @dataclass(frozen=True)
 class ListLiteral:
-    items: tuple["Literal", ...]
+    items: tuple[Literal, ...]
     span: Span = _span()
 
 
-Literal = Union[Number, Word, ListLiteral]
+Literal = Number | Word | ListLiteral
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ class Reference:
     span: Span = _span()
 
 
-ArgValue = Union[Number, Reference, NetCall]
+ArgValue = Number | Reference | NetCall
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ class ObjectiveDecl:
     span: Span = _span()
 
 
-Statement = Union[ModelDecl, VarDecl, LetDecl, Factor, NetDecl, ObjectiveDecl]
+Statement = ModelDecl | VarDecl | LetDecl | Factor | NetDecl | ObjectiveDecl
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,16 @@ boundary, into a `SpecSyntaxError` that says what was expected and where.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from importlib import resources
+from typing import Any, cast
 
 import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
-from .errors import InternalCompilerError, SpecSyntaxError, error
+from .diagnostics import Diagnostic, InternalCompilerError, SpecSyntaxError, error
 
 # Known mistakes, recognised by the parser state they fail in (lark's match_examples).
 _FRIENDLY_SYNTAX_ERRORS: dict[str, list[str]] = {
@@ -59,6 +61,7 @@ _FRIENDLY_SYNTAX_ERRORS: dict[str, list[str]] = {
     ],
 }
 
+
 def _read_grammar() -> str:
     return resources.files("gmdsl.grammar").joinpath("gm.lark").read_text(encoding="utf-8")
 
@@ -69,7 +72,8 @@ def _parser() -> Lark:
 
 
 def _span_of(item: Token | lark.tree.Meta) -> ast.Span:
-    return ast.Span(item.line, item.column, item.end_line, item.end_column)
+    # with propagate_positions, every token and tree the transformer sees has its position
+    return ast.Span(cast(int, item.line), cast(int, item.column), cast(int, item.end_line), cast(int, item.end_column))
 
 
 def _ident(token: Token) -> ast.Ident:
@@ -145,11 +149,10 @@ class _ToAst(Transformer):
 
 def parse(source: str, path: str = "<string>") -> ast.Spec:
     """Parse spec text into an `ast.Spec`; a syntax error raises `SpecSyntaxError`."""
-    parser = _parser()
     try:
-        tree, previous = _parse_tracking_previous_token(parser, source)
-    except UnexpectedInput as exc:
-        raise SpecSyntaxError([_syntax_diagnostic(exc, source, getattr(exc, "_previous", None))], path, source) from None
+        tree = _parse_tracking_previous_token(_parser(), source)
+    except _SyntaxFailure as failure:
+        raise SpecSyntaxError([_syntax_diagnostic(failure, source)], path, source) from None
     try:
         statements = _ToAst().transform(tree)
     except VisitError as exc:  # a bug in the transformer, not in the spec
@@ -157,21 +160,30 @@ def parse(source: str, path: str = "<string>") -> ast.Spec:
     return ast.Spec(tuple(statements), path=path, source=source)
 
 
-def _parse_tracking_previous_token(parser: Lark, source: str):
+@dataclass
+class _SyntaxFailure(Exception):
+    """Lark's error, the last token accepted before it (to point just after), and the
+    terminals the parser really accepts there (LALR's merged lookaheads list more terminals
+    than any spec could continue with)."""
+
+    error: UnexpectedInput
+    previous: Token | None
+    accepts: set[str] | None
+
+
+def _parse_tracking_previous_token(parser: Lark, source: str) -> lark.Tree:
     """Parse, remembering the last token accepted, so an error can point just after it."""
     interactive = parser.parse_interactive(source)
-    previous = None
-    current = None
+    previous: Token | None = None
+    current: Token | None = None
     try:
         for token in interactive.iter_parse():
             previous, current = current, token
-        return interactive.feed_eof(current), current
+        return interactive.feed_eof(current)
     except UnexpectedInput as exc:
-        exc._previous = previous if isinstance(exc, UnexpectedToken) and exc.token is current else current
-        # What the parser really accepts here: LALR's merged lookaheads list more
-        # terminals than any spec could continue with.
-        exc._accepts = interactive.accepts() if isinstance(exc, UnexpectedToken) else None
-        raise
+        unexpected_token = isinstance(exc, UnexpectedToken)
+        before = previous if unexpected_token and getattr(exc, "token", None) is current else current
+        raise _SyntaxFailure(exc, before, interactive.accepts() if unexpected_token else None) from None
 
 
 def _describe_terminal(name: str) -> str:
@@ -207,13 +219,14 @@ def _found(exc: UnexpectedInput, source: str) -> str:
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         return "end of file"
     if isinstance(exc, UnexpectedCharacters):
-        character = source[exc.pos_in_stream]
+        character = source[cast(int, exc.pos_in_stream)]
         return f"`{character}`" if character.isprintable() else f"the character {character!r}"
-    return f"`{exc.token}`"
+    return f"`{getattr(exc, 'token', '')}`"
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, source: str, previous: Token | None):
-    expected = getattr(exc, "_accepts", None) or getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
+def _syntax_diagnostic(failure: _SyntaxFailure, source: str) -> Diagnostic:
+    exc, previous = failure.error, failure.previous
+    expected = failure.accepts or getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
     found = _found(exc, source)
     message = f"expected {_describe_expected(set(expected))}, found {found}" if expected else f"unexpected {found}"
     # A token on a later line that could not start a statement means the previous
@@ -222,18 +235,24 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, previous: Token | None
     span = _error_span(exc, source, previous if unfinished else None)
     help_text = _friendly_help(exc)
     if help_text is None and isinstance(exc, UnexpectedCharacters):
-        quoted = source[exc.pos_in_stream] in "\"'"
-        help_text = ("write words without quotes: `activation = relu`" if quoted
-                     else "names are letters, digits and `_`; comments start with `#`")
+        quoted = source[cast(int, exc.pos_in_stream)] in "\"'"
+        help_text = (
+            "write words without quotes: `activation = relu`"
+            if quoted
+            else "names are letters, digits and `_`; comments start with `#`"
+        )
     elif help_text is None and {"ROLE", "FACTOR"} <= set(expected):
-        help_text = "a statement starts with `model`, `observed`, `supervised`, `latent`, `let`, `p`, `q`, `net` or `objective`"
+        help_text = (
+            "a statement starts with `model`, `observed`, `supervised`, `latent`, `let`, `p`, `q`, `net` or `objective`"
+        )
     return error("E0001", f"syntax error: {message}", span, help=help_text)
 
 
-def _error_span(exc: UnexpectedInput, source: str, previous: Token | None) -> ast.Span:
+def _error_span(exc: UnexpectedInput, source: str, previous: Any) -> ast.Span:
     """Where to point: at the offending token, or just after the previous one when the
     offending token sits on a later line (a missing `)` belongs to the line it was left off)."""
-    token = getattr(exc, "token", None)
+    # lark types a token's position as optional; the tokens of a failed parse have theirs
+    token: Any = getattr(exc, "token", None)
     at_end = token is None or token.type == "$END"
     if previous is not None and (at_end or token.line > previous.end_line):
         return ast.Span(previous.end_line, previous.end_column, previous.end_line, previous.end_column + 1)
@@ -241,7 +260,7 @@ def _error_span(exc: UnexpectedInput, source: str, previous: Token | None) -> as
         return ast.Span(token.line, token.column, token.end_line, token.end_column)
     line = getattr(exc, "line", None)
     column = getattr(exc, "column", None)
-    if isinstance(line, int) and line > 0:
+    if isinstance(line, int) and line > 0 and isinstance(column, int):
         return ast.Span(line, column, line, column + 1)
     lines = source.splitlines() or [""]
     return ast.Span(len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)

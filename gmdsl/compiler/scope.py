@@ -1,17 +1,19 @@
 """The symbol table of a spec: what each name declares, and the factors by variable.
 
-Built once from the AST by the checker and again by the lowering; it reports
-duplicate declarations and keeps the first one, so later rules see one meaning per name.
+Built once, by the checker, which hands it on inside the checked spec; it reports duplicate
+declarations and keeps the first one, so later rules see one meaning per name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import ast
-from .errors import Diagnostic, error
+from .diagnostics import Diagnostic, error
+
+Edge = tuple[str, str, tuple[str, ...]]  # (source, target, the networks through which target reads source)
 
 
 @dataclass
@@ -23,7 +25,8 @@ class Scope:
     nets: dict[str, ast.NetDecl] = field(default_factory=dict)
     factors: dict[tuple[str, str], ast.Factor] = field(default_factory=dict)  # ("p", "x") -> factor
     objective: ast.ObjectiveDecl | None = None
-    order: dict[str, int] = field(default_factory=dict)  # declaration index of variables and lets
+    order: dict[str, int] = field(default_factory=dict)  # statement index of variables and lets
+    written: dict[tuple[str, str], int] = field(default_factory=dict)  # statement index of each factor
 
     def declaration(self, name: str) -> ast.VarDecl | ast.LetDecl | ast.NetDecl | None:
         return self.variables.get(name) or self.lets.get(name) or self.nets.get(name)
@@ -64,18 +67,30 @@ def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
             key = (statement.model, statement.variable.name)
             first = scope.factors.get(key)
             if first is not None:
-                report(error("E0204", f"`{statement.variable.name}` has two {statement.model} factors",
-                             statement.variable.span,
-                             help=f"keep one `{statement.model}({statement.variable.name} | ...)` line",
-                             note=f"the first is at {first.span.line}:{first.span.column}"))
+                report(
+                    error(
+                        "E0204",
+                        f"`{statement.variable.name}` has two {statement.model} factors",
+                        statement.variable.span,
+                        help=f"keep one `{statement.model}({statement.variable.name} | ...)` line",
+                        note=f"the first is at {first.span.line}:{first.span.column}",
+                    )
+                )
             else:
                 scope.factors[key] = statement
+                scope.written[key] = index
         elif isinstance(statement, ast.ObjectiveDecl):
             if scope.objective is not None:
-                first = scope.objective.span
-                report(error("E0703", "the objective is given twice", statement.kind.span,
-                             help="keep one `objective` line",
-                             note=f"the first is at {first.line}:{first.column}"))
+                first_span = scope.objective.span
+                report(
+                    error(
+                        "E0703",
+                        "the objective is given twice",
+                        statement.kind.span,
+                        help="keep one `objective` line",
+                        note=f"the first is at {first_span.line}:{first_span.column}",
+                    )
+                )
             else:
                 scope.objective = statement
     return scope
@@ -83,12 +98,25 @@ def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
 
 def _declare_model(scope: Scope, statement: ast.ModelDecl, index: int, report) -> None:
     if scope.model_decl is not None:
-        report(error("E0107", "the model is named twice", statement.name.span, help="keep one `model` line",
-                     note=f"it is named `{scope.model_decl.name.name}` at {scope.model_decl.span.line}:1"))
+        report(
+            error(
+                "E0107",
+                "the model is named twice",
+                statement.name.span,
+                help="keep one `model` line",
+                note=f"it is named `{scope.model_decl.name.name}` at {scope.model_decl.span.line}:1",
+            )
+        )
         return
     if index != 0:
-        report(error("E0107", "`model NAME` must be the first statement", statement.span,
-                     help="move this line to the top of the file"))
+        report(
+            error(
+                "E0107",
+                "`model NAME` must be the first statement",
+                statement.span,
+                help="move this line to the top of the file",
+            )
+        )
     scope.model_decl = statement
     scope.model_name = statement.name.name
 
@@ -97,9 +125,15 @@ def _declare_name(scope: Scope, statement: ast.VarDecl | ast.LetDecl | ast.NetDe
     name = statement.name.name
     first = scope.declaration(name)
     if first is not None:
-        report(error("E0101", f"`{name}` is declared twice", statement.name.span,
-                     help="variables, `let` nodes and networks share one namespace; rename one of them",
-                     note=f"first declared at {first.name.span.line}:{first.name.span.column}"))
+        report(
+            error(
+                "E0101",
+                f"`{name}` is declared twice",
+                statement.name.span,
+                help="variables, `let` nodes and networks share one namespace; rename one of them",
+                note=f"first declared at {first.name.span.line}:{first.name.span.column}",
+            )
+        )
         return
     if isinstance(statement, ast.VarDecl):
         scope.variables[name] = statement
@@ -132,14 +166,14 @@ def networks_reading(distribution: ast.Distribution, name: str) -> tuple[str, ..
     return tuple(found)
 
 
-def dependency_edges(scope: Scope, model: str) -> list[tuple[str, str, tuple[str, ...]]]:
+def dependency_edges(scope: Scope, model: str) -> list[Edge]:
     """The edges (source, target, networks) of the p or q graph, `let` nodes included.
 
     A factor's inputs point at its variable, labelled with the networks that read them;
     a declared parent read only through `let` nodes is reached along their edges, and a
     parent not read at all still gets a bare edge, so the graph keeps the factorisation.
     """
-    edges: list[tuple[str, str, tuple[str, ...]]] = []
+    edges: list[Edge] = []
     used_lets: list[str] = []
     for (factor_model, variable), factor in scope.factors.items():
         if factor_model != model or variable not in scope.variables:

@@ -27,13 +27,38 @@ def statement_text(statement: ast.Statement) -> str:
 
 
 def factor_text(factor: ast.Factor) -> str:
-    parents = " | " + ", ".join(p.name for p in factor.parents) if factor.parents else ""
-    args = ", ".join(_dist_arg_text(a) for a in factor.distribution.args)
-    text = f"{factor.model}({factor.variable.name}{parents}) = {factor.distribution.name.name}({args})"
-    if factor.estimator is not None:
-        options = f"({options_text(factor.estimator.options)})" if factor.estimator.options else ""
-        text += f" by {factor.estimator.name.name}{options}"
+    options = [f"{o.key.name} = {literal_text(o.value)}" for o in factor.estimator.options] if factor.estimator else []
+    return factor_line(
+        factor.model,
+        factor.variable.name,
+        [p.name for p in factor.parents],
+        factor.distribution.name.name,
+        [_dist_arg_text(a) for a in factor.distribution.args],
+        factor.estimator.name.name if factor.estimator else None,
+        options,
+    )
+
+
+def factor_line(
+    model: str,
+    variable: str,
+    parents: list[str],
+    distribution: str,
+    arguments: list[str],
+    estimator: str | None = None,
+    estimator_options: list[str] | None = None,
+) -> str:
+    """The one layout of a factor, from the text of its parts (the spec's, or the IR's):
+    `q(y | x) = Categorical(logits = classifier(x)) by relaxation(temperature = 0.66)`."""
+    text = f"{factor_head(model, variable, parents)} = {distribution}({', '.join(arguments)})"
+    if estimator is not None:
+        text += f" by {estimator}" + (f"({', '.join(estimator_options)})" if estimator_options else "")
     return text
+
+
+def factor_head(model: str, variable: str, parents: list[str]) -> str:
+    """`p(x | y, z)`, or `p(z)` without parents."""
+    return f"{model}({variable}{' | ' + ', '.join(parents) if parents else ''})"
 
 
 def type_text(type_expr: ast.TypeExpr) -> str:
@@ -41,7 +66,11 @@ def type_text(type_expr: ast.TypeExpr) -> str:
 
 
 def call_text(call: ast.NetCall) -> str:
-    return f"{call.net.name}({', '.join(a.name for a in call.args)})"
+    return network_call_text(call.net.name, [a.name for a in call.args])
+
+
+def network_call_text(network: str, inputs: list[str]) -> str:
+    return f"{network}({', '.join(inputs)})"
 
 
 def options_text(options: tuple[ast.Option, ...]) -> str:

@@ -3,11 +3,13 @@ registry's `OptionSpec`s: one routine, so every option error reads the same."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from gmdsl.runtime.registry import OptionSpec
 
 from . import ast
-from .errors import Diagnostic, did_you_mean, error
-from .registry import OptionSpec
+from .diagnostics import Diagnostic, did_you_mean, error
 
 
 def resolve_options(
@@ -30,19 +32,32 @@ def resolve_options(
         if spec is None:
             known = ", ".join(f"`{s.name}`" for s in specs) or "none"
             hint = did_you_mean(key, by_name)
-            report(error(code, f"{owner} has no option `{key}`", option.key.span,
-                         help=hint or f"its options are: {known}"))
+            report(
+                error(code, f"{owner} has no option `{key}`", option.key.span, help=hint or f"its options are: {known}")
+            )
             continue
         if key in seen:
             first = seen[key].span
-            report(error(code, f"option `{key}` is given twice", option.key.span,
-                         note=f"first given at {first.line}:{first.column}"))
+            report(
+                error(
+                    code,
+                    f"option `{key}` is given twice",
+                    option.key.span,
+                    note=f"first given at {first.line}:{first.column}",
+                )
+            )
             continue
         seen[key] = option
         value = _convert(option.value, spec)
         if value is None:
-            report(error(code, f"option `{key}` of {owner} must be {spec.describe()}", option.value.span,
-                         help=_choice_hint(option.value, spec)))
+            report(
+                error(
+                    code,
+                    f"option `{key}` of {owner} must be {spec.describe()}",
+                    option.value.span,
+                    help=_choice_hint(option.value, spec),
+                )
+            )
             continue
         values[key] = value
     return values

@@ -1,0 +1,276 @@
+"""Phase 4, emit: `ModelIR` -> the Python source of the compiled model.
+
+The module reads like the paper's model: an `Encoder` (q) and a `Decoder` (p), each a
+`torch.nn.Module` whose `forward` has one line per factor in the spec's order (topological
+where the graph demands it), with the factor as a comment above it and `# spec.gm:LINE`
+after it. Its docstring states the objective it is trained with. It imports torch and
+`gmdsl.runtime` only. The emitter reads the typed IR and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+from pathlib import Path
+
+from gmdsl.runtime.registry import CONSTRAINTS, DISTRIBUTIONS, NETWORK_BUILDERS
+
+from .analyses import constant_weights
+from .docstring import objective_lines
+from .ir import Graph, LetNode, ModelIR, Network, NetworkParameter, Parameter, VariableNode
+from .pretty import factor_head, factor_line, network_call_text, number_text
+
+# Locals of the generated forward methods, and its module-level names.
+_TAKEN = {"self", "p", "q", "torch", "rt"}
+
+
+class _Names:
+    """Python names for spec names: unchanged where possible, never clashing."""
+
+    def __init__(self, taken: set[str]):
+        self.taken = set(taken)
+        self.chosen: dict[str, str] = {}
+
+    def __call__(self, name: str) -> str:
+        if name not in self.chosen:
+            candidate = name if not keyword.iskeyword(name) else name + "_"
+            while candidate in self.taken:
+                candidate += "_"
+            self.taken.add(candidate)
+            self.chosen[name] = candidate
+        return self.chosen[name]
+
+
+def _module_attributes() -> set[str]:
+    import torch  # only to learn which attribute names an nn.Module already has
+
+    return set(dir(torch.nn.Module))
+
+
+def emit(model: ModelIR) -> str:
+    """The compiled module's source text."""
+    return _Emitter(model).module()
+
+
+class _Emitter:
+    def __init__(self, model: ModelIR):
+        self.model = model
+        self.spec_file = Path(model.path).name if model.path != "<string>" else "<string>"
+        self.local = _Names(_TAKEN)
+        self.attribute = _Names(_module_attributes())
+
+    # --- the module ---------------------------------------------------------------------
+
+    def module(self) -> str:
+        model = self.model
+        objective = "\n".join(objective_lines(model))
+        header = (
+            f'"""The model `{model.name}`, compiled by gmdsl from {self.spec_file}.\n\n{objective}\n\n'
+            "Generated code: change the spec and recompile rather than editing this file.\n"
+            '"""\n\n'
+            "import torch\n\nfrom gmdsl import runtime as rt"
+        )
+        return "\n\n\n".join([header, self.part(model.q), self.part(model.p), self.model_class()]) + "\n"
+
+    def part(self, graph: Graph) -> str:
+        which = graph.model
+        cls = "Encoder" if which == "q" else "Decoder"
+        title = "recognition model" if which == "q" else "generative model"
+        lines = [
+            f"class {cls}(torch.nn.Module):",
+            f'    """The {title} {self.factorisation(graph)}."""',
+            "",
+            "    def __init__(self):",
+            "        super().__init__()",
+        ]
+        lines += [
+            f"        self.{self.attribute(n.name)} = {self.network(n)}  # {self.spec_file}:{n.line}"
+            for n in self.networks_of(graph)
+        ]
+        trace = "rt.Recognition" if which == "q" else "rt.Generation"
+        lines += ["", f"    def forward(self, {which}: {trace}) -> None:"]
+        read = _read_in(graph)
+        for node in graph.nodes:
+            lines += self.statement(which, node, node.name in read)
+        return "\n".join(lines)
+
+    def networks_of(self, graph: Graph) -> list[Network]:
+        """The networks a graph calls, in the order of their first call."""
+        names: list[str] = []
+        for node in graph.nodes:
+            if isinstance(node, LetNode):
+                candidates = [node.network]
+            else:
+                parameters = node.factor.parameters if node.factor else []
+                candidates = [b.network for b in parameters if isinstance(b, NetworkParameter)]
+            names += [n for n in candidates if n not in names]
+        return [self.model.network(n) for n in names]
+
+    def factorisation(self, graph: Graph) -> str:
+        """`q(y, z | x) = q(y | x) q(z | x, y)`: variables in declaration order, factors in order."""
+        declared = self.model.declaration_order
+        modelled = [n for n in declared if n in graph and getattr(graph.node(n), "factor", None) is not None]
+        given = [n for n in declared if n in graph and n not in modelled]
+        head = f"{graph.model}({', '.join(modelled)}{' | ' + ', '.join(given) if given else ''})"
+        factors = " ".join(
+            factor_head(graph.model, node.name, node.factor.parents)
+            for node in graph.variables()
+            if node.factor is not None
+        )
+        return f"{head} = {factors}"
+
+    def model_class(self) -> str:
+        model = self.model
+        options = model.objective.options
+        lines = [
+            "class Model(rt.CompiledModel):",
+            f'    """{model.name}: q is `Encoder`, p is `Decoder`."""',
+            "",
+            f"    name = {_str(model.name)}",
+            "    variables = (",
+        ]
+        for node in model.variables():
+            lines.append(
+                f"        rt.Variable({_str(node.name)}, {_str(node.role)}, {_str(node.type)}, {tuple(node.shape)!r}),"
+            )
+        lines += [
+            "    )",
+            f"    options = rt.ObjectiveOptions(alpha={float(options['alpha'])!r}, "
+            f"samples={options['samples']}, beta={float(options['beta'])!r}, "
+            f"estimator={_str(options['estimator'])})",
+        ]
+        if constant_weights(model):
+            lines.append("    constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact")
+        else:
+            lines.append(
+                "    constant_weights = False  # a label sits below a sampled variable in q: importance weights"
+            )
+        lines += ["", "    def __init__(self):", "        super().__init__(Encoder(), Decoder())"]
+        return "\n".join(lines)
+
+    # --- one node -------------------------------------------------------------------------
+
+    def statement(self, which: str, node: VariableNode | LetNode, is_read: bool) -> list[str]:
+        """The node's line; its value gets a local name only when a later line reads it."""
+        where = f"  # {self.spec_file}:{node.line}"
+        target = f"{self.local(node.name)} = " if is_read else ""
+        if isinstance(node, LetNode):
+            call = self.call(node.network, node.inputs)
+            text = (
+                f"let {node.name} : {node.type}[{', '.join(map(str, node.shape))}] = "
+                f"{network_call_text(node.network, node.inputs)}"
+            )
+            # a let's type (real, positive, unit) names its constraint, and so its link
+            return [f"        # {text}", f"        {target}{_linked(CONSTRAINTS[node.type].link, call)}{where}"]
+        factor = node.factor
+        if factor is None:  # observed, in q
+            return [f"        {target}q.observed({_str(node.name)}){where}"]
+        extra = ""
+        if factor.estimator is not None and factor.estimator.name == "relaxation":
+            extra = f", relaxation={float(factor.estimator.options['temperature'])!r}"
+        elif factor.estimator is not None:
+            extra = ", enumeration=True"
+        return [
+            f"        # {self.factor_text(which, node)}",
+            f"        {target}{which}.sample({_str(node.name)}, {self.distribution(node)}{extra}){where}",
+        ]
+
+    def distribution(self, node: VariableNode) -> str:
+        assert node.factor is not None
+        name = node.factor.distribution
+        bindings = node.factor.parameters
+        if len(bindings) == 1 and isinstance(bindings[0], NetworkParameter) and len(bindings[0].params) > 1:
+            return f"rt.{name}.from_network({self.call(bindings[0].network, bindings[0].inputs)})"
+        constraints = {p.name: p.constraint for ps in DISTRIBUTIONS[name].parameterisations for p in ps}
+        arguments = []
+        for binding in bindings:
+            (param,) = binding.params
+            if binding.kind == "constant":
+                value = repr(float(binding.value))
+            elif binding.kind == "uniform":
+                value = "rt.UNIFORM"
+            elif binding.kind == "reference":
+                value = self.local(binding.source)
+            else:
+                constraint = constraints[param]
+                if constraint == "simplex":  # a network's probabilities are unnormalised: pass them as logits
+                    param, constraint = "logits", "real"
+                value = _linked(CONSTRAINTS[constraint].link, self.call(binding.network, binding.inputs))
+            arguments.append(f"{param}={value}")
+        return f"rt.{name}({', '.join(arguments)})"
+
+    def factor_text(self, which: str, node: VariableNode) -> str:
+        """The factor as a spec would write it, for the comment above its line."""
+        assert node.factor is not None
+        factor = node.factor
+        arguments = [_parameter_text(b) for b in factor.parameters]
+        estimator = factor.estimator
+        options = [f"{k} = {number_text(v)}" for k, v in estimator.options.items()] if estimator else None
+        return factor_line(
+            which,
+            node.name,
+            factor.parents,
+            factor.distribution,
+            arguments,
+            estimator.name if estimator else None,
+            options,
+        )
+
+    def call(self, network: str, inputs: list[str]) -> str:
+        return f"self.{self.attribute(network)}(rt.join({', '.join(self.local(i) for i in inputs)}))"
+
+    def network(self, network: Network) -> str:
+        """`rt.BUILDER(sizes..., options...)`: the sizes the registry's builder entry names."""
+        sizes = [_size(getattr(network, field)) for field in NETWORK_BUILDERS[network.builder].arguments]
+        options = [f"{k}={_option(v)}" for k, v in network.options.items()]
+        return f"rt.{network.builder}({', '.join(sizes + options)})"
+
+
+def _read_in(graph: Graph) -> set[str]:
+    """The nodes whose value some node of the graph reads (as a network input or a parameter)."""
+    read: set[str] = set()
+    for node in graph.nodes:
+        if isinstance(node, LetNode):
+            read.update(node.inputs)
+        elif node.factor is not None:
+            for binding in node.factor.parameters:
+                if binding.kind == "network":
+                    read.update(binding.inputs)
+                elif binding.kind == "reference":
+                    read.add(binding.source)
+    return read
+
+
+def _linked(link: str, code: str) -> str:
+    """A network's raw output through its link (runtime/links.py), e.g. `rt.softplus(...)`."""
+    return code if link in ("identity", "softmax") else f"rt.{link}({code})"
+
+
+def _parameter_text(binding: Parameter) -> str:
+    if binding.kind == "network":
+        value = network_call_text(binding.network, binding.inputs)
+        if len(binding.params) > 1:  # one network emits every parameter
+            return value
+    elif binding.kind == "constant":
+        value = number_text(binding.value)
+    elif binding.kind == "uniform":
+        value = "uniform"
+    else:
+        value = binding.source
+    return f"{binding.params[0]} = {value}"
+
+
+def _size(value: int | list[int] | None) -> str:
+    """A width as a number, a shape as a tuple."""
+    return repr(tuple(value)) if isinstance(value, list) else repr(value)
+
+
+def _option(value: object) -> str:
+    """A network option: words quoted, lists of numbers as lists."""
+    if isinstance(value, str):
+        return _str(value)
+    return repr(list(value)) if isinstance(value, (list, tuple)) else repr(value)
+
+
+def _str(text: str) -> str:
+    return json.dumps(text)

@@ -1,0 +1,143 @@
+"""Phase 3, lower: a `CheckedSpec` without errors -> `ModelIR`, the typed model graph.
+
+A pure function of what the checker resolved: it reads the scope, the bound arguments, the
+networks' widths, the estimators, the objective and the edges, and validates nothing again.
+networkx orders each graph: topologically, ties broken by the order the spec writes the
+factors (and `let`s) in, so `p(z)` written before `p(y)` is emitted before it.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from . import ast, ir
+from .checked import CheckedFactor, CheckedSpec
+from .diagnostics import InternalCompilerError
+from .distargs import Bound
+
+
+def lower(checked: CheckedSpec) -> ir.ModelIR:
+    """The model graph of a spec that `check` accepted (else: an internal error)."""
+    if not checked.ok:
+        raise InternalCompilerError("lower was given a spec with errors; check it first")
+    if checked.objective is None:
+        raise InternalCompilerError("a checked spec without errors has no objective")
+    scope = checked.scope
+    return ir.ModelIR(
+        name=scope.model_name,
+        path=checked.spec.path,
+        declaration_order=list(scope.variables),
+        p=_graph(checked, "p"),
+        q=_graph(checked, "q"),
+        networks=[_network(checked, name) for name, network in checked.networks.items() if network.use is not None],
+        objective=ir.Objective(kind=checked.objective.name, options=dict(checked.objective.options)),
+    )
+
+
+def _graph(checked: CheckedSpec, model: str) -> ir.Graph:
+    scope = checked.scope
+    nodes: dict[str, ir.VariableNode | ir.LetNode] = {}
+    written: dict[str, int] = {}  # the statement that defines each node in this graph
+    for name, declaration in scope.variables.items():
+        factor = checked.factors.get((model, name))
+        if factor is not None:
+            nodes[name] = _variable(declaration, factor.factor.span, _factor(factor))
+            written[name] = factor.written
+        elif model == "q" and declaration.role == "observed":
+            nodes[name] = _variable(declaration, declaration.span, None)
+            written[name] = scope.order[name]
+    edges = checked.edges[model]
+    for source, target, _ in edges:
+        for name in (source, target):
+            if name not in nodes:
+                if name not in scope.lets:
+                    raise InternalCompilerError(f"`{name}` is read in {model} but has no {model} factor")
+                nodes[name] = _let(scope.lets[name])
+                written[name] = scope.order[name]
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from((source, target) for source, target, _ in edges)
+    if not nx.is_directed_acyclic_graph(graph):
+        raise InternalCompilerError(f"the {model} graph of a checked spec has a cycle")
+    order = list(nx.lexicographical_topological_sort(graph, key=written.__getitem__))
+    position = {name: index for index, name in enumerate(order)}
+    return ir.Graph(
+        model=model,  # type: ignore[arg-type]  # "p" or "q", by construction
+        order=order,
+        nodes=[nodes[name] for name in order],
+        edges=[
+            ir.Edge(source=s, target=t, networks=list(n))
+            for s, t, n in sorted(edges, key=lambda e: (position[e[1]], position[e[0]]))
+        ],
+    )
+
+
+def _variable(declaration: ast.VarDecl, span: ast.Span, factor: ir.Factor | None) -> ir.VariableNode:
+    return ir.VariableNode(
+        kind="variable",
+        name=declaration.name.name,
+        role=declaration.role,  # type: ignore[arg-type]
+        type=declaration.type.base.name,
+        shape=list(declaration.type.shape),
+        line=span.line,
+        column=span.column,
+        factor=factor,
+    )
+
+
+def _let(let: ast.LetDecl) -> ir.LetNode:
+    return ir.LetNode(
+        kind="let",
+        name=let.name.name,
+        type=let.type.base.name,
+        shape=list(let.type.shape),
+        line=let.span.line,
+        column=let.span.column,
+        network=let.call.net.name,
+        inputs=[a.name for a in let.call.args],
+    )
+
+
+def _factor(checked: CheckedFactor) -> ir.Factor:
+    estimator = None
+    if checked.estimator is not None:
+        estimator = ir.Estimator(name=checked.estimator.name, options=dict(checked.estimator.options))
+    return ir.Factor(
+        distribution=checked.distribution.name,
+        parents=[p.name for p in checked.factor.parents],
+        parameters=[_parameter(item) for item in checked.bound],
+        estimator=estimator,
+    )
+
+
+def _parameter(item: Bound) -> ir.ConstantParameter | ir.UniformParameter | ir.ReferenceParameter | ir.NetworkParameter:
+    names = [p.name for p in item.params]
+    value = item.value
+    if isinstance(value, ast.Number):
+        return ir.ConstantParameter(kind="constant", params=names, value=value.value)
+    if isinstance(value, ast.Reference):
+        if value.name.name == "uniform":
+            return ir.UniformParameter(kind="uniform", params=names)
+        return ir.ReferenceParameter(kind="reference", params=names, source=value.name.name)
+    return ir.NetworkParameter(
+        kind="network", params=names, network=value.net.name, inputs=[a.name for a in value.args]
+    )
+
+
+def _network(checked: CheckedSpec, name: str) -> ir.Network:
+    network = checked.networks[name]
+    use = network.use
+    if use is None or use.input_width is None:
+        raise InternalCompilerError(f"network `{name}` has no inferred width in a checked spec")
+    declaration = network.declaration
+    return ir.Network(
+        name=name,
+        builder=network.builder.name,
+        options=dict(network.options),
+        input_width=use.input_width,
+        output_width=use.output_width,
+        output_shape=list(use.output_shape),
+        image_shape=list(use.first_input_shape) if network.builder.image_input and use.first_input_shape else None,
+        line=declaration.span.line,
+        column=declaration.span.column,
+    )

@@ -1,0 +1,58 @@
+"""Checkpoints of a run, and files written so that an interruption never leaves half of one:
+each is written under a temporary name and renamed into place."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+
+
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Write under a temporary name, then rename: a reader sees the old file or the new one."""
+    temporary = path.with_name(path.name + ".tmp")
+    if isinstance(content, bytes):
+        temporary.write_bytes(content)
+    else:
+        temporary.write_text(content, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+@dataclass
+class Checkpoints:
+    """`checkpoint/epoch-NNNN.safetensors` (weights) and `.state.pt` (optimiser, random
+    states, metrics), with `latest.json` naming the last complete one. Each file is written
+    under a temporary name and renamed, so an interruption leaves the previous one intact."""
+
+    folder: Path
+
+    def latest(self) -> int | None:
+        pointer = self.folder / "latest.json"
+        return json.loads(pointer.read_text())["epoch"] if pointer.exists() else None
+
+    def _paths(self, epoch: int) -> tuple[Path, Path]:
+        return self.folder / f"epoch-{epoch:04d}.safetensors", self.folder / f"epoch-{epoch:04d}.state.pt"
+
+    def save(self, epoch: int, model: torch.nn.Module, state: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        weights, extra = self._paths(epoch)
+        save_model(model, str(weights) + ".tmp")
+        os.replace(str(weights) + ".tmp", weights)
+        torch.save(state, str(extra) + ".tmp")
+        os.replace(str(extra) + ".tmp", extra)
+        write_atomically(self.folder / "latest.json", json.dumps({"epoch": epoch}) + "\n")
+        for old in self.folder.glob("epoch-*"):
+            if not old.name.startswith(f"epoch-{epoch:04d}."):
+                old.unlink()
+
+    def load(self, model: torch.nn.Module, device: torch.device, epoch: int | None = None) -> dict:
+        epoch = self.latest() if epoch is None else epoch
+        if epoch is None:
+            raise FileNotFoundError(f"{self.folder} holds no checkpoint")
+        weights, extra = self._paths(epoch)
+        load_model(model, weights, device=str(device))
+        return torch.load(extra, map_location="cpu", weights_only=False)

