@@ -1,0 +1,112 @@
+"""The checker's rules for networks: every call names a defined network, every definition
+names a known builder with valid options, and each network has one input and one output
+width (image builders need images)."""
+
+from __future__ import annotations
+
+from gmdsl.runtime.registry import NETWORK_BUILDERS
+
+from .checked import CheckedFactor, CheckedNetwork
+from .diagnostics import error, unknown, warning
+from .options import resolve_options
+from .rules import Rules
+from .widths import NetworkUse, network_uses
+
+
+class NetworkRules(Rules):
+    def check_networks(self, factors: dict[tuple[str, str], CheckedFactor]) -> dict[str, CheckedNetwork]:
+        """Every network call and definition; each defined network with its options and first use."""
+        scope = self.scope
+        networks: dict[str, CheckedNetwork] = {}
+        uses: list[NetworkUse] = network_uses(
+            scope, ((variable, checked.bound) for (_, variable), checked in factors.items())
+        )
+        used_names = {use.call.net.name for use in uses}
+        for use in uses:
+            name = use.call.net.name
+            if name in scope.variables or name in scope.lets:
+                kind = "variable" if name in scope.variables else "`let` node"
+                self.report(
+                    error(
+                        "E0104",
+                        f"`{name}` is a {kind}, not a network",
+                        use.call.net.span,
+                        help=f"call a network on it instead, e.g. `net({name})`, with `net NAME = mlp(...)` defined",
+                    )
+                )
+            elif name not in scope.nets:
+                self.unknown_name(use.call.net, "network", scope.nets)
+        for name, net in scope.nets.items():
+            builder = NETWORK_BUILDERS.get(net.builder.name)
+            if builder is None:
+                self.report(unknown("E0401", "network builder", net.builder.name, net.builder.span, NETWORK_BUILDERS))
+            else:
+                options = resolve_options(
+                    net.options, builder.options, f"network builder `{builder.name}`", "E0402", self.report
+                )
+                first = next((use for use in uses if use.call.net.name == name), None)
+                networks[name] = CheckedNetwork(net, builder, options, first)
+            if name not in used_names:
+                self.report(
+                    warning(
+                        "W0203",
+                        f"network `{name}` is never used",
+                        net.name.span,
+                        help="call it in a factor or a `let`, or remove it",
+                    )
+                )
+        self.check_network_widths(uses)
+        return networks
+
+    def check_network_widths(self, uses: list[NetworkUse]) -> None:
+        """A network has one input width and one output width; image builders need images."""
+        first_use: dict[str, NetworkUse] = {}
+        for use in uses:
+            name = use.call.net.name
+            net = self.scope.nets.get(name)
+            builder = NETWORK_BUILDERS.get(net.builder.name) if net else None
+            if builder is None or use.input_width is None or use.output_width is None:
+                continue
+            if not use.call.args:
+                self.report(
+                    error(
+                        "E0405",
+                        f"network `{name}` is called with no inputs",
+                        use.call.span,
+                        help="a network maps its inputs to parameters; for a fixed value write a number",
+                    )
+                )
+                continue
+            first_shape = use.first_input_shape or ()  # calls without inputs were skipped above
+            if builder.image_input and len(first_shape) != 3:
+                self.report(
+                    error(
+                        "E0404",
+                        f"`{name}` is a `conv` network: its first input must be an image "
+                        f"[C, H, W], not shape {list(first_shape)}",
+                        use.call.args[0].span,
+                        help="declare the image with three sizes, e.g. `binary[1, 28, 28]`, or use `mlp`",
+                    )
+                )
+            if builder.image_output and len(use.output_shape) != 3:
+                self.report(
+                    error(
+                        "E0404",
+                        f"`{name}` is a `deconv` network: its output must be an image "
+                        f"[C, H, W], not shape {list(use.output_shape)}",
+                        use.call.span,
+                        help="declare the image with three sizes, e.g. `binary[1, 28, 28]`, or use `mlp`",
+                    )
+                )
+            first = first_use.setdefault(name, use)
+            if (first.input_width, first.output_width) != (use.input_width, use.output_width):
+                self.report(
+                    error(
+                        "E0403",
+                        f"network `{name}` is used with input width {use.input_width} and output "
+                        f"width {use.output_width} here, but {first.input_width} and "
+                        f"{first.output_width} at {first.call.span.line}:{first.call.span.column}",
+                        use.call.span,
+                        help="a network has one shape; define a second network for this use",
+                    )
+                )
