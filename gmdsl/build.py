@@ -23,12 +23,14 @@ from .runtime.errors import UserError
 
 if TYPE_CHECKING:
     from .runtime.model import CompiledModel
+    from .runtime.trace import Variable
 
 
 class ModelClass(Protocol):
     """A compiled module's `Model`: a CompiledModel subclass that builds its own encoder and decoder."""
 
     name: str
+    variables: tuple[Variable, ...]
 
     def __call__(self) -> CompiledModel: ...
 

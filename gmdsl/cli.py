@@ -73,7 +73,7 @@ def _load(path: str) -> ModelIR:
     return model
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
 @click.version_option(package_name="gmdsl")
 def cli(debug: bool) -> None:
@@ -213,15 +213,17 @@ def data_fetch(name: str) -> int:
 def _model_to_train(spec: str) -> ModelToTrain:
     """What a new run trains: a .gm spec compiled here, or a compiled .py executed once."""
     from .compiler.emit import emit
+    from .runtime.trace import Variable
     from .train.command import ModelToTrain
 
     with _reading(spec):
         if spec.endswith(".py"):
             source = Path(spec).read_text(encoding="utf-8")
             model_class = build.load_model_class(source, Path(spec).stem, Path(spec))
-            return ModelToTrain(source, None, model_class.name, model_class)
+            return ModelToTrain(source, None, model_class.name, model_class.variables, model_class)
         model = _load(spec)
-        return ModelToTrain(emit(model), Path(spec).read_text(encoding="utf-8"), model.name, None)
+        variables = tuple(Variable(v.name, v.role, v.type, tuple(v.shape)) for v in model.variables())
+        return ModelToTrain(emit(model), Path(spec).read_text(encoding="utf-8"), model.name, variables, None)
 
 
 @cli.command()

@@ -16,9 +16,20 @@ MASK_SUFFIX = "_observed"
 
 
 class BatchError(UserError, ValueError):
-    """A batch that does not fit the model."""
+    """A batch that does not fit the model. `variable` names the variable whose entry is wrong,
+    when one is; `problem` is the message without its `batch['NAME']` head, for callers that
+    speak of the data in other terms (training speaks of a dataset's fields)."""
 
     code = "batch"
+
+    def __init__(self, message: str, *, variable: str | None = None):
+        super().__init__(message, location=f"batch['{variable}']" if variable else None)
+        self.variable = variable
+
+    @property
+    def problem(self) -> str:
+        head = f"batch['{self.variable}'] "
+        return self.message[len(head) :] if self.variable and self.message.startswith(head) else self.message
 
 
 def _describe(variable: Variable) -> str:
@@ -89,17 +100,20 @@ def _value(name: str, tensor, variable: Variable, dtype, device, check_values: b
     if not isinstance(tensor, torch.Tensor):
         raise BatchError(
             f"batch['{name}'] is a {type(tensor).__name__}, not a torch.Tensor "
-            f"(torch.as_tensor(...) converts it); expected shape {_expected(variable)}"
+            f"(torch.as_tensor(...) converts it); expected shape {_expected(variable)}",
+            variable=name,
         )
     if tensor.is_complex():
         raise BatchError(
-            f"batch['{name}'] has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}"
+            f"batch['{name}'] has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}",
+            variable=name,
         )
     if variable.type == "onehot" and len(variable.shape) == 1 and tensor.dim() == 1 and not tensor.is_floating_point():
         return _from_class_indices(name, tensor, variable, dtype, device, check_values)
     if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
         raise BatchError(
-            f"batch['{name}'] has shape {list(tensor.shape)}, expected {_expected(variable)} for {_describe(variable)}"
+            f"batch['{name}'] has shape {list(tensor.shape)}, expected {_expected(variable)} for {_describe(variable)}",
+            variable=name,
         )
     return tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
 
@@ -110,7 +124,11 @@ def _from_class_indices(
     """Integer labels [B] for a onehot[K] variable become one-hot rows."""
     categories = variable.shape[0]
     if check_values and tensor.numel() and (tensor.min() < 0 or tensor.max() >= categories):
-        raise BatchError(f"batch['{name}'] holds class indices outside 0..{categories - 1}")
+        raise BatchError(
+            f"batch['{name}'] holds class indices outside 0..{categories - 1} (they run "
+            f"{int(tensor.min())}..{int(tensor.max())}), but `{name}` is onehot[{categories}]",
+            variable=name,
+        )
     return torch.nn.functional.one_hot(tensor.to(device=device, dtype=torch.long), categories).to(dtype)
 
 
@@ -131,7 +149,7 @@ def _check_support(name: str, value: torch.Tensor, variable: Variable, mask: tor
         return
     bad = ~torch.isfinite(rows)
     if bad.any():
-        raise BatchError(f"batch['{name}'] has {int(bad.sum())} NaN or infinite values")
+        raise BatchError(f"batch['{name}'] has {int(bad.sum())} NaN or infinite values", variable=name)
     low, high = rows.min().item(), rows.max().item()
     problem = {
         "positive": low <= 0 and "values must be > 0",
@@ -144,4 +162,6 @@ def _check_support(name: str, value: torch.Tensor, variable: Variable, mask: tor
         if not (((grouped == 0) | (grouped == 1)).all() and (grouped.sum(-1) == 1).all()):
             problem = "each row must be one-hot (a single 1) or pass integer class indices of shape [B]"
     if problem:
-        raise BatchError(f"batch['{name}'] ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}")
+        raise BatchError(
+            f"batch['{name}'] ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}", variable=name
+        )

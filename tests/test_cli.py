@@ -167,4 +167,7 @@ def test_train_flags_come_from_the_settings(gmdsl_cli) -> None:
     assert code == 0
     for name in FLAGS:
         assert f"--{name.replace('_', '-')}" in out, name
+    flat = " ".join(out.split())
+    for shown in ("[default: mnist]", "[default: 5]", "[default: 128]", "[default: 0.001]", "[default: the spec's]"):
+        assert shown in flat, shown
     assert set(FLAGS) == set(TrainSettings.model_fields) - {"fields"}

@@ -140,9 +140,11 @@ def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
     from gmdsl.train.loop import Trainer
 
     settings = runs.config_of(run_dir).model_copy(update={"dataset": str(dataset), "epochs": 1})
+    model_class = runs.model_class_of(run_dir)
+    bound = runs.bind_data(model_class.variables, settings, runs.saved_labelled_indices(run_dir))
     torch.manual_seed(settings.seed)
-    model = runs.model_class_of(run_dir)()
-    data = runs.training_data(model, settings, run_dir, torch.device("cpu"))
+    model = model_class()
+    data = runs.training_data(bound, torch.device("cpu"))
     Trainer(model, data, settings, run_dir, torch.device("cpu"), progress=False).fit()
     return weights(run_dir)
 
@@ -254,28 +256,92 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
     assert json.loads((run_dir / "checkpoint" / "latest.json").read_text()) == {"epoch": 1}
 
 
-def test_variables_bind_to_fields_by_name_or_mapping(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+def test_a_failed_train_leaves_nothing_and_the_fixed_command_reruns(
+    gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """All or nothing: a spec whose variable has no field stops before a run directory is
+    written, so the fixed command, same --run, just works; without --run no stray folder is left."""
+    monkeypatch.chdir(tmp_path)
     spec = tmp_path / "renamed.gm"
     spec.write_text(re.sub(r"\bx\b", "pixels", (ROOT / "specs" / "mnist.gm").read_text()))
-    code, _, err = gmdsl_cli(
-        "train", str(spec), "--dataset", str(tiny), "--epochs", "1", "--run", str(tmp_path / "r"), *FAST
-    )
-    assert code == 1 and "variable `pixels` has no field in dataset tiny" in err
+    run_dir = tmp_path / "r"
+    for where in (["--run", str(run_dir)], []):
+        code, _, err = gmdsl_cli("train", str(spec), "--dataset", str(tiny), "--epochs", "1", *where, *FAST)
+        assert code == 1 and "variable `pixels` has no field in dataset tiny" in err
+    assert not run_dir.exists() and not (tmp_path / "runs").exists()
     (tmp_path / "map.toml").write_text('fields = { pixels = "image" }\n')
     code, _, err = gmdsl_cli(
         "train",
         str(spec),
         "--config",
-        str(tmp_path / "map.toml"),
+        "map.toml",
         "--dataset",
         str(tiny),
         "--epochs",
         "1",
         "--run",
-        str(tmp_path / "r2"),
+        str(run_dir),
         *FAST,
     )
     assert code == 0, err
+
+
+def test_a_run_that_fails_before_its_first_epoch_is_removed(gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    from gmdsl.runtime.model import CompiledModel
+
+    original = CompiledModel.objective
+
+    def diverging(self, batch, **kwargs):
+        result = original(self, batch, **kwargs)
+        result.elbo = result.elbo * float("nan")
+        return result
+
+    monkeypatch.setattr(CompiledModel, "objective", diverging)
+    empty = tmp_path / "given-empty"
+    empty.mkdir()
+    for run_dir in (tmp_path / "new", empty):
+        code, _, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)
+        assert code == 1 and "the loss became nan at epoch 1, step 1; no epoch finished" in err
+    assert not (tmp_path / "new").exists()
+    assert empty.is_dir() and not any(empty.iterdir())  # a folder the user made is left as it was
+
+
+def test_data_that_does_not_fit_speaks_of_fields_not_batches(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "five.gm"
+    spec.write_text((ROOT / "specs" / "mnist.gm").read_text().replace("onehot[10]", "onehot[5]"))
+    code, _, err = gmdsl_cli("train", str(spec), "--dataset", str(tiny), "--run", str(tmp_path / "r"), *FAST)
+    assert code == 1, err
+    assert (
+        "the training split of dataset tiny does not fit the model: field `label` (bound to `y`) holds class "
+        "indices outside 0..4 (they run 0..9), but `y` is onehot[5]"
+    ) in err
+    assert "batch[" not in err and not (tmp_path / "r").exists()
+
+
+def test_a_supervised_variable_the_dataset_does_not_label_is_never_labelled(
+    gmdsl_cli, tiny: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "two_labels.gm"
+    spec.write_text(
+        (ROOT / "specs" / "mnist.gm")
+        .read_text()
+        .replace("latent     z : real[50]", "latent     z : real[50]\nsupervised thick : binary[1]")
+        .replace(
+            "q(z | x, y) = Normal(encoder(x, y))",
+            "q(z | x, y) = Normal(encoder(x, y))\np(thick) = Bernoulli(probs = 0.5)\n"
+            "q(thick | x) = Bernoulli(logits = stroke(x))\nnet stroke = mlp()",
+        )
+    )
+    run_dir = tmp_path / "r"
+    code, out, err = gmdsl_cli(
+        "train", str(spec), "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST
+    )
+    assert code == 0, err
+    assert "note: dataset tiny has no field for supervised variable `thick`, so it is trained as never labelled" in out
+    assert json.loads((run_dir / "data.json").read_text())["never_labelled"] == ["thick"]
+    code, out, err = gmdsl_cli("eval", str(run_dir), "--samples", "2", "--rows", "10")
+    assert code == 0, err
+    assert "test_error_y" in out and "thick" not in out
 
 
 def test_resume_rules(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ from typing import Any
 import click
 import torch
 
-from gmdsl.build import ModelClass
+from gmdsl.build import ModelClass, load_model_class
+from gmdsl.runtime.trace import Variable
 
 from . import runs
+from .checkpoints import Checkpoints
 from .evaluation import evaluate, supervised_metrics
 from .loop import Trainer
 from .settings import RESUMABLE, TrainSettings, changed_on_resume, resolve
@@ -21,11 +23,13 @@ from .settings import RESUMABLE, TrainSettings, changed_on_resume, resolve
 @dataclass(frozen=True)
 class ModelToTrain:
     """A model for a new run: its compiled source, the spec it came from (None for a compiled
-    .py), its name, and its class when the source was already executed (a compiled .py)."""
+    .py), its name and variables, and its class when the source was already executed (a
+    compiled .py)."""
 
     source: str
     spec_text: str | None
     name: str
+    variables: tuple[Variable, ...]
     model_class: ModelClass | None
 
 
@@ -37,28 +41,56 @@ def run_training(
     flags: dict[str, Any],
     progress: bool,
 ) -> Path:
-    """Train a new run of `model`, or continue the run in `resume_dir`."""
-    from gmdsl.build import load_model_class
+    """Train a new run of `model`, or continue the run in `resume_dir`.
 
+    A new run is all or nothing: the settings, the data binding and the labelled subset are
+    checked before its directory is written, and a run that stops before its first epoch is
+    saved leaves nothing behind, so the same command can simply be run again."""
     if resume_dir is not None:
         path = Path(resume_dir)
         saved = runs.config_of(path)
         settings = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
         _check_resume(saved, settings)
-        (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
         model_class = runs.model_class_of(path)
-    else:
-        assert model is not None
-        settings = resolve(Path(config_file) if config_file else None, flags)
-        path = Path(run_dir) if run_dir else runs.new_run_path(model.name)
-        runs.create(path, model.source, model.spec_text, settings)
+        bound = runs.bind_data(model_class.variables, settings, runs.saved_labelled_indices(path))
+        (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return _train(path, model_class, bound, settings, progress, resuming=True)
+    assert model is not None
+    settings = resolve(Path(config_file) if config_file else None, flags)
+    bound = runs.bind_data(model.variables, settings)
+    device = runs.choose_device(settings.device)  # a missing GPU is found out before anything is written
+    path = Path(run_dir) if run_dir else runs.new_run_path(model.name)
+    created = runs.create(path, model.source, model.spec_text, settings)
+    try:
+        runs.save_data(path, bound)
         model_class = model.model_class or load_model_class(model.source, path.name, path / "model.py")
-    device = runs.choose_device(settings.device)
+        return _train(path, model_class, bound, settings, progress, resuming=False, device=device)
+    except BaseException:
+        if Checkpoints(path / "checkpoint").latest() is None:
+            runs.remove(path, created)
+        raise
+
+
+def _train(
+    path: Path,
+    model_class: ModelClass,
+    bound: runs.BoundData,
+    settings: TrainSettings,
+    progress: bool,
+    resuming: bool,
+    device: torch.device | None = None,
+) -> Path:
+    for name in bound.unlabelled:
+        click.echo(
+            f"note: dataset {bound.dataset} has no field for supervised variable `{name}`, so it is trained "
+            f'as never labelled; bind one with fields = {{ {name} = "FIELD" }} if the dataset has it'
+        )
+    device = device or runs.choose_device(settings.device)
     torch.manual_seed(settings.seed)  # before the model is built: the seed fixes its initial weights
     compiled = model_class().to(device)
-    data = runs.training_data(compiled, settings, path, device)
+    data = runs.training_data(bound, device)
     trainer = Trainer(compiled, data, settings, path, device, progress=progress)
-    start = trainer.resume() if resume_dir is not None else 0
+    start = trainer.resume() if resuming else 0
     if start >= settings.epochs:
         click.echo(f"{path} has already trained {start} epochs; pass --epochs N (more than {start}) to go on")
         return path

@@ -26,10 +26,12 @@ CONVENTIONAL_FIELDS = {"x": "image", "y": "label"}
 
 def bind(
     dataset: Dataset, variables: tuple[Variable, ...], mapping: dict[str, str], where: str = "the field mapping"
-) -> dict[str, str]:
-    """The dataset field of each observed and supervised variable: the mapping's choice, the
-    field of the same name, or the conventional one (x = image, y = label). A mapping that
-    names a variable the model lacks, or a field the dataset lacks, is an error."""
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """(the dataset field of each observed and supervised variable, the supervised variables
+    the dataset has no field for). A variable binds to the mapping's choice, the field of its
+    own name, or its conventional field (x = image, y = label). A mapping that names a variable
+    the model lacks, or a field the dataset lacks, is an error, and so is an observed variable
+    without a field; a supervised one without a field is simply never labelled."""
     names = {v.name for v in variables}
     latent = {v.name for v in variables if v.role == "latent"}
     for name, field in mapping.items():
@@ -48,12 +50,16 @@ def bind(
                 + (f" ({hint})" if hint else f"; its fields are {', '.join(dataset.fields())}")
             )
     bound = {}
+    unlabelled = []
     for variable in variables:
         if variable.role == "latent":
             continue
         field = mapping.get(variable.name) or (
             variable.name if variable.name in dataset.train else CONVENTIONAL_FIELDS.get(variable.name, "")
         )
+        if field not in dataset.train and variable.role == "supervised":
+            unlabelled.append(variable.name)
+            continue
         if field not in dataset.train:
             raise DataError(
                 f"variable `{variable.name}` has no field in dataset {dataset.name} (its fields: "
@@ -61,7 +67,7 @@ def bind(
                 f'{{ {variable.name} = "FIELD" }}'
             )
         bound[variable.name] = field
-    return bound
+    return bound, tuple(unlabelled)
 
 
 def model_tensor(values: torch.Tensor, variable: Variable) -> torch.Tensor:

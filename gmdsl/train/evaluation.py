@@ -30,9 +30,12 @@ def predictions(model: CompiledModel, data: dict[str, torch.Tensor], chunk: int 
 
 @torch.no_grad()
 def supervised_metrics(model: CompiledModel, data: dict[str, torch.Tensor]) -> dict[str, float]:
-    """`test_error_NAME` (percent) for discrete, `test_rmse_NAME` for continuous supervised variables."""
+    """`test_error_NAME` (percent) for discrete, `test_rmse_NAME` for continuous supervised
+    variables: those the data labels."""
     out = {}
     for name, predicted in predictions(model, data).items():
+        if name not in data:
+            continue
         truth = data[name]
         if model.by_name[name].type == "onehot":
             wrong = predicted.argmax(-1) != label_indices(truth)

@@ -166,7 +166,7 @@ def traversals(run: Run, test, folder: Path, max_dimensions: int = 32) -> Path |
 
 def confusion(run: Run, test, folder: Path) -> Path | None:
     label = _label_variable(run)
-    if label is None:
+    if label is None or label.name not in test:  # a label the dataset does not give has no confusion matrix
         return None
     predicted = predictions(run.model, test)[label.name].argmax(-1).cpu()
     truth = label_indices(test[label.name]).cpu()

@@ -138,11 +138,14 @@ class Trainer:
                 self.epoch(epoch, evaluate, on_epoch)
         except KeyboardInterrupt:
             last = self.checkpoints.latest()
-            kept = f"epochs 1..{last} are saved in {self.run}" if last else "no epoch had finished, so nothing is saved"
-            raise TrainingInterrupted(
-                f"interrupted during epoch {epoch}; {kept}. Continue with `gmdsl train --resume {self.run}`",
-                location=str(self.run),
-            ) from None
+            if last:
+                message = (
+                    f"interrupted during epoch {epoch}; epochs 1..{last} are saved in {self.run}. "
+                    f"Continue with `gmdsl train --resume {self.run}`"
+                )
+            else:
+                message = f"interrupted during epoch {epoch}, before any epoch was saved; run the same command again"
+            raise TrainingInterrupted(message, location=str(self.run)) from None
         return self.log
 
     def epoch(

@@ -12,6 +12,7 @@ RUN/eval.json         `gmdsl eval`;  RUN/figures/*.png  `gmdsl show`
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,10 @@ from pathlib import Path
 import torch
 
 from gmdsl.build import ModelClass, load_model_class
-from gmdsl.runtime.batch import prepare
+from gmdsl.runtime.batch import BatchError, prepare
 from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel
+from gmdsl.runtime.trace import Variable
 
 from .checkpoints import Checkpoints
 from .data import TrainingData, bind, hide_unlabelled, labelled_subset, load_indices, model_tensor, save_indices
@@ -62,17 +64,29 @@ def new_run_path(name: str, root: Path = Path("runs")) -> Path:
     return path
 
 
-def create(path: Path, source: str, spec_text: str | None, config: TrainSettings) -> None:
+def create(path: Path, source: str, spec_text: str | None, config: TrainSettings) -> bool:
+    """Write a new run's model.py, spec.gm and config.json; whether the directory was created
+    (rather than found empty)."""
     if path.exists() and any(path.iterdir()):
         raise RunError(
             f"{path} already holds a run: continue it with `--resume {path}`, or choose another --run",
             location=str(path),
         )
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     (path / "model.py").write_text(source, encoding="utf-8")
     if spec_text is not None:
         (path / "spec.gm").write_text(spec_text, encoding="utf-8")
     (path / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return created
+
+
+def remove(path: Path, created: bool) -> None:
+    """Undo `create` for a run that saved no epoch: the directory goes if this run made it,
+    else it is left empty as it was found."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not created:
+        path.mkdir(parents=True, exist_ok=True)
 
 
 def model_class_of(path: Path) -> ModelClass:
@@ -91,54 +105,104 @@ def config_of(path: Path) -> TrainSettings:
     return load_saved(_require_run(path) / "config.json")
 
 
-def training_data(model: CompiledModel, config: TrainSettings, path: Path, device: torch.device) -> TrainingData:
-    """The dataset bound to the model's variables, on the device; the labelled subset is drawn
-    on the first call and read back from the run afterwards."""
-    dataset = open_dataset(config.dataset)
-    fields = bind(dataset, model.variables, config.fields, where="`fields` of the training configuration")
-    train = {name: model_tensor(dataset.train[field], model.by_name[name]) for name, field in fields.items()}
-    test = {name: model_tensor(dataset.test[field], model.by_name[name]) for name, field in fields.items()}
-    supervised = tuple(v.name for v in model.variables if v.role == "supervised")
+@dataclass
+class BoundData:
+    """A dataset bound to a model's variables, checked, on the CPU: what a run trains on."""
+
+    dataset: str
+    fields: dict[str, str]  # variable -> dataset field
+    supervised: tuple[str, ...]  # the supervised variables the dataset labels
+    unlabelled: tuple[str, ...]  # supervised variables the dataset has no field for: never labelled
+    train: dict[str, torch.Tensor]
+    test: dict[str, torch.Tensor]
+    labelled_indices: torch.Tensor  # training examples whose labels may be used
+    field_shapes: dict[str, list[int]]
+
+
+def bind_data(
+    variables: tuple[Variable, ...], settings: TrainSettings, labelled_indices: torch.Tensor | None = None
+) -> BoundData:
+    """Open the dataset, bind its fields to the variables, check every value, and fix the
+    labelled subset (drawn from `label_seed` unless a resumed run gives its own). Nothing is
+    written: a new run calls this before its directory exists."""
+    dataset = open_dataset(settings.dataset)
+    by_name = {v.name: v for v in variables}
+    fields, unlabelled = bind(dataset, variables, settings.fields, where="`fields` of the training configuration")
+    train = {name: model_tensor(dataset.train[field], by_name[name]) for name, field in fields.items()}
+    test = {name: model_tensor(dataset.test[field], by_name[name]) for name, field in fields.items()}
+    supervised = tuple(v.name for v in variables if v.role == "supervised" and v.name in fields)
+    if labelled_indices is None:
+        labelled_indices = torch.zeros(0, dtype=torch.long)
+        if supervised and settings.labels:
+            labelled_indices = labelled_subset(
+                dataset.train[fields[supervised[0]]], settings.labels, settings.label_seed
+            )
     size = len(next(iter(train.values())))
     labelled = torch.zeros(size, dtype=torch.bool)
-    indices_file = path / "labelled.json"
-    if supervised and config.labels:
-        if indices_file.exists():
-            indices = load_indices(indices_file)
-        else:
-            indices = labelled_subset(dataset.train[fields[supervised[0]]], config.labels, config.label_seed)
-            save_indices(indices_file, indices)
-        labelled[indices] = True
-    prepare(
-        {**train, **{name + "_observed": labelled for name in supervised}},
-        model.by_name,
-        torch.float32,
-        torch.device("cpu"),
-    )  # checked once here; the training loop then skips the checks
-    for name in supervised:
+    labelled[labelled_indices] = True
+    _check_values(
+        {**train, **{name + "_observed": labelled for name in supervised}}, variables, fields, dataset.name, "training"
+    )
+    _check_values(test, variables, fields, dataset.name, "test")
+    return BoundData(
+        dataset.name,
+        fields,
+        supervised,
+        unlabelled,
+        train,
+        test,
+        labelled_indices,
+        {name: list(dataset.train[field].shape[1:]) for name, field in fields.items()},
+    )
+
+
+def _check_values(
+    batch: dict[str, torch.Tensor], variables: tuple[Variable, ...], fields: dict[str, str], dataset: str, split: str
+) -> None:
+    """Every value inside its variable's support, checked once (the loop then skips the checks);
+    a problem is told in terms of the dataset and its fields, not of a batch."""
+    try:
+        prepare(batch, {v.name: v for v in variables if v.name in fields}, torch.float32, torch.device("cpu"))
+    except BatchError as exc:
+        name = exc.variable or ""
+        field = fields.get(name, name)
+        raise DataError(
+            f"the {split} split of dataset {dataset} does not fit the model: field `{field}` "
+            f"(bound to `{name}`) {exc.problem}"
+        ) from None
+
+
+def save_data(path: Path, data: BoundData) -> None:
+    """RUN/labelled.json and RUN/data.json: what a resumed run, eval and show read back."""
+    save_indices(path / "labelled.json", data.labelled_indices)
+    summary = {
+        "dataset": data.dataset,
+        "fields": data.fields,
+        "field_shapes": data.field_shapes,
+        "never_labelled": list(data.unlabelled),
+        "train_examples": len(next(iter(data.train.values()))),
+        "labelled_examples": len(data.labelled_indices),
+    }
+    (path / "data.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def saved_labelled_indices(path: Path) -> torch.Tensor | None:
+    file = path / "labelled.json"
+    return load_indices(file) if file.exists() else None
+
+
+def training_data(data: BoundData, device: torch.device) -> TrainingData:
+    """The bound data on the training device, each hidden label overwritten."""
+    labelled = torch.zeros(len(next(iter(data.train.values()))), dtype=torch.bool)
+    labelled[data.labelled_indices] = True
+    train = dict(data.train)
+    for name in data.supervised:
         train[name] = hide_unlabelled(train[name], labelled)
-    data_file = path / "data.json"
-    if not data_file.exists():
-        shapes = {name: list(dataset.train[field].shape[1:]) for name, field in fields.items()}
-        data_file.write_text(
-            json.dumps(
-                {
-                    "dataset": dataset.name,
-                    "fields": fields,
-                    "field_shapes": shapes,
-                    "train_examples": size,
-                    "labelled_examples": int(labelled.sum()),
-                },
-                indent=2,
-            )
-            + "\n",
-            encoding="utf-8",
-        )
     return TrainingData(
         {k: v.to(device) for k, v in train.items()},
-        {k: v.to(device) for k, v in test.items()},
+        {k: v.to(device) for k, v in data.test.items()},
         labelled.to(device),
-        supervised,
+        data.supervised,
     )
 
 

@@ -60,8 +60,8 @@ class TrainSettings(BaseModel):
     lr_schedule: Literal["constant", "cosine"] = _setting(
         "constant", "constant, or cosine: decay from learning_rate to 0 over the run's epochs."
     )
-    samples: int | None = _setting(None, "Importance samples (default: the spec's).", ge=1)
-    alpha: float | None = _setting(None, "Weight of the labelled log q(y | x) term (default: the spec's).", ge=0)
+    samples: int | None = _setting(None, "Importance samples per example.", ge=1)
+    alpha: float | None = _setting(None, "Weight of the labelled log q(y | x) term.", ge=0)
     seed: int = _setting(0, "Seed of initial weights, batch order and sampling.")
     device: Literal["auto", "cpu", "cuda"] = _setting(
         "auto", "Where to train: auto (a GPU if torch sees one), cpu or cuda.", resumable=True
@@ -91,16 +91,18 @@ def _click_type(annotation: Any) -> Any:
 
 
 def settings_options(command: Callable) -> Callable:
-    """Decorate a click command with one `--NAME` option per flag setting; each is None
-    when not given, so a config file's value stands."""
+    """Decorate a click command with one `--NAME` option per flag setting, its help and default
+    taken from the field. Each is None when not given, so a config file's value stands."""
     for name in reversed(FLAGS):
         field = TrainSettings.model_fields[name]
+        shown = "the spec's" if field.default is None else str(field.default)
         command = click.option(
             f"--{name.replace('_', '-')}",
             name,
             type=_click_type(field.annotation),
             default=None,
-            help=field.description,
+            show_default=False,  # the default is the setting's, not the flag's (None: not given)
+            help=f"{field.description}  [default: {shown}]",
         )(command)
     return command
 
