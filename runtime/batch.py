@@ -68,7 +68,12 @@ def prepare(
             raise BatchError(
                 f"batch['{key}'] is not a variable of this model; its variables are " + ", ".join(variables)
             )
-    sizes: dict[str, int] = {}
+    masks = {}
+    for name, mask in masks_given.items():
+        if name not in batch:
+            raise BatchError(f"batch['{name}{MASK_SUFFIX}'] is given but batch['{name}'] is not")
+        masks[name] = _mask(name, mask, device)
+    sizes: dict[str, int] = {name + MASK_SUFFIX: len(mask) for name, mask in masks.items()}
     data: dict[str, torch.Tensor] = {}
     for name, variable in variables.items():
         if variable.role == "observed" and name not in batch:
@@ -78,78 +83,96 @@ def prepare(
         if variable.role == "latent" and name in batch:
             raise BatchError(f"`{name}` is latent ({_describe(variable)}): it is never given; remove it from the batch")
         if name in batch:
-            data[name] = _value(name, batch[name], variable, dtype, device, check_values)
+            data[name] = flat_value(name, batch[name], variable, dtype, device, masks.get(name), check_values)
             sizes[name] = data[name].shape[0]
-    masks = {}
-    for name, mask in masks_given.items():
-        if name not in data:
-            raise BatchError(f"batch['{name}{MASK_SUFFIX}'] is given but batch['{name}'] is not")
-        masks[name] = _mask(name, mask, device)
-        sizes[name + MASK_SUFFIX] = masks[name].shape[0]
     if len(set(sizes.values())) > 1:
         raise BatchError(
             "the batch's tensors disagree on the batch size: " + ", ".join(f"{k}: {v}" for k, v in sizes.items())
         )
-    if check_values:
-        for name, value in data.items():
-            _check_support(name, value, variables[name], masks.get(name))
     return data, masks, next(iter(sizes.values()), 0)
 
 
-def _value(name: str, tensor, variable: Variable, dtype, device, check_values: bool) -> torch.Tensor:
+def flat_value(
+    name: str,
+    tensor: object,
+    variable: Variable,
+    dtype: torch.dtype,
+    device: torch.device,
+    mask: torch.Tensor | None = None,
+    check_values: bool = True,
+    container: str = "batch",
+) -> torch.Tensor:
+    """One variable's values [B, *shape] (or class indices [B] for a onehot[K]) as the flat
+    [B, size] the model computes with. The one batch convention, for `objective`, `predict`
+    and `sample(given=...)` alike: rows where `mask` is False are never checked, so any
+    placeholder (NaN, -1) may stand there. `container` names the argument in messages."""
+    where = f"{container}['{name}']"
     if not isinstance(tensor, torch.Tensor):
         raise BatchError(
-            f"batch['{name}'] is a {type(tensor).__name__}, not a torch.Tensor "
+            f"{where} is a {type(tensor).__name__}, not a torch.Tensor "
             f"(torch.as_tensor(...) converts it); expected shape {_expected(variable)}",
             variable=name,
         )
     if tensor.is_complex():
         raise BatchError(
-            f"batch['{name}'] has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}",
-            variable=name,
+            f"{where} has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}", variable=name
         )
     if variable.type == "onehot" and len(variable.shape) == 1 and tensor.dim() == 1 and not tensor.is_floating_point():
-        return _from_class_indices(name, tensor, variable, dtype, device, check_values)
+        return _from_class_indices(where, name, tensor, variable, dtype, device, mask, check_values)
     if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
-        raise BatchError(
-            f"batch['{name}'] has shape {list(tensor.shape)}, expected {_expected(variable)} for {_describe(variable)}",
-            variable=name,
-        )
-    return tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
+        indices = " or class indices [B]" if variable.type == "onehot" and len(variable.shape) == 1 else ""
+        expected = f"{_expected(variable)}{indices} for {_describe(variable)}"
+        raise BatchError(f"{where} has shape {list(tensor.shape)}, expected {expected}", variable=name)
+    value = tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
+    if check_values:
+        _check_support(where, name, value, variable, mask)
+    return value
 
 
 def _from_class_indices(
-    name: str, tensor: torch.Tensor, variable: Variable, dtype, device, check_values: bool
+    where: str, name: str, tensor: torch.Tensor, variable: Variable, dtype, device, mask, check_values: bool
 ) -> torch.Tensor:
-    """Integer labels [B] for a onehot[K] variable become one-hot rows."""
+    """Integer labels [B] for a onehot[K] variable become one-hot rows; an index on a row
+    whose mask is False is a placeholder and becomes class 0 (it is never read)."""
     categories = variable.shape[0]
-    if check_values and tensor.numel() and (tensor.min() < 0 or tensor.max() >= categories):
+    indices = tensor.to(device=device, dtype=torch.long)
+    if mask is not None and len(mask) == len(indices):
+        indices = torch.where(mask, indices, torch.zeros_like(indices))
+    if check_values and indices.numel() and (indices.min() < 0 or indices.max() >= categories):
         raise BatchError(
-            f"batch['{name}'] holds class indices outside 0..{categories - 1} (they run "
-            f"{int(tensor.min())}..{int(tensor.max())}), but `{name}` is onehot[{categories}]",
+            f"{where} holds class indices outside 0..{categories - 1} (they run "
+            f"{int(indices.min())}..{int(indices.max())}), but `{name}` is onehot[{categories}]",
             variable=name,
         )
-    return torch.nn.functional.one_hot(tensor.to(device=device, dtype=torch.long), categories).to(dtype)
+    return torch.nn.functional.one_hot(indices.clamp(0, categories - 1), categories).to(dtype)
 
 
-def _mask(name: str, mask, device) -> torch.Tensor:
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 1:
-        shape = list(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+def _mask(name: str, mask: object, device: torch.device) -> torch.Tensor:
+    where = f"batch['{name}{MASK_SUFFIX}']"
+    if not isinstance(mask, torch.Tensor):
         raise BatchError(
-            f"batch['{name}{MASK_SUFFIX}'] must be a bool tensor of shape [B] (True where "
-            f"`{name}` is given), not {shape}"
+            f"{where} is a {type(mask).__name__}; a label mask is a bool tensor [B], True where `{name}` is given"
+        )
+    if mask.dtype != torch.bool:
+        raise BatchError(
+            f"{where} has dtype {mask.dtype}; a label mask is a bool tensor [B], True where `{name}` is "
+            "given (`mask.bool()` converts 0/1 values)"
+        )
+    if mask.dim() != 1:
+        raise BatchError(
+            f"{where} has shape {list(mask.shape)}; a label mask is a bool tensor [B], True where `{name}` is given"
         )
     return mask.to(device)
 
 
-def _check_support(name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:
+def _check_support(where: str, name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:
     """Values must be finite and inside the type's support, on the rows where they count."""
-    rows = value if mask is None else value[mask.to(value.device)]
+    rows = value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]
     if rows.numel() == 0:
         return
     bad = ~torch.isfinite(rows)
     if bad.any():
-        raise BatchError(f"batch['{name}'] has {int(bad.sum())} NaN or infinite values", variable=name)
+        raise BatchError(f"{where} has {int(bad.sum())} NaN or infinite values", variable=name)
     low, high = rows.min().item(), rows.max().item()
     problem = {
         "positive": low <= 0 and "values must be > 0",
@@ -162,6 +185,4 @@ def _check_support(name: str, value: torch.Tensor, variable: Variable, mask: tor
         if not (((grouped == 0) | (grouped == 1)).all() and (grouped.sum(-1) == 1).all()):
             problem = "each row must be one-hot (a single 1) or pass integer class indices of shape [B]"
     if problem:
-        raise BatchError(
-            f"batch['{name}'] ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}", variable=name
-        )
+        raise BatchError(f"{where} ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}", variable=name)

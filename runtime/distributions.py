@@ -142,8 +142,8 @@ class Bernoulli(Distribution):
         return 2**self.size
 
     def support(self, dtype, device) -> torch.Tensor:
-        """Every value, one per row: [2 ** size, size] (built once per size, dtype and device)."""
-        return _binary_support(self.size, dtype, device)
+        """Every value, one per row: [2 ** size, size] (a fresh copy of a table built once)."""
+        return _binary_support(self.size, dtype, device).clone()
 
     def probabilities(self, dtype, device) -> torch.Tensor:
         return torch.sigmoid(self.logits(dtype=dtype, device=device))
@@ -206,7 +206,7 @@ class Categorical(Distribution):
     def support(self, dtype, device) -> torch.Tensor:
         """Every value, one per row: [categories ** groups, size] (built once per shape, dtype
         and device)."""
-        return _onehot_support(self.size // self.categories, self.categories, dtype, device)
+        return _onehot_support(self.size // self.categories, self.categories, dtype, device).clone()
 
     def probabilities(self, dtype, device) -> torch.Tensor:
         return self._flat(self.log_probs(dtype=dtype, device=device).exp())

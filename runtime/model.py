@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import objective as estimators
-from .batch import BatchError, prepare
+from .batch import BatchError, flat_value, prepare
 from .registry import DEFAULT_OBJECTIVE, OBJECTIVES
 from .trace import Generation, Recognition, Variable
 
@@ -153,7 +153,11 @@ class CompiledModel(nn.Module):
     def predict(self, batch: Mapping[str, torch.Tensor], samples: int | None = None) -> dict[str, torch.Tensor]:
         """Per supervised variable, q's class probabilities (discrete) or mean (continuous) given
         the observed variables only, averaged over q's draws of its other unknowns
-        (q(y | x) = E_q(z | x) q(y | x, z) where y sits below z)."""
+        (q(y | x) = E_q(z | x) q(y | x, z) where y sits below z).
+
+        Where a label sits below a sampled variable in q, or q relaxes a discrete unknown, the
+        answer is a Monte Carlo average over `samples` draws (the spec's by default): it varies a
+        little from call to call unless torch's seed is fixed, and more samples steady it."""
         q = self._recognise(self.observed_part(batch), samples)
         out = {}
         for variable in self.variables:
@@ -180,13 +184,12 @@ class CompiledModel(nn.Module):
                 raise BatchError(
                     f"given['{name}'] is not a variable of this model; its variables are " + ", ".join(self.by_name)
                 )
-            variable = self.by_name[name]
-            if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != (n, *variable.shape):
-                shape = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            value = flat_value(name, tensor, self.by_name[name], dtype, device, container="given")
+            if len(value) != n:
                 raise BatchError(
-                    f"given['{name}'] has shape {shape}, expected [{n}, {', '.join(map(str, variable.shape))}]"
+                    f"given['{name}'] has {len(value)} rows, but sample() was asked for {n}", variable=name
                 )
-            values[name] = tensor.to(device=device, dtype=dtype).reshape(n, variable.size)
+            values[name] = value
         p = Generation(self.by_name, values, dtype, device, count=n, observed_means=observed_means)
         self.decoder(p)
         return {v.name: p.values[v.name].expand(n, v.size).reshape(n, *v.shape) for v in self.variables}

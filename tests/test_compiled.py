@@ -115,7 +115,7 @@ BAD_BATCHES = {
     "sizes": ({"x": torch.zeros(4, 784), "y": torch.zeros(3, dtype=torch.long)}, "disagree on the batch size"),
     "mask": (
         {"x": torch.zeros(4, 784), "y": torch.zeros(4, dtype=torch.long), "y_observed": torch.ones(4)},
-        "must be a bool tensor of shape [B]",
+        "batch['y_observed'] has dtype torch.float32; a label mask is a bool tensor [B]",
     ),
     "classes": ({"x": torch.zeros(4, 784), "y": torch.tensor([0, 1, 2, 10])}, "class indices outside 0..9"),
     "onehot": ({"x": torch.zeros(4, 784), "y": torch.ones(4, 10)}, "each row must be one-hot"),
@@ -125,6 +125,16 @@ BAD_BATCHES = {
         "only supervised variables take a label mask",
     ),
 }
+
+
+BAD_BATCHES["mask shape"] = (
+    {"x": torch.zeros(4, 784), "y": torch.zeros(4, dtype=torch.long), "y_observed": torch.ones(4, 1, dtype=torch.bool)},
+    "batch['y_observed'] has shape [4, 1]; a label mask is a bool tensor [B]",
+)
+BAD_BATCHES["onehot shape"] = (
+    {"x": torch.zeros(4, 784), "y": torch.zeros(4, 9)},
+    "batch['y'] has shape [4, 9], expected [B, 10] or class indices [B] for supervised y : onehot[10]",
+)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_BATCHES))
@@ -207,3 +217,45 @@ def test_enumeration_tables_are_built_once() -> None:
     model.objective(batch)
     after = _onehot_support.cache_info()
     assert after.misses == before.misses and after.hits > before.hits
+
+
+def test_the_cached_enumeration_table_cannot_be_reached() -> None:
+    """Neither a caller writing into the values a pass returns, nor inference_mode around the
+    first pass, may change what later passes (and their gradients) see."""
+    from gmdsl.runtime.distributions import _onehot_support
+
+    _onehot_support.cache_clear()
+    model = gmdsl.compile(ROOT / "specs" / "mnist_enum.gm")
+    batch = random_batch(model, 3)
+    with torch.inference_mode():
+        model.objective(batch).values["y"].mul_(0)
+    torch.manual_seed(0)
+    result = model.objective(batch)
+    result.loss.backward()  # no "inference tensors cannot be saved for backward"
+    assert torch.equal(_onehot_support(1, 10, torch.float32, torch.device("cpu")), torch.eye(10))
+
+
+def test_one_batch_convention_for_objective_predict_and_sample() -> None:
+    """Placeholders on unlabelled rows are never read (-1 for a class index as NaN for a real);
+    sample(given=...) takes class indices as the objective does."""
+    model = gmdsl.compile(ROOT / "specs" / "mnist.gm")
+    x = torch.zeros(4, 784)
+    mask = torch.tensor([True, False, True, False])
+    torch.manual_seed(0)
+    with_placeholder = model.objective({"x": x, "y": torch.tensor([3, -1, 7, -1]), "y_observed": mask}).elbo
+    torch.manual_seed(0)
+    with_zeros = model.objective({"x": x, "y": torch.tensor([3, 0, 7, 0]), "y_observed": mask}).elbo
+    torch.testing.assert_close(with_placeholder, with_zeros)
+    faces = gmdsl.compile(ROOT / "specs" / "faces.gm")
+    light = torch.tensor([[0.1, 0.2, 0.3], [float("nan")] * 3])
+    assert torch.isfinite(
+        faces.objective(
+            {"x": torch.zeros(2, 1, 32, 32), "light": light, "light_observed": torch.tensor([True, False])}
+        ).elbo
+    ).all()
+    drawn = model.sample(3, given={"y": torch.tensor([0, 4, 9])})
+    assert drawn["y"].argmax(-1).tolist() == [0, 4, 9]
+    with pytest.raises(BatchError, match=r"given\['y'\] has 2 rows, but sample\(\) was asked for 3"):
+        model.sample(3, given={"y": torch.tensor([0, 4])})
+    with pytest.raises(BatchError, match=r"given\['y'\] holds class indices outside 0..9"):
+        model.sample(2, given={"y": torch.tensor([0, 10])})
