@@ -30,6 +30,8 @@ _EXPORTS = {
     "parse": "compiler.parser",
     "check_spec": "build",
     "compile": "build",
+    "compile_spec": "build",
+    "Compilation": "build",
     "compile_source": "build",
     "instantiate": "build",
     "load": "build",

@@ -1,13 +1,16 @@
 """The one driver: spec -> checked spec -> IR -> module source -> live model.
 
 The CLI and the Python API (`gmdsl.load`, `gmdsl.compile`) both call it; nothing else strings
-the phases together. Each phase runs once: `check_spec` parses and checks, `lower_spec` lowers
-what the check accepted, `emit` writes the module, and `load_model_class` executes it once.
+the phases together. Each phase runs once: `check_spec` parses and checks, `compile_spec` goes
+on to the IR (a `Compilation`, whose source is emitted when first asked for), and
+`load_model_class` executes a module's source once.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -63,21 +66,43 @@ def check_spec(spec: str | os.PathLike) -> CheckedSpec:
     return check(parse(source, path))
 
 
-def lower_spec(checked: CheckedSpec) -> ModelIR:
-    """The IR of a checked spec; any error in it raises `SpecError` with every diagnostic."""
+@dataclass(frozen=True)
+class Compilation:
+    """A spec taken through the compiler: what the checker found (warnings included), the IR,
+    and, when first asked for, the module's source."""
+
+    checked: CheckedSpec
+    model: ModelIR
+
+    @cached_property
+    def source(self) -> str:
+        return emit(self.model)
+
+    def new_model(self) -> CompiledModel:
+        """A fresh `torch.nn.Module` of this model."""
+        return load_model_class(self.source, self.model.name)()
+
+
+def compile_checked(checked: CheckedSpec) -> Compilation:
+    """Lower a checked spec; any error in it raises `SpecError` with every diagnostic."""
     if not checked.ok:
         raise SpecError(checked.diagnostics, checked.spec.path, checked.spec.source)
-    return lower(checked)
+    return Compilation(checked, lower(checked))
+
+
+def compile_spec(spec: str | os.PathLike) -> Compilation:
+    """Parse, check and lower a spec (a path or its text); raises `SpecError`."""
+    return compile_checked(check_spec(spec))
 
 
 def load(spec: str | os.PathLike) -> ModelIR:
     """The typed model graph (IR) of a spec (a path or its text); raises `SpecError`."""
-    return lower_spec(check_spec(spec))
+    return compile_spec(spec).model
 
 
 def compile_source(spec: str | os.PathLike) -> str:
     """The Python source of the compiled model of a spec (a path or the spec's text)."""
-    return emit(load(spec))
+    return compile_spec(spec).source
 
 
 def compile(spec: str | os.PathLike) -> CompiledModel:  # noqa: A001 - the public name users were promised
@@ -87,7 +112,7 @@ def compile(spec: str | os.PathLike) -> CompiledModel:  # noqa: A001 - the publi
     result = model.objective({"x": images, "y": labels, "y_observed": mask})
     result.elbo  # [B]
     """
-    return instantiate(load(spec))
+    return compile_spec(spec).new_model()
 
 
 def instantiate(model: ModelIR) -> CompiledModel:

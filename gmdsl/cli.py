@@ -23,9 +23,8 @@ from . import build
 from .compiler import ast
 from .compiler.checked import CheckedSpec
 from .compiler.diagnostics import Diagnostic, InternalCompilerError, SpecError, render, summary
-from .compiler.ir import ModelIR
 from .runtime.errors import UserError
-from .train.settings import settings_options
+from .train.settings import click_type, settings_options
 
 if TYPE_CHECKING:
     from .train.command import ModelToTrain
@@ -65,12 +64,12 @@ def _checked(path: str) -> CheckedSpec:
         return build.check_spec(Path(path))
 
 
-def _load(path: str) -> ModelIR:
-    """The IR of a spec file, printing its warnings; errors raise SpecError (printed by main)."""
-    checked = _checked(path)
-    model = build.lower_spec(checked)
+def _compile(path: str) -> build.Compilation:
+    """A spec file through the compiler, printing its warnings; errors raise SpecError (printed by main)."""
+    compilation = build.compile_checked(_checked(path))
+    checked = compilation.checked
     _print_diagnostics(checked.diagnostics, checked.spec.path, checked.spec.source)
-    return model
+    return compilation
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -128,13 +127,12 @@ def compile_command(spec: str, dump: str | None, output: str | None) -> int:
         tree = ast.to_dict(checked.spec) if dump == "ast" else checked.to_dict()
         _write_or_print(json.dumps(tree, indent=2), output)
         return EXIT_OK
-    model = _load(spec)
+    compilation = _compile(spec)
+    model = compilation.model
     if dump == "ir":
         _write_or_print(model.model_dump_json(indent=2, exclude_none=True), output)
         return EXIT_OK
-    from .compiler.emit import emit
-
-    source = emit(model)
+    source = compilation.source
     if output is not None and not output.endswith(".py"):
         try:
             Path(output).mkdir(parents=True, exist_ok=True)
@@ -156,7 +154,7 @@ def graph(spec: str, output: str, fmt: str | None) -> int:
     chosen = fmt or Path(output).suffix.lstrip(".").lower()
     if chosen not in FORMATS:
         raise _UsageError(f"cannot tell the picture format of {output}: end it in .png, .svg or .dot, or pass --format")
-    model = _load(spec)
+    model = _compile(spec).model
     try:
         written = draw(model, output, chosen)
     except OSError as exc:
@@ -178,13 +176,13 @@ def test_command(specs: tuple[str, ...], examples: int, seed: int) -> int:
     failed_specs = 0
     for spec in specs:
         try:
-            model = _load(spec)
+            compilation = _compile(spec)
         except SpecError as exc:
             _print_spec_error(exc)
             failed_specs += 1
             continue
         click.echo(f"gmdsl test {spec}: {examples} examples per property, seed {seed}")
-        results = check_structure(build.instantiate(model), examples, seed)
+        results = check_structure(compilation.new_model(), examples, seed)
         for result in results:
             click.echo(f"  {'pass' if result.passed else 'FAIL'}  {result.name}")
             if not result.passed:
@@ -212,7 +210,6 @@ def data_fetch(name: str) -> int:
 
 def _model_to_train(spec: str) -> ModelToTrain:
     """What a new run trains: a .gm spec compiled here, or a compiled .py executed once."""
-    from .compiler.emit import emit
     from .runtime.trace import Variable
     from .train.command import ModelToTrain
 
@@ -221,9 +218,10 @@ def _model_to_train(spec: str) -> ModelToTrain:
             source = Path(spec).read_text(encoding="utf-8")
             model_class = build.load_model_class(source, Path(spec).stem, Path(spec))
             return ModelToTrain(source, None, model_class.name, model_class.variables, model_class)
-        model = _load(spec)
+        compilation = _compile(spec)
+        model = compilation.model
         variables = tuple(Variable(v.name, v.role, v.type, tuple(v.shape)) for v in model.variables())
-        return ModelToTrain(emit(model), Path(spec).read_text(encoding="utf-8"), model.name, variables, None)
+        return ModelToTrain(compilation.source, compilation.checked.spec.source, model.name, variables, None)
 
 
 @cli.command()
@@ -260,7 +258,7 @@ def train(
     show_default=True,
     help="Test rows for the log-likelihood estimate.",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--device", type=click_type("device"), default="auto")
 def evaluate(run_dir: str, samples: int | None, rows: int, device: str) -> int:
     """Test error / RMSE, ELBO and log-likelihood of a trained run (a table, and RUN/eval.json)."""
     from .train.command import run_evaluation
@@ -271,7 +269,7 @@ def evaluate(run_dir: str, samples: int | None, rows: int, device: str) -> int:
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--device", type=click_type("device"), default="auto")
 def show(run_dir: str, device: str) -> int:
     """Pictures of a trained run: reconstructions, style x label grid, traversals, confusion matrix."""
     from .train.command import run_show

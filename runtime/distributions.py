@@ -43,7 +43,7 @@ class Distribution:
         """Split a network's output into the emitted parameterisation, each through its link."""
         emitted = DISTRIBUTIONS[cls.name].emitted()
         chunks = output.chunk(len(emitted), dim=-1)
-        return cls(**{p.name: LINKS[CONSTRAINTS[p.constraint].link](c) for p, c in zip(emitted, chunks, strict=False)})
+        return cls(**{p.name: LINKS[CONSTRAINTS[p.constraint].link](c) for p, c in zip(emitted, chunks, strict=True)})
 
     def _tensors(self, like: torch.Tensor | None = None, dtype=None, device=None) -> dict[str, torch.Tensor]:
         dtype = like.dtype if like is not None else dtype

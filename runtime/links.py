@@ -1,7 +1,7 @@
 """Links: how a network's raw output is mapped into a parameter's constraint. The registry's
 constraints name their link; this is the one table of what each name computes. Generated code
 calls a link by its name (`rt.softplus(self.encoder(...))`), and `Dist.from_network` applies
-the links of the parameterisation a network emits."""
+the links of the parameterisation a network emits (never a simplex: see below)."""
 
 from __future__ import annotations
 
@@ -22,5 +22,6 @@ LINKS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "identity": identity,
     "softplus": softplus,
     "sigmoid": sigmoid,
-    "softmax": identity,  # a Categorical normalises its probabilities per group itself
 }
+# The registry's "softmax" (a Categorical's probs from a network) has no function here: the
+# compiler passes such an output to the Categorical as its logits.

@@ -8,6 +8,7 @@ the compiler read the same table without the runtime importing anything from the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,6 +303,15 @@ class EstimatorInfo:
 
 
 ENUMERATION_LIMIT = 4096  # the most values `by enumeration` may sum over
+
+
+def discrete_values(type_name: str, shape: tuple[int, ...]) -> tuple[int, int]:
+    """(choices, positions) of a discrete variable, which takes choices ** positions values:
+    K per group of a onehot[..., K], 2 per element of a binary."""
+    if type_name == "onehot":
+        return shape[-1], math.prod(shape[:-1])
+    return 2, math.prod(shape)
+
 
 ESTIMATORS: dict[str, EstimatorInfo] = {
     e.name: e

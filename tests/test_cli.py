@@ -50,7 +50,7 @@ def test_dump_ast_and_ir(gmdsl_cli) -> None:
     code, out, _ = gmdsl_cli("compile", MNIST, "--dump-ir")
     assert code == 0
     ir = json.loads(out)
-    assert ir["q"]["order"] == ["x", "y", "z"]
+    assert [node["name"] for node in ir["q"]["nodes"]] == ["x", "y", "z"]
     from gmdsl.compiler.ir import ModelIR
 
     assert ModelIR.model_validate(ir).networks[0].name == "classifier"

@@ -109,3 +109,12 @@ def test_every_diagnostic_code_used_is_documented() -> None:
 
     used = set(re.findall(r'"([EW]\d{4})"', "".join(p.read_text() for p in (ROOT / "gmdsl").rglob("*.py"))))
     assert used == set(CODES)
+
+
+def test_builder_signatures_name_fields_of_the_ir() -> None:
+    """The registry (runtime/) names the IR's Network fields a builder takes first; keep them in step."""
+    from gmdsl.compiler.ir import Network
+    from gmdsl.runtime.registry import NETWORK_BUILDERS
+
+    for builder in NETWORK_BUILDERS.values():
+        assert set(builder.arguments) <= set(Network.model_fields), builder.name

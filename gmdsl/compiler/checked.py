@@ -36,7 +36,6 @@ class CheckedFactor:
     distribution: DistributionInfo
     bound: tuple[Bound, ...]  # the arguments, each bound to the parameters it gives
     estimator: ResolvedOptions | None  # a discrete q factor's (the default when no `by`)
-    written: int  # the index of its statement: ties in the model's order follow the spec
 
 
 @dataclass(frozen=True)

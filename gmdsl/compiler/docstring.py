@@ -1,87 +1,113 @@
 """The objective a compiled model is trained with, written as a formula in the model's own
 variables, for the docstring of its module: which terms are summed by enumeration, which are
-relaxed, where importance weights come in, and the alpha term on labelled rows."""
+relaxed, where importance weights come in, and the alpha term on labelled rows. It follows
+runtime/objective.py, whose docstring derives the general estimator."""
 
 from __future__ import annotations
 
-import math
+from gmdsl.runtime.registry import discrete_values
 
 from .analyses import constant_weights, estimators
-from .ir import ModelIR
-from .pretty import number_text
+from .ir import ModelIR, VariableNode
+from .pretty import factor_head, number_text
 
 
 def _given(names: list[str]) -> str:
     return " | " + ", ".join(names) if names else ""
 
 
+class _Formula:
+    """The pieces of the formula for one model."""
+
+    def __init__(self, model: ModelIR):
+        self.model = model
+        self.variables = model.variables()
+        self.observed = [v.name for v in self.variables if v.role == "observed"]
+        self.supervised = [v.name for v in self.variables if v.role == "supervised"]
+        self.latent = [v.name for v in self.variables if v.role == "latent"]
+        self.unknown = self.supervised + self.latent
+        self.enumerated = {node.name for node, _ in estimators(model, "enumeration")}
+        self.beta = model.objective.options["beta"]
+
+    def integrand(self, drawn: list[str]) -> str:
+        """log p - beta-weighted rest at one draw; the variables in `drawn` carry the subscript s."""
+        value = {v.name: v.name + "_s" if v.name in drawn else v.name for v in self.variables}
+        inferred = ", ".join(value[n] for n in self.unknown)
+        log_q = f"log q({inferred}{_given(self.observed)})"
+        if self.beta == 1:
+            return f"log p({', '.join(value[v.name] for v in self.variables)}) - {log_q}"
+        # beta weighs every p factor of an unobserved variable, and q (runtime/objective.py)
+        terms: dict[str, list[str]] = {"observed": [], "rest": []}
+        for node in self.model.p.variables():
+            if node.factor is not None:
+                head = factor_head("p", value[node.name], [value.get(p, p) for p in node.factor.parents])
+                terms["observed" if node.role == "observed" else "rest"].append(f"log {head}")
+        rest = " + ".join(terms["rest"])
+        return f"{' + '.join(terms['observed'])} + {number_text(self.beta)} [{rest} - {log_q}]"
+
+    def sampled(self, names: list[str]) -> list[str]:
+        """Those of `names` that q draws samples of (enumerated ones are summed exactly)."""
+        return [n for n in names if n not in self.enumerated]
+
+
 def objective_lines(model: ModelIR) -> list[str]:
     """The docstring paragraph, one line per item."""
-    variables = model.variables()
-    observed = [v.name for v in variables if v.role == "observed"]
-    supervised = [v.name for v in variables if v.role == "supervised"]
-    latent = [v.name for v in variables if v.role == "latent"]
+    f = _Formula(model)
     options = model.objective.options
-    samples, alpha, beta, estimator = options["samples"], options["alpha"], options["beta"], options["estimator"]
-    unknown = supervised + latent
-
-    def integrand(drawn: list[str], subscript: str) -> str:
-        """log p - log q at the values of one draw; `drawn` names the variables q samples."""
-        value = {v.name: v.name + subscript if v.name in drawn else v.name for v in variables}
-        inferred = ", ".join(value[n] for n in unknown)
-        if beta == 1:
-            return f"log p({', '.join(value[v.name] for v in variables)}) - log q({inferred}{_given(observed)})"
-        return (
-            f"log p({', '.join(observed)}{_given([value[n] for n in unknown])}) + {number_text(beta)} "
-            f"[log p({inferred}) - log q({inferred}{_given(observed)})]"
-        )
-
+    samples, alpha, estimator = options["samples"], options["alpha"], options["estimator"]
     lines = [
         "Trained with the semi-supervised objective of Siddharth et al. (2017),",
-        f"{model.objective.kind}(alpha = {number_text(alpha)}, samples = {samples}, beta = {number_text(beta)}, "
-        f"estimator = {estimator}), per example, from S = {samples} draw{'s' * (samples != 1)} of q:",
+        f"{model.objective.kind}(alpha = {number_text(alpha)}, samples = {samples}, "
+        f"beta = {number_text(f.beta)}, estimator = {estimator}), per example, from S draws of q",
+        "(the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):",
     ]
     if estimator == "iwae":
-        first = f"log (1/S) sum_s exp({integrand(unknown, '_s')})"
+        first = f"log (1/S) sum_s exp({f.integrand(f.sampled(f.unknown))})"
     else:
-        first = f"E_q({', '.join(unknown)}{_given(observed)})[{integrand([], '')}]"
-    lines.append(f"  {', '.join(supervised) + ' not given' if supervised else 'every example'}:  {first}")
-    if supervised:
-        label = ", ".join(supervised)
-        q_label = f"log q({label}{_given(observed)})"
-        if estimator == "iwae":
-            labelled_first = f"log (1/S) sum_s exp({integrand(latent, '_s')})"
-        elif constant_weights(model) or not latent:
-            labelled_first = (
-                f"E_q({', '.join(latent)}{_given(observed + supervised)})[{integrand([], '')}]"
-                if latent
-                else integrand([], "")
-            )
-        else:
-            labelled_first = f"sum_s (w_s / sum_t w_t) [{integrand(latent, '_s')}]"
-        lines.append(f"  {label} given:  {labelled_first}")
-        lines.append(f"      + (1 + alpha) {q_label}, with alpha = {number_text(alpha)}")
-        if constant_weights(model):
-            lines.append(f"      {q_label} is exact: no supervised variable has a sampled ancestor in q")
-        else:
-            weights = " ".join(
-                f"q({node.name}{_given([p + '_s' if p in latent else p for p in node.factor.parents])})"
-                for node in model.q.variables()
-                if node.name in supervised and node.factor
-            )
-            lines.append(f"      importance weights w_s = {weights}; {q_label} ~= log (1/S) sum_s w_s")
-        lines.append(
-            "  (a row where only some supervised variables are given counts those as given)"
-            if len(supervised) > 1
-            else ""
-        )
+        first = f"E_q({', '.join(f.unknown)}{_given(f.observed)})[{f.integrand([])}]"
+    lines.append(f"  {', '.join(f.supervised) + ' not given' if f.supervised else 'every example'}:  {first}")
+    if f.supervised:
+        lines += _labelled_lines(model, f, alpha, estimator)
     for node, relaxation in estimators(model, "relaxation"):
         temperature = number_text(relaxation.options["temperature"])
+        distribution = node.factor.distribution if node.factor else ""
         lines.append(
             f"  {node.name} is relaxed in q: a Concrete sample at temperature {temperature}, scored with "
-            f"the {node.factor.distribution if node.factor else ''} log-probability"
+            f"the {distribution} log-probability"
         )
     for node, _ in estimators(model, "enumeration"):
-        values = node.shape[-1] ** math.prod(node.shape[:-1]) if node.type == "onehot" else 2 ** math.prod(node.shape)
-        lines.append(f"  {node.name} is summed by enumeration: every one of its {values} values, weighted by q")
-    return [line for line in lines if line]
+        choices, positions = discrete_values(node.type, tuple(node.shape))
+        lines.append(
+            f"  {node.name} is summed by enumeration: every one of its {choices**positions} values, weighted by q"
+        )
+    return lines
+
+
+def _labelled_lines(model: ModelIR, f: _Formula, alpha: float, estimator: str) -> list[str]:
+    label = ", ".join(f.supervised)
+    q_label = f"log q({label}{_given(f.observed)})"
+    exact = constant_weights(model)
+    drawn = f.sampled(f.latent)
+    if estimator == "iwae":
+        first = f"log (1/S) sum_s exp({f.integrand(drawn)})"
+    elif exact:
+        first = (
+            f"E_q({', '.join(f.latent)}{_given(f.observed + f.supervised)})[{f.integrand([])}]"
+            if f.latent
+            else f.integrand([])
+        )
+    else:
+        first = f"sum_s (w_s / sum_t w_t) [{f.integrand(drawn)}]"
+    lines = [f"  {label} given:  {first}", f"      + (1 + alpha) {q_label}, with alpha = {number_text(alpha)}"]
+    if exact:
+        lines.append(f"      {q_label} is exact: no supervised variable has a sampled ancestor in q")
+    else:
+        weights = " ".join(
+            f"q({node.name}{_given([p + '_s' if p in drawn else p for p in node.factor.parents])})"
+            for node in model.q.variables()
+            if node.name in f.supervised and isinstance(node, VariableNode) and node.factor is not None
+        )
+        lines.append(f"      importance weights w_s = {weights}; {q_label} ~= log (1/S) sum_s w_s")
+    if len(f.supervised) > 1:
+        lines.append("  (a row where only some supervised variables are given counts those as given)")
+    return lines

@@ -13,7 +13,7 @@ import json
 import keyword
 from pathlib import Path
 
-from gmdsl.runtime.registry import CONSTRAINTS, DISTRIBUTIONS, NETWORK_BUILDERS
+from gmdsl.runtime.registry import NETWORK_BUILDERS
 
 from .analyses import constant_weights
 from .docstring import objective_lines
@@ -68,6 +68,8 @@ class _Emitter:
             f'"""The model `{model.name}`, compiled by gmdsl from {self.spec_file}.\n\n{objective}\n\n'
             "Generated code: change the spec and recompile rather than editing this file.\n"
             '"""\n\n'
+            "# Each statement is one factor or network on one line, ending in the spec line it compiles.\n"
+            "# ruff: noqa: E501\n\n"
             "import torch\n\nfrom gmdsl import runtime as rt"
         )
         return "\n\n\n".join([header, self.part(model.q), self.part(model.p), self.model_class()]) + "\n"
@@ -160,8 +162,7 @@ class _Emitter:
                 f"let {node.name} : {node.type}[{', '.join(map(str, node.shape))}] = "
                 f"{network_call_text(node.network, node.inputs)}"
             )
-            # a let's type (real, positive, unit) names its constraint, and so its link
-            return [f"        # {text}", f"        {target}{_linked(CONSTRAINTS[node.type].link, call)}{where}"]
+            return [f"        # {text}", f"        {target}{_linked(node.link, call)}{where}"]
         factor = node.factor
         if factor is None:  # observed, in q
             return [f"        {target}q.observed({_str(node.name)}){where}"]
@@ -181,7 +182,6 @@ class _Emitter:
         bindings = node.factor.parameters
         if len(bindings) == 1 and isinstance(bindings[0], NetworkParameter) and len(bindings[0].params) > 1:
             return f"rt.{name}.from_network({self.call(bindings[0].network, bindings[0].inputs)})"
-        constraints = {p.name: p.constraint for ps in DISTRIBUTIONS[name].parameterisations for p in ps}
         arguments = []
         for binding in bindings:
             (param,) = binding.params
@@ -192,10 +192,8 @@ class _Emitter:
             elif binding.kind == "reference":
                 value = self.local(binding.source)
             else:
-                constraint = constraints[param]
-                if constraint == "simplex":  # a network's probabilities are unnormalised: pass them as logits
-                    param, constraint = "logits", "real"
-                value = _linked(CONSTRAINTS[constraint].link, self.call(binding.network, binding.inputs))
+                param = binding.argument or param
+                value = _linked(binding.link or "identity", self.call(binding.network, binding.inputs))
             arguments.append(f"{param}={value}")
         return f"rt.{name}({', '.join(arguments)})"
 
@@ -243,7 +241,7 @@ def _read_in(graph: Graph) -> set[str]:
 
 def _linked(link: str, code: str) -> str:
     """A network's raw output through its link (runtime/links.py), e.g. `rt.softplus(...)`."""
-    return code if link in ("identity", "softmax") else f"rt.{link}({code})"
+    return code if link == "identity" else f"rt.{link}({code})"
 
 
 def _parameter_text(binding: Parameter) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import math
 
-from gmdsl.runtime.registry import DEFAULT_ESTIMATOR, DISTRIBUTIONS, ENUMERATION_LIMIT, ESTIMATORS, DistributionInfo
+from gmdsl.runtime.registry import (
+    DEFAULT_ESTIMATOR,
+    DISTRIBUTIONS,
+    ENUMERATION_LIMIT,
+    ESTIMATORS,
+    DistributionInfo,
+    discrete_values,
+)
 
 from . import ast
 from .checked import CheckedFactor, ResolvedOptions
@@ -43,10 +50,7 @@ class FactorRules(Rules):
             estimator = self.check_estimator(factor, variable)
             if checked is not None:
                 info, bound = checked
-                key = (factor.model, name)
-                return CheckedFactor(
-                    factor, info, bound, self.estimator_of(factor, info, estimator), scope.written[key]
-                )
+                return CheckedFactor(factor, info, bound, self.estimator_of(factor, info, estimator))
         return None
 
     @staticmethod
@@ -178,12 +182,8 @@ class FactorRules(Rules):
         return ResolvedOptions(info.name, options)
 
     def check_enumeration_size(self, variable: ast.VarDecl, estimator: ast.Estimator) -> None:
-        shape = variable.type.shape
-        if variable.type.base.name == "onehot":
-            choices, count = shape[-1], math.prod(shape[:-1])
-        else:
-            choices, count = 2, math.prod(shape)
-        if count * math.log(choices) > math.log(ENUMERATION_LIMIT):
+        choices, count = discrete_values(variable.type.base.name, variable.type.shape)
+        if count * math.log(choices) > math.log(ENUMERATION_LIMIT):  # choices ** count may be astronomical
             self.report(
                 error(
                     "E0603",

@@ -41,12 +41,17 @@ class ReferenceParameter(_Frozen):
 
 
 class NetworkParameter(_Frozen):
-    """A network's output; one network may give several parameters (`Normal(encoder(x))`)."""
+    """A network's output; one network may give several parameters (`Normal(encoder(x))`),
+    each through its link, which the runtime's `Dist.from_network` applies. For one parameter,
+    `link` maps the raw output into its constraint and `argument` is the keyword the runtime
+    distribution takes (`logits` for a Categorical's softmax-linked `probs`)."""
 
     kind: Literal["network"]
     params: list[str]
     network: str
     inputs: list[str]
+    argument: str | None = None
+    link: str | None = None
 
 
 Parameter = Annotated[
@@ -98,6 +103,7 @@ class LetNode(_Frozen):
     column: int
     network: str
     inputs: list[str]
+    link: str
 
 
 Node = Annotated[VariableNode | LetNode, Field(discriminator="kind")]
@@ -110,13 +116,16 @@ class Edge(_Frozen):
 
 
 class Graph(_Frozen):
-    """p or q: its nodes in `order` (topological, ties broken by the order the spec writes the
+    """p or q: its nodes in order (topological, ties broken by the order the spec writes the
     factors and `let`s in), and its edges."""
 
     model: Literal["p", "q"]
-    order: list[str]
     nodes: list[Node]
     edges: list[Edge]
+
+    @property
+    def order(self) -> list[str]:
+        return [node.name for node in self.nodes]
 
     @cached_property
     def by_name(self) -> dict[str, VariableNode | LetNode]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import networkx as nx
 
+from gmdsl.runtime.registry import CONSTRAINTS
+
 from . import ast, ir
 from .checked import CheckedFactor, CheckedSpec
 from .diagnostics import InternalCompilerError
@@ -42,7 +44,7 @@ def _graph(checked: CheckedSpec, model: str) -> ir.Graph:
         factor = checked.factors.get((model, name))
         if factor is not None:
             nodes[name] = _variable(declaration, factor.factor.span, _factor(factor))
-            written[name] = factor.written
+            written[name] = scope.written[(model, name)]
         elif model == "q" and declaration.role == "observed":
             nodes[name] = _variable(declaration, declaration.span, None)
             written[name] = scope.order[name]
@@ -63,7 +65,6 @@ def _graph(checked: CheckedSpec, model: str) -> ir.Graph:
     position = {name: index for index, name in enumerate(order)}
     return ir.Graph(
         model=model,  # type: ignore[arg-type]  # "p" or "q", by construction
-        order=order,
         nodes=[nodes[name] for name in order],
         edges=[
             ir.Edge(source=s, target=t, networks=list(n))
@@ -88,6 +89,7 @@ def _variable(declaration: ast.VarDecl, span: ast.Span, factor: ir.Factor | None
 def _let(let: ast.LetDecl) -> ir.LetNode:
     return ir.LetNode(
         kind="let",
+        link=CONSTRAINTS[let.type.base.name].link,  # a let's type (real, positive, unit) names its constraint
         name=let.name.name,
         type=let.type.base.name,
         shape=list(let.type.shape),
@@ -119,8 +121,19 @@ def _parameter(item: Bound) -> ir.ConstantParameter | ir.UniformParameter | ir.R
         if value.name.name == "uniform":
             return ir.UniformParameter(kind="uniform", params=names)
         return ir.ReferenceParameter(kind="reference", params=names, source=value.name.name)
+    argument, link = None, None
+    if len(item.params) == 1:  # one parameter: its link and keyword here; several: from_network's
+        (param,) = item.params
+        argument, link = param.name, CONSTRAINTS[param.constraint].link
+        if link == "softmax":  # softmax of raw outputs = a Categorical with them as logits
+            argument, link = "logits", "identity"
     return ir.NetworkParameter(
-        kind="network", params=names, network=value.net.name, inputs=[a.name for a in value.args]
+        kind="network",
+        params=names,
+        network=value.net.name,
+        inputs=[a.name for a in value.args],
+        argument=argument,
+        link=link,
     )
 
 

@@ -22,8 +22,6 @@ class NetworkUse:
     output_width: int
     output_shape: tuple[int, ...]
     first_input_shape: tuple[int, ...] | None
-    params: tuple[str, ...]  # the distribution parameters it gives; () for a `let`
-    target: str  # the variable or `let` node it computes for
 
 
 def shape_of(scope: Scope, name: str) -> tuple[int, ...] | None:
@@ -31,27 +29,23 @@ def shape_of(scope: Scope, name: str) -> tuple[int, ...] | None:
     return declaration.type.shape if declaration is not None else None
 
 
-def _use(
-    scope: Scope, call: ast.NetCall, output_shape: tuple[int, ...], params: tuple[str, ...], target: str
-) -> NetworkUse:
+def _use(scope: Scope, call: ast.NetCall, output_shape: tuple[int, ...]) -> NetworkUse:
     shapes = [shape_of(scope, arg.name) for arg in call.args]
     known = [s for s in shapes if s is not None]
     input_width = sum(math.prod(s) for s in known) if len(known) == len(shapes) else None
-    return NetworkUse(
-        call, input_width, math.prod(output_shape), output_shape, shapes[0] if shapes else None, params, target
-    )
+    return NetworkUse(call, input_width, math.prod(output_shape), output_shape, shapes[0] if shapes else None)
 
 
 def network_uses(scope: Scope, factors: Iterable[tuple[str, tuple[Bound, ...]]]) -> list[NetworkUse]:
     """Every network call in the spec, in source order: those of the `let` nodes, and those of
     the factors given as (variable, its bound arguments)."""
     uses: list[NetworkUse] = []
-    for name, let in scope.lets.items():
-        uses.append(_use(scope, let.call, let.type.shape, (), name))
+    for let in scope.lets.values():
+        uses.append(_use(scope, let.call, let.type.shape))
     for variable, bound in factors:
         shape = scope.variables[variable].type.shape
         for item in bound:
             if isinstance(item.value, ast.NetCall):
                 stacked = (len(item.params) * shape[0], *shape[1:])  # parameters stack on the first axis
-                uses.append(_use(scope, item.value, stacked, tuple(p.name for p in item.params), variable))
+                uses.append(_use(scope, item.value, stacked))
     return sorted(uses, key=lambda use: (use.call.span.line, use.call.span.column))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +13,16 @@ import torch
 from safetensors.torch import load_model, save_model
 
 
-def write_atomically(path: Path, content: str | bytes) -> None:
-    """Write under a temporary name, then rename: a reader sees the old file or the new one."""
+def write_atomically(path: Path, content: str | bytes | Callable[[str], None]) -> None:
+    """Write under a temporary name, then rename: a reader sees the old file or the new one.
+    `content` is the text or bytes, or a function that writes the file at the path it is given."""
     temporary = path.with_name(path.name + ".tmp")
     if isinstance(content, bytes):
         temporary.write_bytes(content)
-    else:
+    elif isinstance(content, str):
         temporary.write_text(content, encoding="utf-8")
+    else:
+        content(str(temporary))
     os.replace(temporary, path)
 
 
@@ -40,10 +44,8 @@ class Checkpoints:
     def save(self, epoch: int, model: torch.nn.Module, state: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         weights, extra = self._paths(epoch)
-        save_model(model, str(weights) + ".tmp")
-        os.replace(str(weights) + ".tmp", weights)
-        torch.save(state, str(extra) + ".tmp")
-        os.replace(str(extra) + ".tmp", extra)
+        write_atomically(weights, lambda temporary: save_model(model, temporary))
+        write_atomically(extra, lambda temporary: torch.save(state, temporary))
         write_atomically(self.folder / "latest.json", json.dumps({"epoch": epoch}) + "\n")
         for old in self.folder.glob("epoch-*"):
             if not old.name.startswith(f"epoch-{epoch:04d}."):

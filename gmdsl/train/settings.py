@@ -80,6 +80,11 @@ FLAGS = [name for name, field in TrainSettings.model_fields.items() if _extra(fi
 RESUMABLE = [name for name, field in TrainSettings.model_fields.items() if _extra(field, "resumable")]
 
 
+def click_type(name: str) -> Any:
+    """The click type of a setting, for commands that take it on their own (eval's --device)."""
+    return _click_type(TrainSettings.model_fields[name].annotation)
+
+
 def _click_type(annotation: Any) -> Any:
     """The click type of a field: its choices for a Literal, else int, float or str."""
     arguments = [a for a in typing.get_args(annotation) if a is not type(None)]

@@ -1,7 +1,8 @@
 """The model `digit_after_style`, compiled by gmdsl from digit_after_style.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 0.1, samples = 16, beta = 1, estimator = snis), per example, from S = 16 draws of q:
+semisupervised(alpha = 0.1, samples = 16, beta = 1, estimator = snis), per example, from S draws of q
+(the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   y not given:  E_q(y, z | x)[log p(x, y, z) - log q(y, z | x)]
   y given:  sum_s (w_s / sum_t w_t) [log p(x, y, z_s) - log q(y, z_s | x)]
       + (1 + alpha) log q(y | x), with alpha = 0.1
@@ -10,6 +11,9 @@ semisupervised(alpha = 0.1, samples = 16, beta = 1, estimator = snis), per examp
 
 Generated code: change the spec and recompile rather than editing this file.
 """
+
+# Each statement is one factor or network on one line, ending in the spec line it compiles.
+# ruff: noqa: E501
 
 import torch
 

@@ -1,7 +1,8 @@
 """The model `faces`, compiled by gmdsl from faces.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 1.0, samples = 4, beta = 1, estimator = snis), per example, from S = 4 draws of q:
+semisupervised(alpha = 1.0, samples = 4, beta = 1, estimator = snis), per example, from S draws of q
+(the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   light not given:  E_q(light, shape | x)[log p(x, light, shape) - log q(light, shape | x)]
   light given:  E_q(shape | x, light)[log p(x, light, shape) - log q(light, shape | x)]
       + (1 + alpha) log q(light | x), with alpha = 1.0
@@ -9,6 +10,9 @@ semisupervised(alpha = 1.0, samples = 4, beta = 1, estimator = snis), per exampl
 
 Generated code: change the spec and recompile rather than editing this file.
 """
+
+# Each statement is one factor or network on one line, ending in the spec line it compiles.
+# ruff: noqa: E501
 
 import torch
 

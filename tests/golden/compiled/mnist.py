@@ -1,7 +1,8 @@
 """The model `mnist`, compiled by gmdsl from mnist.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 0.1, samples = 8, beta = 1, estimator = snis), per example, from S = 8 draws of q:
+semisupervised(alpha = 0.1, samples = 8, beta = 1, estimator = snis), per example, from S draws of q
+(the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   y not given:  E_q(y, z | x)[log p(x, y, z) - log q(y, z | x)]
   y given:  E_q(z | x, y)[log p(x, y, z) - log q(y, z | x)]
       + (1 + alpha) log q(y | x), with alpha = 0.1
@@ -10,6 +11,9 @@ semisupervised(alpha = 0.1, samples = 8, beta = 1, estimator = snis), per exampl
 
 Generated code: change the spec and recompile rather than editing this file.
 """
+
+# Each statement is one factor or network on one line, ending in the spec line it compiles.
+# ruff: noqa: E501
 
 import torch
 

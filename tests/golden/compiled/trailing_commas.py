@@ -1,11 +1,15 @@
 """The model `layout`, compiled by gmdsl from trailing_commas.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 0.1, samples = 2, beta = 1, estimator = snis), per example, from S = 2 draws of q:
+semisupervised(alpha = 0.1, samples = 2, beta = 1, estimator = snis), per example, from S draws of q
+(the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   every example:  E_q(by | net)[log p(net, by) - log q(by | net)]
 
 Generated code: change the spec and recompile rather than editing this file.
 """
+
+# Each statement is one factor or network on one line, ending in the spec line it compiles.
+# ruff: noqa: E501
 
 import torch
 
