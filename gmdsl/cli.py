@@ -60,6 +60,9 @@ def _print_diagnostics(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic], p
 
 def _checked(path: str) -> CheckedSpec:
     """Parse and check one spec file; a syntax error raises SpecError."""
+    if Path(path).is_file() and Path(path).suffix != ".gm":
+        hint = " (a compiled model: `gmdsl train` takes it)" if path.endswith(".py") else ""
+        raise _UsageError(f"{path} is not a .gm spec{hint}; gmdsl reads specs written in the .gm language")
     with _reading(path):
         return build.check_spec(Path(path))
 

@@ -171,3 +171,11 @@ def test_train_flags_come_from_the_settings(gmdsl_cli) -> None:
     for shown in ("[default: mnist]", "[default: 5]", "[default: 128]", "[default: 0.001]", "[default: the spec's]"):
         assert shown in flat, shown
     assert set(FLAGS) == set(TrainSettings.model_fields) - {"fields"}
+
+
+def test_a_file_that_is_not_a_spec_is_named_as_such(gmdsl_cli, tmp_path: Path) -> None:
+    compiled = tmp_path / "mnist.py"
+    compiled.write_text("import torch\n")
+    code, _, err = gmdsl_cli("check", str(compiled))
+    assert code == 2 and f"{compiled} is not a .gm spec (a compiled model: `gmdsl train` takes it)" in err
+    assert "syntax error" not in err

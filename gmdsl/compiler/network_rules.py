@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from gmdsl.runtime.registry import NETWORK_BUILDERS
 
+from . import ast
 from .checked import CheckedFactor, CheckedNetwork
 from .diagnostics import error, unknown, warning
 from .options import resolve_options
 from .rules import Rules
+from .scope import Scope
 from .widths import NetworkUse, network_uses
 
 
@@ -21,7 +23,8 @@ class NetworkRules(Rules):
         uses: list[NetworkUse] = network_uses(
             scope, ((variable, checked.bound) for (_, variable), checked in factors.items())
         )
-        used_names = {use.call.net.name for use in uses}
+        # a call counts as a use even where its factor has other errors (an unknown distribution)
+        used_names = {call.net.name for call in _calls(scope)}
         for use in uses:
             name = use.call.net.name
             if name in scope.variables or name in scope.lets:
@@ -110,3 +113,11 @@ class NetworkRules(Rules):
                         help="a network has one shape; define a second network for this use",
                     )
                 )
+
+
+def _calls(scope: Scope) -> list[ast.NetCall]:
+    """Every network call the spec writes, whether or not its factor checks."""
+    calls = [let.call for let in scope.lets.values()]
+    for factor in scope.factors.values():
+        calls += [arg.value for arg in factor.distribution.args if isinstance(arg.value, ast.NetCall)]
+    return calls

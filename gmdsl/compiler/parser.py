@@ -35,6 +35,10 @@ _FRIENDLY_SYNTAX_ERRORS: dict[str, list[str]] = {
         "observed x : real[1.5]",
         "observed x : real[-2]",
     ],
+    "a factor is written with `=`, not `~`: `p(v | parents) = Dist(args)`": [
+        "p(x) ~ Normal(0, 1)",
+        "p(x | y) ~ Normal(0, 1)",
+    ],
     "a factor is written `p(v | parents) = Dist(args)`": [
         "p(x) Normal(0, 1)",
         "p(x | y) Normal(0, 1)",
@@ -245,7 +249,13 @@ def _syntax_diagnostic(failure: _SyntaxFailure, source: str) -> Diagnostic:
         help_text = (
             "a statement starts with `model`, `observed`, `supervised`, `latent`, `let`, `p`, `q`, `net` or `objective`"
         )
-    return error("E0001", f"syntax error: {message}", span, help=help_text)
+    return error(
+        "E0001",
+        f"syntax error: {message}",
+        span,
+        help=help_text,
+        note="only the first syntax error is shown: fix it, then check again",
+    )
 
 
 def _error_span(exc: UnexpectedInput, source: str, previous: Any) -> ast.Span:
