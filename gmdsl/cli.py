@@ -187,11 +187,15 @@ def test_command(specs: tuple[str, ...], examples: int, seed: int) -> int:
         click.echo(f"gmdsl test {spec}: {examples} examples per property, seed {seed}")
         results = check_structure(compilation.new_model(), examples, seed)
         for result in results:
-            click.echo(f"  {'pass' if result.passed else 'FAIL'}  {result.name}")
+            status = "skip" if result.skipped else "pass" if result.passed else "FAIL"
+            click.echo(f"  {status}  {result.name}: {result.meaning}")
             if not result.passed:
                 click.echo("\n".join(f"        {line}" for line in result.detail.splitlines()))
-        failed = sum(not r.passed for r in results)
-        click.echo(f"{len(results) - failed} passed, {failed} failed")
+        failed = sum(not r.passed and not r.skipped for r in results)
+        skipped = sum(r.skipped for r in results)
+        click.echo(
+            f"{len(results) - failed - skipped} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+        )
         failed_specs += bool(failed)
     return EXIT_USER_ERROR if failed_specs else EXIT_OK
 
