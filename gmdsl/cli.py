@@ -265,7 +265,7 @@ def train(
     show_default=True,
     help="Test rows for the log-likelihood estimate.",
 )
-@click.option("--device", type=click_type("device"), default="auto")
+@click.option("--device", type=click_type("device"), default="auto", help="Where to evaluate (auto: a GPU if any).")
 def evaluate(run_dir: str, samples: int | None, rows: int, device: str) -> int:
     """Test error / RMSE, ELBO and log-likelihood of a trained run (a table, and RUN/eval.json)."""
     from .train.command import run_evaluation
@@ -276,7 +276,7 @@ def evaluate(run_dir: str, samples: int | None, rows: int, device: str) -> int:
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
-@click.option("--device", type=click_type("device"), default="auto")
+@click.option("--device", type=click_type("device"), default="auto", help="Where to draw from the model.")
 def show(run_dir: str, device: str) -> int:
     """Pictures of a trained run: reconstructions, style x label grid, traversals, confusion matrix."""
     from .train.command import run_show

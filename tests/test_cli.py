@@ -179,3 +179,18 @@ def test_a_file_that_is_not_a_spec_is_named_as_such(gmdsl_cli, tmp_path: Path) -
     code, _, err = gmdsl_cli("check", str(compiled))
     assert code == 2 and f"{compiled} is not a .gm spec (a compiled model: `gmdsl train` takes it)" in err
     assert "syntax error" not in err
+
+
+def test_every_option_of_every_command_says_what_it_means() -> None:
+    import click
+
+    from gmdsl.cli import cli
+
+    def options(group: click.Group, prefix: str = ""):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from options(command, prefix + name + " ")
+            yield from ((prefix + name, p) for p in command.params if isinstance(p, click.Option))
+
+    for command, option in options(cli):
+        assert option.help, f"gmdsl {command} {option.opts[0]} has no help"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,3 +26,33 @@ def test_the_python_api_example_runs_verbatim() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"elbo -\d+\.\d \(64, 10\) \(10, 784\)\n", result.stdout), result.stdout
+
+
+def _commands(heading: str) -> list[list[str]]:
+    """The `gmdsl ...` lines of the first sh block under a README heading, comments dropped."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index(heading) :]
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.S)
+    assert block, f"no sh block under {heading}"
+    lines = [line.split("#")[0].split() for line in block.group(1).splitlines()]
+    return [words for words in lines if words and words[0] == "gmdsl"]
+
+
+@pytest.mark.parametrize("heading", ["## The first five minutes", "## Training on MNIST"])
+def test_the_readme_commands_run_as_written(heading: str, tmp_path: Path, monkeypatch) -> None:
+    """Every `gmdsl` command of these README blocks, word for word, in order, with a small
+    generated MNIST look-alike standing in for MNIST in the data cache."""
+    from tiny_data import make_tiny_mnist
+
+    from gmdsl import cli
+
+    make_tiny_mnist(tmp_path / "cache" / "mnist")
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path / "cache"))
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    monkeypatch.chdir(tmp_path)
+    commands = _commands(heading)
+    assert any(words[1] == "train" for words in commands)
+    for words in commands:
+        assert cli.main(words[1:]) == 0, " ".join(words)
+    run = next(Path(words[words.index("--run") + 1]) for words in commands if "--run" in words)
+    assert (run / "eval.json").exists() and (run / "figures" / "style_grid.png").exists()

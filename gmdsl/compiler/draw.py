@@ -17,19 +17,23 @@ FORMATS = ("png", "svg", "dot")
 _FILL = {"observed": "#b8b8b8", "supervised": "#dedede", "latent": "white", "deterministic": "#f4f4f4"}
 _TITLES = {"p": "generative model p", "q": "recognition model q"}
 _RADIUS = 0.5
-_ROW_HEIGHT = 1.5
-_COLUMN_WIDTH = 1.7
+_ROW_HEIGHT = 1.8
+_COLUMN_WIDTH = 1.7  # at least; wider when edge labels need it
+_CHARACTER = 0.1  # at least the width of a 7-point character, in layout units (0.75 inch each)
 _MAX_INCHES = 40  # a model of hundreds of variables still fits in memory
 
 
 def layout(graph: Graph) -> dict[str, tuple[float, float]]:
     """Layered top-down positions: a node's row is its depth, rows are centred, and nodes
-    in a row keep the graph's order."""
+    in a row keep the graph's order. Columns are wide enough for two edge labels side by side."""
+    longest = max((len(", ".join(e.networks)) for e in graph.edges), default=0)
+    # edges that meet at one node have labels 30% of the way down: 70% of a column apart
+    column = max(_COLUMN_WIDTH, (longest * _CHARACTER + 0.4) / 0.7)
     positions = {}
     for depth, layer in enumerate(nx.topological_generations(graph.digraph)):
         layer = sorted(layer, key=graph.order.index)
         for index, node in enumerate(layer):
-            positions[node] = (_COLUMN_WIDTH * (index - (len(layer) - 1) / 2), -_ROW_HEIGHT * depth)
+            positions[node] = (column * (index - (len(layer) - 1) / 2), -_ROW_HEIGHT * depth)
     return positions
 
 
@@ -52,30 +56,42 @@ def _draw_node(axes, graph: Graph, name: str, xy: tuple[float, float]) -> None:
                 edgecolor="black",
                 linestyle="--",
                 zorder=2,
+                gid="node",
             )
         )
     else:
-        axes.add_patch(Circle(xy, _RADIUS, facecolor=_FILL[role], edgecolor="black", linewidth=1.2, zorder=2))
+        axes.add_patch(
+            Circle(xy, _RADIUS, facecolor=_FILL[role], edgecolor="black", linewidth=1.2, zorder=2, gid="node")
+        )
         if role == "supervised":
             axes.add_patch(Wedge(xy, _RADIUS, 90, 270, facecolor=_FILL["observed"], edgecolor="none", zorder=2))
-            axes.add_patch(Circle(xy, _RADIUS * 1.18, facecolor="none", edgecolor="black", linewidth=1.0, zorder=2))
+            axes.add_patch(
+                Circle(xy, _RADIUS * 1.18, facecolor="none", edgecolor="black", linewidth=1.0, zorder=2, gid="node")
+            )
     axes.text(xy[0], xy[1], _node_label(graph, name), ha="center", va="center", fontsize=6.5, zorder=3)
 
 
-def _edge_geometry(source_xy, target_xy, skips_rows: bool):
+def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str):
     """(start, end, bend, label position) of an arrow from rim to rim. An edge that skips a
-    row bends (matplotlib's arc3), so it passes beside the nodes in between."""
+    row bends (matplotlib's arc3), so it passes beside the nodes in between, and its label sits
+    outside the bend; a straight edge's label sits 30% of the way down, near its source, so the
+    labels of edges that meet at one node stay apart."""
     (x1, y1), (x2, y2) = source_xy, target_xy
     dx, dy = x2 - x1, y2 - y1
     length = max((dx * dx + dy * dy) ** 0.5, 1e-9)
     ux, uy = dx / length, dy / length
     start = (x1 + ux * _RADIUS, y1 + uy * _RADIUS)
     end = (x2 - ux * _RADIUS * 1.05, y2 - uy * _RADIUS * 1.05)
-    bend = 0.6 if skips_rows else 0.0
-    # the curve's midpoint: the chord's midpoint moved by bend / 2 * (dy, -dx) of the chord
     cdx, cdy = end[0] - start[0], end[1] - start[1]
-    label = ((start[0] + end[0]) / 2 + bend / 2 * cdy, (start[1] + end[1]) / 2 - bend / 2 * cdx)
-    return start, end, bend, label
+    if not skips_rows:
+        return start, end, 0.0, (start[0] + 0.3 * cdx, start[1] + 0.3 * cdy)
+    bend = 0.8
+    # the curve's apex: the chord's midpoint moved by bend / 2 * (dy, -dx) of the chord; the
+    # label goes half its width further out, along the same direction
+    apex = ((start[0] + end[0]) / 2 + bend / 2 * cdy, (start[1] + end[1]) / 2 - bend / 2 * cdx)
+    chord = max((cdx * cdx + cdy * cdy) ** 0.5, 1e-9)
+    out = len(label) * _CHARACTER / 2 + 0.1
+    return start, end, bend, (apex[0] + out * cdy / chord, apex[1] - out * cdx / chord)
 
 
 def _draw_edge(axes, geometry, label: str) -> None:
@@ -98,6 +114,7 @@ def _draw_edge(axes, geometry, label: str) -> None:
         axes.text(
             *label_xy,
             label,
+            gid="edge-label",
             fontsize=7,
             color="#1f4e9c",
             ha="center",
@@ -113,6 +130,7 @@ def _geometries(graph: Graph, positions) -> dict:
             positions[e.source],
             positions[e.target],
             abs(positions[e.source][1] - positions[e.target][1]) > _ROW_HEIGHT * 1.5,
+            ", ".join(e.networks),
         )
         for e in graph.edges
     }
@@ -162,6 +180,12 @@ def draw(model: ModelIR, output: str | Path, fmt: str | None = None) -> Path:
     if fmt == "dot":
         output.write_text(to_dot(model), encoding="utf-8")
         return output
+    figure_of(model).savefig(output, format=fmt, dpi=150, bbox_inches="tight", metadata=_metadata(fmt))
+    return output
+
+
+def figure_of(model: ModelIR) -> Figure:
+    """p and q side by side, with a legend."""
     graphs = (model.p, model.q)
     rows = max(len(list(nx.topological_generations(g.digraph))) for g in graphs)
     widths = [2 * _half_width(g) for g in graphs]  # equal scale in both panels
@@ -172,8 +196,7 @@ def draw(model: ModelIR, output: str | Path, fmt: str | None = None) -> Path:
         _draw_graph(ax, model.p if which == "p" else model.q, _TITLES[which], rows)
     figure.suptitle(f"model {model.name}", fontsize=11)
     _legend(figure)
-    figure.savefig(output, format=fmt, dpi=150, bbox_inches="tight", metadata=_metadata(fmt))
-    return output
+    return figure
 
 
 def _metadata(fmt: str) -> dict:
