@@ -171,9 +171,17 @@ def graph(spec: str, output: str, fmt: str | None) -> int:
 @click.option(
     "--examples", type=click.IntRange(min=1), default=20, show_default=True, help="Random batches per property."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of hypothesis and of the draws.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the initial weights, of hypothesis and of the draws.",
+)
 def test_command(specs: tuple[str, ...], examples: int, seed: int) -> int:
     """Property-test model structures: finite objective, learning, independence, no leaks."""
+    import torch
+
     from .testing.properties import check_structure
 
     failed_specs = 0
@@ -185,6 +193,7 @@ def test_command(specs: tuple[str, ...], examples: int, seed: int) -> int:
             failed_specs += 1
             continue
         click.echo(f"gmdsl test {spec}: {examples} examples per property, seed {seed}")
+        torch.manual_seed(seed)  # the model's initial weights too: a run can be repeated exactly
         results = check_structure(compilation.new_model(), examples, seed)
         for result in results:
             status = "skip" if result.skipped else "pass" if result.passed else "FAIL"

@@ -56,3 +56,24 @@ def test_the_readme_commands_run_as_written(heading: str, tmp_path: Path, monkey
         assert cli.main(words[1:]) == 0, " ".join(words)
     run = next(Path(words[words.index("--run") + 1]) for words in commands if "--run" in words)
     assert (run / "eval.json").exists() and (run / "figures" / "style_grid.png").exists()
+
+
+def _quoted_sessions() -> list[tuple[str, str]]:
+    """(command, output) of each README block that shows a `$ gmdsl ...` session."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```\n\$ (gmdsl [^\n]*)\n(.*?)```", readme, flags=re.S)
+    return [(command, output) for command, output in blocks]
+
+
+@pytest.mark.parametrize("command, shown", _quoted_sessions(), ids=lambda value: value.split("\n")[0][:40])
+def test_the_readme_shows_real_output(command: str, shown: str, capsys, monkeypatch) -> None:
+    """What the README shows a command printing is what it prints (stdout and stderr together)."""
+    from gmdsl import cli
+
+    if command.startswith("gmdsl check many_errors.gm"):
+        monkeypatch.chdir(ROOT / "tests" / "golden" / "bad")
+    else:
+        monkeypatch.chdir(ROOT)
+    cli.main(command.split()[1:])
+    captured = capsys.readouterr()
+    assert captured.out + captured.err == shown
