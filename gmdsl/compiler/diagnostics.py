@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from gmdsl.runtime.errors import UserError, did_you_mean
 
@@ -86,24 +87,9 @@ class Diagnostic:
         return (self.span.line, self.span.column, self.code)
 
 
-def error(
-    code: str,
-    message: str,
-    span: Span,
-    help: str | None = None,  # noqa: A002 - the diagnostic's `help:` line, as rustc calls it
-    note: str | None = None,
-) -> Diagnostic:
-    return Diagnostic("error", code, message, span, help, note)
-
-
-def warning(
-    code: str,
-    message: str,
-    span: Span,
-    help: str | None = None,  # noqa: A002 - the diagnostic's `help:` line, as rustc calls it
-    note: str | None = None,
-) -> Diagnostic:
-    return Diagnostic("warning", code, message, span, help, note)
+# error(code, message, span, help=..., note=...) and warning(...) make a Diagnostic of that severity
+error = partial(Diagnostic, "error")
+warning = partial(Diagnostic, "warning")
 
 
 class SpecError(UserError):
