@@ -33,7 +33,6 @@ _EXPORTS = {
     "compile_spec": "build",
     "Compilation": "build",
     "compile_source": "build",
-    "instantiate": "build",
     "load": "build",
     "read_spec": "build",
     "UserError": "runtime.errors",

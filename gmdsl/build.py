@@ -115,11 +115,6 @@ def compile(spec: str | os.PathLike) -> CompiledModel:  # noqa: A001 - the publi
     return compile_spec(spec).new_model()
 
 
-def instantiate(model: ModelIR) -> CompiledModel:
-    """A fresh `torch.nn.Module` of a model's IR."""
-    return load_model_class(emit(model), model.name)()
-
-
 def load_model_class(source: str, name: str, path: Path | None = None) -> ModelClass:
     """Execute compiled source once and return its `Model` class; source that is not a
     compiled gmdsl model raises `NotACompiledModel`."""
