@@ -88,9 +88,6 @@ class DistributionInfo:
     discrete: bool
     doc: str
 
-    def parameter_names(self) -> list[str]:
-        return [p.name for ps in self.parameterisations for p in ps]
-
     def positional(self) -> tuple[Param, ...]:
         return self.parameterisations[0]
 

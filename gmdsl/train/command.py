@@ -53,8 +53,9 @@ def run_training(
         _check_resume(saved, settings)
         model_class = runs.model_class_of(path)
         bound = runs.bind_data(model_class.variables, settings, runs.saved_labelled_indices(path))
+        device = runs.choose_device(settings.device)
         (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        return _train(path, model_class, bound, settings, progress, resuming=True)
+        return _train(path, model_class, bound, settings, device, progress, resuming=True)
     assert model is not None
     settings = resolve(Path(config_file) if config_file else None, flags)
     bound = runs.bind_data(model.variables, settings)
@@ -64,7 +65,7 @@ def run_training(
     try:
         runs.save_data(path, bound)
         model_class = model.model_class or load_model_class(model.source, path.name, path / "model.py")
-        return _train(path, model_class, bound, settings, progress, resuming=False, device=device)
+        return _train(path, model_class, bound, settings, device, progress, resuming=False)
     except BaseException:
         if Checkpoints(path / "checkpoint").latest() is None:
             runs.remove(path, created)
@@ -76,16 +77,15 @@ def _train(
     model_class: ModelClass,
     bound: runs.BoundData,
     settings: TrainSettings,
+    device: torch.device,
     progress: bool,
     resuming: bool,
-    device: torch.device | None = None,
 ) -> Path:
     for name in bound.unlabelled:
         click.echo(
             f"note: dataset {bound.dataset} has no field for supervised variable `{name}`, so it is trained "
             f'as never labelled; bind one with fields = {{ {name} = "FIELD" }} if the dataset has it'
         )
-    device = device or runs.choose_device(settings.device)
     torch.manual_seed(settings.seed)  # before the model is built: the seed fixes its initial weights
     compiled = model_class().to(device)
     data = runs.training_data(bound, device)
