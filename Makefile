@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 # train specs/mnist.gm on real MNIST with 100 labels, evaluate it and draw its pictures.
 DEMO_RUN := runs/mnist-demo
 DEMO_EPOCHS ?= 5
+SPECS ?= $(wildcard specs/*.gm)
 
 demo: compile-all
 	rm -rf $(DEMO_RUN)
@@ -32,8 +33,8 @@ demo: compile-all
 
 compile-all: $(STAMP)
 	mkdir -p $(DEMO)
-	$(BIN)/gmdsl check specs/*.gm
-	for spec in specs/*.gm; do \
+	$(BIN)/gmdsl check $(SPECS)
+	for spec in $(SPECS); do \
 	  name=$$(basename $$spec .gm); \
 	  $(BIN)/gmdsl graph $$spec -o $(DEMO)/$$name.png || exit 1; \
 	  $(BIN)/gmdsl compile $$spec --dump-ir -o $(DEMO)/$$name.ir.json || exit 1; \

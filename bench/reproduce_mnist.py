@@ -62,7 +62,7 @@ def setting_name(spec: str, epochs: int, lr_schedule: str) -> str:
 
 def train_and_evaluate(args, epochs: int, labels: int, seed: int, logs: Path, threads: int) -> dict:
     name = f"{setting_name(args.spec, epochs, args.lr_schedule)}-n{labels}-seed{seed}"
-    run_dir = ROOT / "runs" / "reproduce" / name
+    run_dir = ROOT / args.runs / name
     shutil.rmtree(run_dir, ignore_errors=True)
     log = logs / f"{name}.log"
     log.unlink(missing_ok=True)
@@ -113,13 +113,14 @@ def main() -> None:
     parser.add_argument("--labels", type=int, nargs="+", default=list(LABELS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--full", action="store_true", help="the paper's setting: 200 epochs")
+    parser.add_argument("--full", dest="epochs", action="store_const", const=200, help="the paper's 200 epochs")
     parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, sharing the CPU cores")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="results", help="where mnist.json, mnist.md and logs/ go")
+    parser.add_argument("--runs", default="runs/reproduce", help="where the run directories (with weights) go")
     args = parser.parse_args()
-    epochs = 200 if args.full else args.epochs
+    epochs = args.epochs
     out = ROOT / args.out
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -144,7 +145,7 @@ def main() -> None:
     }
     results = load(out)
     results["settings"] = [s for s in results["settings"] if s["name"] != record["name"]] + [record]
-    draw_style_grid(results, record, out)
+    draw_style_grid(results, record, out, ROOT / args.runs)
     (out / "mnist.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "mnist.md").write_text(markdown(results), encoding="utf-8")
     print(f"wrote {out / 'mnist.md'} and {out / 'mnist.json'}")
@@ -185,13 +186,13 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
     return table
 
 
-def draw_style_grid(results: dict, record: dict, out: Path) -> None:
+def draw_style_grid(results: dict, record: dict, out: Path, runs: Path) -> None:
     """results/mnist_style.png: `gmdsl show`'s style x digit grid of the best run so far."""
     best = min(record["runs"], key=lambda r: r["test_error"])
     held = results.get("style_grid")
     if held is not None and held["test_error"] <= best["test_error"]:
         return
-    run_dir = ROOT / "runs" / "reproduce" / best["name"]
+    run_dir = runs / best["name"]
     subprocess.run([GMDSL, "show", str(run_dir)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     shutil.copy(run_dir / "figures" / "style_grid.png", out / "mnist_style.png")
     results["style_grid"] = {"run": best["name"], "labels": best["labels"], "test_error": best["test_error"]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
 import shutil
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(sys.prefix)  # the environment running the tests; `.venv` in a README line means it
 
 
 def _example(name: str) -> str:
@@ -38,7 +41,10 @@ def _commands(heading: str) -> list[list[str]]:
     return [words for words in lines if words and words[0] == "gmdsl"]
 
 
-@pytest.mark.parametrize("heading", ["## The first five minutes", "## Training on MNIST"])
+_HEADINGS = ("## The first five minutes", "## Training on MNIST")
+
+
+@pytest.mark.parametrize("heading", _HEADINGS)
 def test_the_readme_commands_run_as_written(heading: str, tmp_path: Path, monkeypatch) -> None:
     """Every `gmdsl` command of these README blocks, word for word, in order, with a small
     generated MNIST look-alike standing in for MNIST in the data cache."""
@@ -77,3 +83,155 @@ def test_the_readme_shows_real_output(command: str, shown: str, capsys, monkeypa
     cli.main(command.split()[1:])
     captured = capsys.readouterr()
     assert captured.out + captured.err == shown
+
+
+def _readme_lines() -> list[str]:
+    """Every command line of the README's sh and bash blocks, comments dropped."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^[ \t]*```(?:sh|bash)\n(.*?)^[ \t]*```", readme, flags=re.S | re.M)
+    lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line]
+
+
+def _lines_starting(prefix: str) -> list[str]:
+    lines = [line for line in _readme_lines() if line.startswith(prefix)]
+    assert lines, f"the README shows no `{prefix}` command"
+    return lines
+
+
+# The README lines that the tests below run (besides the two gmdsl blocks above), by their start.
+RUN_BELOW = (
+    "make demo",
+    "make test",
+    "source .venv/bin/activate",
+    "gmdsl graph ",
+    "gmdsl data fetch fashion-mnist",
+    ".venv/bin/python bench/step_time.py",
+    ".venv/bin/python bench/reproduce_mnist.py",
+)
+
+
+def test_every_readme_command_is_run_by_a_test() -> None:
+    covered = {" ".join(words) for heading in _HEADINGS for words in _commands(heading)}
+    missed = [line for line in _readme_lines() if line not in covered and not line.startswith(RUN_BELOW)]
+    assert not missed, f"README commands that no test runs: {missed}"
+
+
+def _tiny_cache(tmp_path: Path) -> dict[str, str]:
+    from tiny_data import make_tiny_mnist
+
+    make_tiny_mnist(tmp_path / "cache" / "mnist")
+    return dict(os.environ, GMDSL_DATA=str(tmp_path / "cache"))
+
+
+def _venv_words(line: str) -> list[str]:
+    """A README line's words, with `.venv` standing for the environment running the tests."""
+    return [word.replace(".venv/", f"{VENV}/", 1) if word.startswith(".venv/") else word for word in line.split()]
+
+
+def test_make_demo(tmp_path: Path) -> None:
+    """`make demo` as the README has it, made small by make variables: one spec, one epoch, tiny
+    data, and its run and pictures in tmp_path. The venv is already set up, so its stamp is kept."""
+    (line,) = _lines_starting("make demo")
+    command = [
+        *line.split(),
+        "-o",
+        str(VENV / ".gmdsl-installed"),
+        f"VENV={VENV}",
+        "SPECS=specs/mnist.gm",
+        "DEMO_EPOCHS=1",
+        f"DEMO={tmp_path / 'build'}",
+        f"DEMO_RUN={tmp_path / 'run'}",
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=_tiny_cache(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "build" / "mnist.py").exists() and (tmp_path / "build" / "mnist.png").exists()
+    assert (tmp_path / "run" / "eval.json").exists() and (tmp_path / "run" / "figures" / "style_grid.png").exists()
+
+
+def test_make_test_is_what_ci_runs() -> None:
+    """CI (`.ci/run`) runs the README's test command, so every green CI run has run it."""
+    (line,) = _lines_starting("make test")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci[-1] == line
+
+
+def test_activating_the_venv_puts_gmdsl_on_path() -> None:
+    (line,) = _lines_starting("source .venv/bin/activate")
+    words = _venv_words(line)
+    script = f"{' '.join(words)} && command -v gmdsl && gmdsl --help"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == str(VENV / "bin" / "gmdsl")
+    assert "Usage: gmdsl" in result.stdout
+
+
+def test_the_graph_command(tmp_path: Path, monkeypatch) -> None:
+    from gmdsl import cli
+
+    (line,) = _lines_starting("gmdsl graph ")
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(line.split()[1:]) == 0
+    output = Path(line.split()[line.split().index("-o") + 1])
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fake_debian_tools(bin_dir: Path, unpacked: Path) -> None:
+    """`apt-get download` and `dpkg-deb -x` stand-ins: the first leaves a package file, the second
+    unpacks the gzipped IDX files of `unpacked` where Debian's package keeps them."""
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(
+        '#!/bin/sh\n[ "$1" = download ] && echo package > "${2}_1.0-1_all.deb"\n', encoding="utf-8"
+    )
+    target = "$3/usr/share/datasets/fashion-mnist"
+    (bin_dir / "dpkg-deb").write_text(
+        f'#!/bin/sh\n[ "$1" = -x ] && mkdir -p "{target}" && cp {unpacked}/*.gz "{target}"\n', encoding="utf-8"
+    )
+    for tool in ("apt-get", "dpkg-deb"):
+        (bin_dir / tool).chmod(0o755)
+
+
+def test_fetching_fashion_mnist(tmp_path: Path, monkeypatch) -> None:
+    """The README's fetch line, with Debian's tools stood in for (no network in tests): the files
+    land gzipped in the cache and open as a dataset."""
+    from tiny_data import make_tiny_mnist
+
+    from gmdsl import cli
+    from gmdsl.train.datasets import open_dataset
+
+    (line,) = _lines_starting("gmdsl data fetch fashion-mnist")
+    raw = make_tiny_mnist(tmp_path / "raw")
+    unpacked = tmp_path / "deb"
+    unpacked.mkdir()
+    for idx in raw.iterdir():
+        (unpacked / f"{idx.name}.gz").write_bytes(gzip.compress(idx.read_bytes()))
+    _fake_debian_tools(tmp_path / "bin", unpacked)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path / "cache"))
+    assert cli.main(line.split()[1:]) == 0
+    dataset = open_dataset("fashion-mnist", fetch_missing=False)
+    assert dataset.train["image"].shape[0] == 400 and dataset.test["label"].shape[0] == 100
+
+
+def test_the_step_time_bench() -> None:
+    """The README's line with fewer, smaller rounds appended (the last flag wins)."""
+    (line,) = _lines_starting(".venv/bin/python bench/step_time.py")
+    command = [*_venv_words(line), "--rounds", "2", "--batch", "16"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"ratio compiled / hand-written: \d\.\d{3}", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("line", _lines_starting(".venv/bin/python bench/reproduce_mnist.py"))
+def test_the_reproduce_bench(line: str, tmp_path: Path) -> None:
+    """The README's lines with a small table appended (the last flag wins): 10 labels, one seed,
+    one epoch on tiny data, on the CPU, written to tmp_path."""
+    small = ["--labels", "10", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--device", "cpu"]
+    outputs = ["--out", str(tmp_path / "results"), "--runs", str(tmp_path / "runs")]
+    command = [*_venv_words(line), *small, *outputs]
+    result = subprocess.run(command, cwd=ROOT, env=_tiny_cache(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = (tmp_path / "results" / "mnist.md").read_text(encoding="utf-8")
+    assert "mnist_wide-e1-cosine" in table and (tmp_path / "results" / "mnist_style.png").exists()
