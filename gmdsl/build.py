@@ -18,6 +18,7 @@ from .compiler.checked import CheckedSpec
 from .compiler.checker import check
 from .compiler.diagnostics import SpecError
 from .compiler.emit import emit
+from .compiler.hoisting import hoist
 from .compiler.ir import ModelIR
 from .compiler.lowering import lower
 from .compiler.parser import parse
@@ -83,16 +84,18 @@ class Compilation:
         return load_model_class(self.source, self.model.name)()
 
 
-def compile_checked(checked: CheckedSpec) -> Compilation:
-    """Lower a checked spec; any error in it raises `SpecError` with every diagnostic."""
+def compile_checked(checked: CheckedSpec, hoisting: bool = True) -> Compilation:
+    """Lower a checked spec and run the IR passes (`hoisting=False` skips invariance hoisting,
+    to compare against); any error in it raises `SpecError` with every diagnostic."""
     if not checked.ok:
         raise SpecError(checked.diagnostics, checked.spec.path, checked.spec.source)
-    return Compilation(checked, lower(checked))
+    model = lower(checked)
+    return Compilation(checked, hoist(model) if hoisting else model)
 
 
-def compile_spec(spec: str | os.PathLike) -> Compilation:
+def compile_spec(spec: str | os.PathLike, hoisting: bool = True) -> Compilation:
     """Parse, check and lower a spec (a path or its text); raises `SpecError`."""
-    return compile_checked(check_spec(spec))
+    return compile_checked(check_spec(spec), hoisting)
 
 
 def load(spec: str | os.PathLike) -> ModelIR:

@@ -3,6 +3,12 @@
 A network reads the concatenation of its flat inputs (`join`) and writes a flat output of
 the width the compiler inferred; any leading dimensions (samples, enumerated values) pass
 through untouched.
+
+Every network can also be called in two steps, which is how compiled code hoists work out of
+the sample and enumeration dimensions: `part(value, at)` is one input's share of the first
+layer, computed at that input's own leading dimensions (x [B, 784] once per row, not once
+per draw), and `finish(*parts)` adds the shares, broadcasting them, and runs the rest. The
+first layer's weight is split by columns, so the parameters are the same either way.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .registry import ACTIVATIONS
@@ -39,9 +46,42 @@ def _dense(widths: Sequence[int], activation: str) -> list[nn.Module]:
     return layers
 
 
-def mlp(input_width: int, output_width: int, hidden: Sequence[int] = (), activation: str = "relu") -> nn.Module:
+def _share(first: nn.Linear, value: torch.Tensor, at: int) -> torch.Tensor:
+    """The first layer's product with the input occupying columns at..at+width (no bias)."""
+    return F.linear(value, first.weight[:, at : at + value.shape[-1]])
+
+
+def _total(first: nn.Linear, parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The first layer's output from its inputs' shares, broadcast together."""
+    total = parts[0] + first.bias
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+class Dense(nn.Sequential):
+    """An MLP: linear layers with an activation between them (a Sequential, so its
+    state-dict keys are `0.weight`, `0.bias`, `2.weight`, ...)."""
+
+    @property
+    def first(self) -> nn.Linear:
+        layer = self[0]
+        assert isinstance(layer, nn.Linear)
+        return layer
+
+    def part(self, value: torch.Tensor, at: int) -> torch.Tensor:
+        return _share(self.first, value, at)
+
+    def finish(self, *parts: torch.Tensor) -> torch.Tensor:
+        hidden = _total(self.first, parts)
+        for layer in list(self)[1:]:
+            hidden = layer(hidden)
+        return hidden
+
+
+def mlp(input_width: int, output_width: int, hidden: Sequence[int] = (), activation: str = "relu") -> Dense:
     """Linear layers of widths input -> hidden... -> output, `activation` between them."""
-    return nn.Sequential(*_dense([input_width, *hidden, output_width], activation))
+    return Dense(*_dense([input_width, *hidden, output_width], activation))
 
 
 class _LeadingDims(nn.Module):
@@ -77,15 +117,26 @@ class Conv(_LeadingDims):
         self.convolutions = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             features = self.convolutions(torch.zeros(1, *self.image_shape)).shape[-1]
+        self.features = features
         rest = input_width - self.image_width
-        self.dense = nn.Sequential(*_dense([features + rest, *hidden, output_width], activation))
+        self.dense = Dense(*_dense([features + rest, *hidden, output_width], activation))
+
+    def _features(self, image: torch.Tensor) -> torch.Tensor:
+        return self.run(image, lambda rows: self.convolutions(rows.reshape(-1, *self.image_shape)))
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
-        def body(rows: torch.Tensor) -> torch.Tensor:
-            image = rows[:, : self.image_width].reshape(-1, *self.image_shape)
-            return self.dense(torch.cat([self.convolutions(image), rows[:, self.image_width :]], dim=-1))
+        features = self._features(flat[..., : self.image_width])
+        return self.dense(torch.cat([features, flat[..., self.image_width :]], dim=-1))
 
-        return self.run(flat, body)
+    def part(self, value: torch.Tensor, at: int) -> torch.Tensor:
+        """The image (at 0) goes through the convolutions first; the other inputs follow the
+        features in the dense layers' input."""
+        if at == 0:
+            return self.dense.part(self._features(value), 0)
+        return self.dense.part(value, self.features + at - self.image_width)
+
+    def finish(self, *parts: torch.Tensor) -> torch.Tensor:
+        return self.dense.finish(*parts)
 
 
 class Deconv(_LeadingDims):
@@ -107,9 +158,7 @@ class Deconv(_LeadingDims):
         out_channels, height, width = self.output_shape
         factor = stride ** len(channels)
         self.start = (channels[0], math.ceil(height / factor), math.ceil(width / factor))
-        self.dense = nn.Sequential(
-            *_dense([input_width, *hidden, math.prod(self.start)], activation), _activation(activation)
-        )
+        self.dense = Dense(*_dense([input_width, *hidden, math.prod(self.start)], activation), _activation(activation))
         layers: list[nn.Module] = []
         # each layer grows the image by at least `stride`; the excess is cropped in forward
         excess = kernel - stride
@@ -121,14 +170,23 @@ class Deconv(_LeadingDims):
             ]
         self.deconvolutions = nn.Sequential(*layers[:-1])  # no activation on the parameters
 
-    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+    def _image(self, dense: torch.Tensor) -> torch.Tensor:
         _, height, width = self.output_shape
 
         def body(rows: torch.Tensor) -> torch.Tensor:
-            image = self.deconvolutions(self.dense(rows).reshape(-1, *self.start))
+            image = self.deconvolutions(rows.reshape(-1, *self.start))
             return image[:, :, :height, :width].reshape(rows.shape[0], -1)
 
-        return self.run(flat, body)
+        return self.run(dense, body)
+
+    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+        return self._image(self.dense(flat))
+
+    def part(self, value: torch.Tensor, at: int) -> torch.Tensor:
+        return self.dense.part(value, at)
+
+    def finish(self, *parts: torch.Tensor) -> torch.Tensor:
+        return self._image(self.dense.finish(*parts))
 
 
 # The builders a compiled module calls: `rt.NAME(*arguments, **options)`, with the arguments

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import math
 from pathlib import Path
 
 from gmdsl.runtime.registry import NETWORK_BUILDERS
@@ -31,9 +32,11 @@ class _Names:
         self.taken = set(taken)
         self.chosen: dict[str, str] = {}
 
-    def __call__(self, name: str) -> str:
+    def __call__(self, name: str, preferred: str | None = None) -> str:
+        """The Python name for `name` (chosen from `preferred` where `name` is no Python name)."""
         if name not in self.chosen:
-            candidate = name if not keyword.iskeyword(name) else name + "_"
+            candidate = preferred or name
+            candidate = candidate if not keyword.iskeyword(candidate) else candidate + "_"
             while candidate in self.taken:
                 candidate += "_"
             self.taken.add(candidate)
@@ -58,6 +61,9 @@ class _Emitter:
         self.spec_file = Path(model.path).name if model.path != "<string>" else "<string>"
         self.local = _Names(_TAKEN)
         self.attribute = _Names(_module_attributes())
+        self.graph = model.q  # the graph whose forward is being written
+        self.shares: dict[tuple[str, str], str] = {}  # (network, input) -> the local holding its hoisted share
+        self.hoisted_lines: list[str] = []  # lines the current statement needs first
 
     # --- the module ---------------------------------------------------------------------
 
@@ -92,6 +98,7 @@ class _Emitter:
         trace = "rt.Recognition" if which == "q" else "rt.Generation"
         lines += ["", f"    def forward(self, {which}: {trace}) -> None:"]
         read = _read_in(graph)
+        self.graph, self.shares = graph, {}
         for node in graph.nodes:
             lines += self.statement(which, node, node.name in read)
         return "\n".join(lines)
@@ -157,12 +164,12 @@ class _Emitter:
         where = f"  # {self.spec_file}:{node.line}"
         target = f"{self.local(node.name)} = " if is_read else ""
         if isinstance(node, LetNode):
-            call = self.call(node.network, node.inputs)
+            call = self.call(node.network, node.inputs, node.hoisted)
             text = (
                 f"let {node.name} : {node.type}[{', '.join(map(str, node.shape))}] = "
                 f"{network_call_text(node.network, node.inputs)}"
             )
-            return [f"        # {text}", f"        {target}{_linked(node.link, call)}{where}"]
+            return [f"        # {text}", *self.take_hoisted(), f"        {target}{_linked(node.link, call)}{where}"]
         factor = node.factor
         if factor is None:  # observed, in q
             return [f"        {target}q.observed({_str(node.name)}){where}"]
@@ -171,17 +178,20 @@ class _Emitter:
             extra = f", relaxation={float(factor.estimator.options['temperature'])!r}"
         elif factor.estimator is not None:
             extra = ", enumeration=True"
+        distribution = self.distribution(node)
         return [
             f"        # {self.factor_text(which, node)}",
-            f"        {target}{which}.sample({_str(node.name)}, {self.distribution(node)}{extra}){where}",
+            *self.take_hoisted(),
+            f"        {target}{which}.sample({_str(node.name)}, {distribution}{extra}){where}",
         ]
 
     def distribution(self, node: VariableNode) -> str:
         assert node.factor is not None
         name = node.factor.distribution
         bindings = node.factor.parameters
-        if len(bindings) == 1 and isinstance(bindings[0], NetworkParameter) and len(bindings[0].params) > 1:
-            return f"rt.{name}.from_network({self.call(bindings[0].network, bindings[0].inputs)})"
+        first = bindings[0]
+        if len(bindings) == 1 and isinstance(first, NetworkParameter) and len(first.params) > 1:
+            return f"rt.{name}.from_network({self.call(first.network, first.inputs, first.hoisted)})"
         arguments = []
         for binding in bindings:
             (param,) = binding.params
@@ -193,7 +203,7 @@ class _Emitter:
                 value = self.local(binding.source)
             else:
                 param = binding.argument or param
-                value = _linked(binding.link or "identity", self.call(binding.network, binding.inputs))
+                value = _linked(binding.link or "identity", self.call(binding.network, binding.inputs, binding.hoisted))
             arguments.append(f"{param}={value}")
         return f"rt.{name}({', '.join(arguments)})"
 
@@ -214,8 +224,31 @@ class _Emitter:
             options,
         )
 
-    def call(self, network: str, inputs: list[str]) -> str:
-        return f"self.{self.attribute(network)}(rt.join({', '.join(self.local(i) for i in inputs)}))"
+    def call(self, network: str, inputs: list[str], hoisted: list[str]) -> str:
+        """`self.net(rt.join(a, b))`; with hoisted inputs, `self.net.finish(shares...)`, where
+        a hoisted input's share is a local computed on a line of its own (`take_hoisted`)."""
+        net = f"self.{self.attribute(network)}"
+        if not hoisted:
+            return f"{net}(rt.join({', '.join(self.local(i) for i in inputs)}))"
+        shares, at = [], 0
+        for name in inputs:
+            share = f"{net}.part({self.local(name)}, at={at})"
+            if name in hoisted:
+                key = (network, name)
+                if key not in self.shares:  # the same share is computed once per forward
+                    self.shares[key] = self.local(f"{network}.part({name})", preferred=f"{network}_{name}")
+                    self.hoisted_lines.append(
+                        f"        {self.shares[key]} = {share}  # hoisted: {name}'s share of {network}'s "
+                        "first layer, computed once and broadcast over the draws"
+                    )
+                share = self.shares[key]
+            shares.append(share)
+            at += math.prod(self.graph.node(name).shape)
+        return f"{net}.finish({', '.join(shares)})"
+
+    def take_hoisted(self) -> list[str]:
+        lines, self.hoisted_lines = self.hoisted_lines, []
+        return lines
 
     def network(self, network: Network) -> str:
         """`rt.BUILDER(sizes..., options...)`: the sizes the registry's builder entry names."""

@@ -52,6 +52,7 @@ class NetworkParameter(_Frozen):
     inputs: list[str]
     argument: str | None = None
     link: str | None = None
+    hoisted: list[str] = []  # inputs whose share of the first layer is computed once (see hoisting.py)
 
 
 Parameter = Annotated[
@@ -104,6 +105,7 @@ class LetNode(_Frozen):
     network: str
     inputs: list[str]
     link: str
+    hoisted: list[str] = []  # as in NetworkParameter
 
 
 Node = Annotated[VariableNode | LetNode, Field(discriminator="kind")]

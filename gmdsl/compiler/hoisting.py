@@ -1,0 +1,85 @@
+"""Invariance hoisting, a pass over the typed IR.
+
+Under S importance samples, or K enumerated values of a discrete variable, the values of a
+pass carry leading dimensions (runtime/trace.py): x is [B, 784], a draw of z [S, B, 50], an
+enumerated y [K, 1, 1, 10]. A network reading join(x, y) would expand x to y's dimensions and
+multiply it by the first layer S (or K) times. Since W [x; y] = W_x x + W_y y, the pass marks
+each call whose inputs vary over fewer dimensions than the call as a whole: the emitter then
+computes each marked input's share of the first layer once, at its own dimensions, and the
+network adds the shares, broadcasting them (`part` / `finish` in runtime/networks.py). The
+weights are the same either way, so checkpoints load into both forms.
+"""
+
+from __future__ import annotations
+
+from .ir import Graph, LetNode, ModelIR, NetworkParameter, VariableNode
+
+BATCH = "batch"
+SAMPLES = "samples"
+
+
+def leading_dimensions(model: ModelIR) -> dict[str, frozenset[str]]:
+    """The leading dimensions each value carries in q's pass, which p's pass reads in the
+    objective: observed values only the batch; a sampled value the samples and the batch, and
+    whatever its parameters vary over; an enumerated value its own dimension (and the batch,
+    for a supervised one, whose labels replace the enumerated values on labelled rows)."""
+    dimensions: dict[str, frozenset[str]] = {}
+
+    def of(names: list[str]) -> frozenset[str]:
+        return frozenset().union(*(dimensions.get(name, frozenset({BATCH})) for name in names))
+
+    for graph in (model.q, model.p):
+        for node in graph.nodes:
+            if node.name in dimensions:
+                continue
+            if isinstance(node, LetNode):
+                dimensions[node.name] = of(node.inputs)
+            elif node.factor is None:
+                dimensions[node.name] = frozenset({BATCH})
+            elif node.factor.estimator is not None and node.factor.estimator.name == "enumeration":
+                own = frozenset({f"enumerated {node.name}"})
+                dimensions[node.name] = own | ({BATCH} if node.role == "supervised" else frozenset())
+            else:
+                dimensions[node.name] = frozenset({SAMPLES, BATCH}) | of(_read_by(node))
+    return dimensions
+
+
+def _read_by(node: VariableNode) -> list[str]:
+    assert node.factor is not None
+    names = list(node.factor.parents)
+    for binding in node.factor.parameters:
+        if binding.kind == "network":
+            names += binding.inputs
+        elif binding.kind == "reference":
+            names.append(binding.source)
+    return names
+
+
+def hoistable(inputs: list[str], dimensions: dict[str, frozenset[str]]) -> list[str]:
+    """The inputs of a network call that vary over fewer dimensions than the call (none when
+    all vary alike: then there is nothing to save)."""
+    call = frozenset().union(*(dimensions[name] for name in inputs))
+    return [name for name in inputs if dimensions[name] < call]
+
+
+def hoist(model: ModelIR) -> ModelIR:
+    """The model with `hoisted` set on every network call that has inputs to hoist."""
+    dimensions = leading_dimensions(model)
+    return model.model_copy(update={"q": _hoisted_graph(model.q, dimensions), "p": _hoisted_graph(model.p, dimensions)})
+
+
+def _hoisted_graph(graph: Graph, dimensions: dict[str, frozenset[str]]) -> Graph:
+    nodes = []
+    for node in graph.nodes:
+        if isinstance(node, LetNode):
+            node = node.model_copy(update={"hoisted": hoistable(node.inputs, dimensions)})
+        elif node.factor is not None:
+            parameters = [
+                b.model_copy(update={"hoisted": hoistable(b.inputs, dimensions)})
+                if isinstance(b, NetworkParameter)
+                else b
+                for b in node.factor.parameters
+            ]
+            node = node.model_copy(update={"factor": node.factor.model_copy(update={"parameters": parameters})})
+        nodes.append(node)
+    return Graph(model=graph.model, nodes=nodes, edges=graph.edges)  # a new Graph: its cached views start afresh
