@@ -95,7 +95,25 @@ def _torch_backed(registry_name: str, factory):
     return type(registry_name, (Distribution,), {"name": registry_name, "torch_distribution": torch_distribution})
 
 
-Normal = _torch_backed("Normal", lambda loc, scale: D.Normal(loc, scale, validate_args=False))
+_HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
+
+
+class Normal(_torch_backed("Normal", lambda loc, scale: D.Normal(loc, scale, validate_args=False))):  # type: ignore[misc]
+    """The Normal, with its log-density and draws written out: the most used factor of all, so
+    the hot path avoids building a torch.distributions object (and tensors of constant
+    parameters) in every step. Draws take the same random stream as torch's Normal."""
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        loc, scale = self.params["loc"], self.params["scale"]
+        standard = (value - loc) / scale
+        log_scale = math.log(scale) if isinstance(scale, (int, float)) else torch.log(scale)
+        return (-0.5 * standard * standard - log_scale).sum(-1) - self.size * _HALF_LOG_TWO_PI
+
+    def rsample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        noise = torch.empty(shape, dtype=dtype, device=device).normal_()
+        return self.params["loc"] + self.params["scale"] * noise
+
+
 Laplace = _torch_backed("Laplace", lambda loc, scale: D.Laplace(loc, scale, validate_args=False))
 LogNormal = _torch_backed("LogNormal", lambda loc, scale: D.LogNormal(loc, scale, validate_args=False))
 Gamma = _torch_backed("Gamma", lambda concentration, rate: D.Gamma(concentration, rate, validate_args=False))
@@ -126,8 +144,10 @@ class Bernoulli(Distribution):
         if "probs" in params:  # xlogy keeps probs of exactly 0 or 1 exact (0 * log 0 = 0)
             probs = params["probs"]
             return (torch.xlogy(value, probs) + torch.xlogy(1 - value, 1 - probs)).sum(-1)
-        logits, value = torch.broadcast_tensors(params["logits"], value)
-        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+        # x l - softplus(l), summed: one product-and-sum and one softplus pass over the logits
+        # (binary_cross_entropy_with_logits makes several, and needs the value expanded first)
+        logits = params["logits"]
+        return torch.linalg.vecdot(logits, value) - F.softplus(logits).sum(-1)
 
     def torch_distribution(self, dtype=None, device=None, like=None):
         return D.Bernoulli(logits=self.logits(like, dtype, device), validate_args=False)
@@ -179,6 +199,8 @@ class Categorical(Distribution):
         return torch.log(probs / probs.sum(-1, keepdim=True))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.params.get("probs"), str):  # uniform: each group's values sum to 1
+            return value.sum(-1) * -math.log(self.categories)
         return (self._grouped(value) * self.log_probs(like=value)).sum((-2, -1))
 
     def _flat(self, t: torch.Tensor) -> torch.Tensor:
