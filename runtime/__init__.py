@@ -32,6 +32,7 @@ _EXPORTS = {
     "deconv": "networks",
     "join": "networks",
     "mlp": "networks",
+    "Share": "networks",
     "Generation": "trace",
     "Recognition": "trace",
     "Variable": "trace",

@@ -4,17 +4,18 @@ A network reads the concatenation of its flat inputs (`join`) and writes a flat 
 the width the compiler inferred; any leading dimensions (samples, enumerated values) pass
 through untouched.
 
-Every network can also be called in two steps, which is how compiled code hoists work out of
-the sample and enumeration dimensions: `part(value, at)` is one input's share of the first
-layer, computed at that input's own leading dimensions (x [B, 784] once per row, not once
-per draw), and `finish(*parts)` adds the shares, broadcasting them, and runs the rest. The
-first layer's weight is split by columns, so the parameters are the same either way.
+Every network can also take its inputs apart, which is how compiled code hoists work out of
+the sample and enumeration dimensions: `finish(x, y)` multiplies each input by its block of
+the first layer's columns at that input's own leading dimensions (x [B, 784] once per row, not
+once per draw of y) and adds the products, broadcasting them. Compiled code names the inputs
+it hoists (`Share`). The weight is split, not copied, so the parameters are the same either way.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -46,16 +47,31 @@ def _dense(widths: Sequence[int], activation: str) -> list[nn.Module]:
     return layers
 
 
-def _share(first: nn.Linear, value: torch.Tensor, at: int) -> torch.Tensor:
-    """The first layer's product with the input occupying columns at..at+width (no bias)."""
-    return F.linear(value, first.weight[:, at : at + value.shape[-1]])
+class Share(NamedTuple):
+    """An input of a network call that compiled code hoists: `finish` multiplies it by its own
+    block of the first layer, at its own leading dimensions, apart from the other inputs."""
+
+    value: torch.Tensor
 
 
-def _total(first: nn.Linear, parts: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The first layer's output from its inputs' shares, broadcast together."""
-    total = parts[0] + first.bias
-    for part in parts[1:]:
-        total = total + part
+def _first_layer(layer: nn.Linear, inputs: Sequence[torch.Tensor | Share]) -> torch.Tensor:
+    """The first layer's output for its inputs, in order: each `Share` times its block of the
+    weight's columns, each run of other inputs joined and times its block, the products added
+    with broadcasting. When every input varies alike there is nothing to gain: one product."""
+    values = [item.value if isinstance(item, Share) else item for item in inputs]
+    if len({value.shape[:-1] for value in values}) == 1:
+        return layer(join(*values))
+    runs: list[list[torch.Tensor]] = []
+    for item, previous in zip(inputs, [Share(values[0]), *inputs[:-1]], strict=True):
+        if isinstance(item, Share) or isinstance(previous, Share):
+            runs.append([])
+        runs[-1].append(item.value if isinstance(item, Share) else item)
+    # one split of the weight, so that its gradient is one concatenation of the blocks' gradients
+    blocks = layer.weight.split([sum(value.shape[-1] for value in run) for run in runs], dim=1)
+    products = sorted((F.linear(join(*run), block) for run, block in zip(runs, blocks, strict=True)), key=torch.numel)
+    total = products[0] + layer.bias  # the smallest first: broadcasting grows the sum only when it must
+    for product in products[1:]:
+        total = total + product
     return total
 
 
@@ -69,11 +85,9 @@ class Dense(nn.Sequential):
         assert isinstance(layer, nn.Linear)
         return layer
 
-    def part(self, value: torch.Tensor, at: int) -> torch.Tensor:
-        return _share(self.first, value, at)
-
-    def finish(self, *parts: torch.Tensor) -> torch.Tensor:
-        hidden = _total(self.first, parts)
+    def finish(self, *inputs: torch.Tensor | Share) -> torch.Tensor:
+        """The network's output for its inputs given apart, some of them hoisted `Share`s."""
+        hidden = _first_layer(self.first, inputs)
         for layer in list(self)[1:]:
             hidden = layer(hidden)
         return hidden
@@ -128,15 +142,13 @@ class Conv(_LeadingDims):
         features = self._features(flat[..., : self.image_width])
         return self.dense(torch.cat([features, flat[..., self.image_width :]], dim=-1))
 
-    def part(self, value: torch.Tensor, at: int) -> torch.Tensor:
-        """The image (at 0) goes through the convolutions first; the other inputs follow the
-        features in the dense layers' input."""
-        if at == 0:
-            return self.dense.part(self._features(value), 0)
-        return self.dense.part(value, self.features + at - self.image_width)
-
-    def finish(self, *parts: torch.Tensor) -> torch.Tensor:
-        return self.dense.finish(*parts)
+    def finish(self, *inputs: torch.Tensor | Share) -> torch.Tensor:
+        """The image (the first input) goes through the convolutions at its own dimensions; the
+        other inputs follow its features into the dense layers."""
+        image, *others = inputs
+        if isinstance(image, Share):
+            return self.dense.finish(Share(self._features(image.value)), *others)
+        return self.dense.finish(self._features(image), *others)
 
 
 class Deconv(_LeadingDims):
@@ -182,11 +194,8 @@ class Deconv(_LeadingDims):
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
         return self._image(self.dense(flat))
 
-    def part(self, value: torch.Tensor, at: int) -> torch.Tensor:
-        return self.dense.part(value, at)
-
-    def finish(self, *parts: torch.Tensor) -> torch.Tensor:
-        return self._image(self.dense.finish(*parts))
+    def finish(self, *inputs: torch.Tensor | Share) -> torch.Tensor:
+        return self._image(self.dense.finish(*inputs))
 
 
 # The builders a compiled module calls: `rt.NAME(*arguments, **options)`, with the arguments

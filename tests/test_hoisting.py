@@ -136,7 +136,7 @@ def test_the_pass_hoists_what_does_not_vary(name: str, network: str, hoisted: li
     ]
     assert calls == [hoisted]
     source = compile_spec(SPECS[name]).source
-    assert f"{network}_{hoisted[0]} = self.{network}.part(" in source  # one named line
+    assert f"{network}_{hoisted[0]} = rt.Share({hoisted[0]})" in source  # one named line
     assert "hoisted" not in compile_spec(SPECS[name], hoisting=False).source
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import keyword
-import math
 from pathlib import Path
 
 from gmdsl.runtime.registry import NETWORK_BUILDERS
@@ -61,9 +60,8 @@ class _Emitter:
         self.spec_file = Path(model.path).name if model.path != "<string>" else "<string>"
         self.local = _Names(_TAKEN)
         self.attribute = _Names(_module_attributes())
-        self.graph = model.q  # the graph whose forward is being written
-        self.shares: dict[tuple[str, str], str] = {}  # (network, input) -> the local holding its hoisted share
         self.hoisted_lines: list[str] = []  # lines the current statement needs first
+        self.shared: set[str] = set()  # the Share locals the current forward has named
 
     # --- the module ---------------------------------------------------------------------
 
@@ -98,7 +96,7 @@ class _Emitter:
         trace = "rt.Recognition" if which == "q" else "rt.Generation"
         lines += ["", f"    def forward(self, {which}: {trace}) -> None:"]
         read = _read_in(graph)
-        self.graph, self.shares = graph, {}
+        self.shared = set()
         for node in graph.nodes:
             lines += self.statement(which, node, node.name in read)
         return "\n".join(lines)
@@ -225,26 +223,26 @@ class _Emitter:
         )
 
     def call(self, network: str, inputs: list[str], hoisted: list[str]) -> str:
-        """`self.net(rt.join(a, b))`; with hoisted inputs, `self.net.finish(shares...)`, where
-        a hoisted input's share is a local computed on a line of its own (`take_hoisted`)."""
+        """`self.net(rt.join(a, b))`; with hoisted inputs `self.net.finish(a_share, b)`, each
+        hoisted input named as an `rt.Share` on a line of its own (`take_hoisted`)."""
         net = f"self.{self.attribute(network)}"
         if not hoisted:
             return f"{net}(rt.join({', '.join(self.local(i) for i in inputs)}))"
-        shares, at = [], 0
+        arguments = []
         for name in inputs:
-            share = f"{net}.part({self.local(name)}, at={at})"
+            argument = self.local(name)
             if name in hoisted:
-                key = (network, name)
-                if key not in self.shares:  # the same share is computed once per forward
-                    self.shares[key] = self.local(f"{network}.part({name})", preferred=f"{network}_{name}")
-                    self.hoisted_lines.append(
-                        f"        {self.shares[key]} = {share}  # hoisted: {name}'s share of {network}'s "
-                        "first layer, computed once and broadcast over the draws"
-                    )
-                share = self.shares[key]
-            shares.append(share)
-            at += math.prod(self.graph.node(name).shape)
-        return f"{net}.finish({', '.join(shares)})"
+                argument = self.local(f"{network}.share({name})", preferred=f"{network}_{name}")
+                if argument in self.shared:  # named already, for an earlier call of the network
+                    arguments.append(argument)
+                    continue
+                self.shared.add(argument)
+                self.hoisted_lines.append(
+                    f"        {argument} = rt.Share({self.local(name)})  # hoisted: {network}'s first layer "
+                    f"multiplies {name} at {name}'s own dimensions, not once per draw"
+                )
+            arguments.append(argument)
+        return f"{net}.finish({', '.join(arguments)})"
 
     def take_hoisted(self) -> list[str]:
         lines, self.hoisted_lines = self.hoisted_lines, []

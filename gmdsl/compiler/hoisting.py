@@ -4,10 +4,10 @@ Under S importance samples, or K enumerated values of a discrete variable, the v
 pass carry leading dimensions (runtime/trace.py): x is [B, 784], a draw of z [S, B, 50], an
 enumerated y [K, 1, 1, 10]. A network reading join(x, y) would expand x to y's dimensions and
 multiply it by the first layer S (or K) times. Since W [x; y] = W_x x + W_y y, the pass marks
-each call whose inputs vary over fewer dimensions than the call as a whole: the emitter then
-computes each marked input's share of the first layer once, at its own dimensions, and the
-network adds the shares, broadcasting them (`part` / `finish` in runtime/networks.py). The
-weights are the same either way, so checkpoints load into both forms.
+each call whose inputs vary over fewer dimensions than the call as a whole: the emitter names
+each marked input as an `rt.Share`, and the network's `finish` multiplies it by its own block of
+the first layer at its own dimensions and adds the products, broadcasting them
+(runtime/networks.py). The weights are the same either way, so checkpoints load into both forms.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ class Encoder(torch.nn.Module):
         # q(z | x) = Normal(encoder(h))
         z = q.sample("z", rt.Normal.from_network(self.encoder(rt.join(h))))  # digit_after_style.gm:14
         # q(y | x, z) = Categorical(logits = classifier(h, z)) by enumeration
-        classifier_h = self.classifier.part(h, at=0)  # hoisted: h's share of classifier's first layer, computed once and broadcast over the draws
-        q.sample("y", rt.Categorical(logits=self.classifier.finish(classifier_h, self.classifier.part(z, at=128))), enumeration=True)  # digit_after_style.gm:15
+        classifier_h = rt.Share(h)  # hoisted: classifier's first layer multiplies h at h's own dimensions, not once per draw
+        q.sample("y", rt.Categorical(logits=self.classifier.finish(classifier_h, z)), enumeration=True)  # digit_after_style.gm:15
 
 
 class Decoder(torch.nn.Module):
@@ -53,8 +53,8 @@ class Decoder(torch.nn.Module):
         # p(y) = Categorical(probs = uniform)
         y = p.sample("y", rt.Categorical(probs=rt.UNIFORM))  # digit_after_style.gm:8
         # p(x | y, z) = Bernoulli(logits = decoder(y, z))
-        decoder_y = self.decoder.part(y, at=0)  # hoisted: y's share of decoder's first layer, computed once and broadcast over the draws
-        decoder_z = self.decoder.part(z, at=10)  # hoisted: z's share of decoder's first layer, computed once and broadcast over the draws
+        decoder_y = rt.Share(y)  # hoisted: decoder's first layer multiplies y at y's own dimensions, not once per draw
+        decoder_z = rt.Share(z)  # hoisted: decoder's first layer multiplies z at z's own dimensions, not once per draw
         p.sample("x", rt.Bernoulli(logits=self.decoder.finish(decoder_y, decoder_z)))  # digit_after_style.gm:9
 
 

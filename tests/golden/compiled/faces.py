@@ -32,8 +32,8 @@ class Encoder(torch.nn.Module):
         # q(light | x) = Normal(light_net(x))
         light = q.sample("light", rt.Normal.from_network(self.light_net(rt.join(x))))  # faces.gm:11
         # q(shape | x, light) = Normal(shape_net(x, light))
-        shape_net_x = self.shape_net.part(x, at=0)  # hoisted: x's share of shape_net's first layer, computed once and broadcast over the draws
-        q.sample("shape", rt.Normal.from_network(self.shape_net.finish(shape_net_x, self.shape_net.part(light, at=1024))))  # faces.gm:12
+        shape_net_x = rt.Share(x)  # hoisted: shape_net's first layer multiplies x at x's own dimensions, not once per draw
+        q.sample("shape", rt.Normal.from_network(self.shape_net.finish(shape_net_x, light)))  # faces.gm:12
 
 
 class Decoder(torch.nn.Module):

@@ -33,8 +33,8 @@ class Encoder(torch.nn.Module):
         # q(y | x) = Categorical(logits = classifier(x)) by relaxation(temperature = 0.66)
         y = q.sample("y", rt.Categorical(logits=self.classifier(rt.join(x))), relaxation=0.66)  # mnist_conv.gm:13
         # q(z | x, y) = Normal(encoder(x, y))
-        encoder_x = self.encoder.part(x, at=0)  # hoisted: x's share of encoder's first layer, computed once and broadcast over the draws
-        q.sample("z", rt.Normal.from_network(self.encoder.finish(encoder_x, self.encoder.part(y, at=784))))  # mnist_conv.gm:14
+        encoder_x = rt.Share(x)  # hoisted: encoder's first layer multiplies x at x's own dimensions, not once per draw
+        q.sample("z", rt.Normal.from_network(self.encoder.finish(encoder_x, y)))  # mnist_conv.gm:14
 
 
 class Decoder(torch.nn.Module):

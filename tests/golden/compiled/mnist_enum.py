@@ -33,8 +33,8 @@ class Encoder(torch.nn.Module):
         # q(y | x) = Categorical(logits = classifier(x)) by enumeration
         y = q.sample("y", rt.Categorical(logits=self.classifier(rt.join(x))), enumeration=True)  # mnist_enum.gm:13
         # q(z | x, y) = Normal(encoder(x, y))
-        encoder_x = self.encoder.part(x, at=0)  # hoisted: x's share of encoder's first layer, computed once and broadcast over the draws
-        q.sample("z", rt.Normal.from_network(self.encoder.finish(encoder_x, self.encoder.part(y, at=784))))  # mnist_enum.gm:14
+        encoder_x = rt.Share(x)  # hoisted: encoder's first layer multiplies x at x's own dimensions, not once per draw
+        q.sample("z", rt.Normal.from_network(self.encoder.finish(encoder_x, y)))  # mnist_enum.gm:14
 
 
 class Decoder(torch.nn.Module):
@@ -50,8 +50,8 @@ class Decoder(torch.nn.Module):
         # p(z) = Normal(loc = 0, scale = 1)
         z = p.sample("z", rt.Normal(loc=0.0, scale=1.0))  # mnist_enum.gm:10
         # p(x | y, z) = Bernoulli(logits = decoder(y, z))
-        decoder_y = self.decoder.part(y, at=0)  # hoisted: y's share of decoder's first layer, computed once and broadcast over the draws
-        p.sample("x", rt.Bernoulli(logits=self.decoder.finish(decoder_y, self.decoder.part(z, at=10))))  # mnist_enum.gm:11
+        decoder_y = rt.Share(y)  # hoisted: decoder's first layer multiplies y at y's own dimensions, not once per draw
+        p.sample("x", rt.Bernoulli(logits=self.decoder.finish(decoder_y, z)))  # mnist_enum.gm:11
 
 
 class Model(rt.CompiledModel):
