@@ -213,14 +213,15 @@ class Categorical(Distribution):
         return self._flat(F.one_hot(index, self.categories).to(dtype))
 
     def relaxed_rsample(self, shape: torch.Size, temperature: float, dtype, device) -> torch.Tensor:
+        """A Concrete (Gumbel-softmax) draw, written out as torch's RelaxedOneHotCategorical
+        draws it (the same uniforms), without building its objects, whose inner Categorical
+        validates its arguments and so reads them back from the device in every step."""
         log_probs = self.log_probs(dtype=dtype, device=device)
         grouped_shape = (*shape[:-1], self.size // self.categories, self.categories)
-        relaxed = D.RelaxedOneHotCategorical(
-            torch.as_tensor(temperature, dtype=dtype, device=device),
-            logits=log_probs.expand(grouped_shape),
-            validate_args=False,
-        )
-        return self._flat(relaxed.rsample())
+        tiny = torch.finfo(dtype).eps
+        uniforms = torch.rand(grouped_shape, dtype=dtype, device=device).clamp(tiny, 1 - tiny)
+        gumbels = -(-uniforms.log()).log()
+        return self._flat(torch.softmax((log_probs + gumbels) / temperature, dim=-1))
 
     def support_size(self) -> int:
         return self.categories ** (self.size // self.categories)
