@@ -13,6 +13,7 @@ from torch import nn
 from . import objective as estimators
 from .batch import BatchError, flat_value, prepare
 from .registry import DEFAULT_OBJECTIVE, OBJECTIVES
+from .shapes import broadcast_shapes
 from .trace import Generation, Recognition, Variable
 
 _DEFAULTS = OBJECTIVES[DEFAULT_OBJECTIVE].defaults()
@@ -198,7 +199,7 @@ class CompiledModel(nn.Module):
 def _average_draws(summary: torch.Tensor, log_enumeration: torch.Tensor, rows: int, variable: Variable) -> torch.Tensor:
     """Average a per-draw summary [..., B, size] over enumerated values (weighted by q) and samples."""
     summary = summary.expand(*summary.shape[:-1], variable.size)
-    lead = torch.broadcast_shapes(summary.shape[:-1], log_enumeration.shape, (rows,))
+    lead = broadcast_shapes(summary.shape[:-1], log_enumeration.shape, (rows,))
     weights = torch.softmax(log_enumeration.expand(lead).reshape(-1, rows), dim=0)
     flat = summary.expand(*lead, variable.size).reshape(-1, rows, variable.size)
     return (weights[..., None] * flat).sum(0).reshape(rows, *variable.shape)

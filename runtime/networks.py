@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import ACTIVATIONS
+from .shapes import broadcast_shapes
 
 
 def _activation(name: str) -> nn.Module:
@@ -34,7 +35,7 @@ def join(*inputs: torch.Tensor) -> torch.Tensor:
     x [B, 784] and y [S, B, 10] give [S, B, 794]."""
     if len(inputs) == 1:
         return inputs[0]
-    lead = torch.broadcast_shapes(*(t.shape[:-1] for t in inputs))
+    lead = broadcast_shapes(*(t.shape[:-1] for t in inputs))
     return torch.cat([t.expand(*lead, t.shape[-1]) for t in inputs], dim=-1)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from .distributions import Distribution
 from .registry import ENUMERATION_LIMIT
+from .shapes import broadcast_shapes
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class _Trace:
     def _shape(self, distribution: Distribution, lead: tuple[int, ...]) -> torch.Size:
         """The shape of a fresh draw: the parameters' dimensions with `lead` (+ size) broadcast in."""
         shapes = [v.shape for v in distribution.params.values() if isinstance(v, torch.Tensor)]
-        return torch.broadcast_shapes(*shapes, (*lead, distribution.size))
+        return broadcast_shapes(*shapes, (*lead, distribution.size))
 
 
 class Recognition(_Trace):
