@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,9 +15,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 import step_time  # noqa: E402 - bench/ is a folder of scripts, importable once on the path
 
 
-def test_hand_written_mnist_matches_the_compiled_spec() -> None:
-    compiled, hand = step_time.twin_models(samples=3)
-    step_time.assert_same_objective(compiled, hand, step_time.batch_of(16, torch.Generator().manual_seed(0)), samples=3)
+@pytest.mark.parametrize("spec", ["mnist", "mnist_enum", "mnist_wide"])
+def test_hand_written_mnist_matches_the_compiled_spec(spec: str) -> None:
+    compiled, hand = step_time.twin_models(samples=3, spec=spec)
+    batch = step_time.batch_of(16, torch.Generator().manual_seed(0))
+    step_time.assert_same_objective(compiled, hand, batch, samples=3)
 
 
 def test_the_mnist_table_has_a_row_per_setting_beside_the_references() -> None:

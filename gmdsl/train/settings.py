@@ -69,6 +69,12 @@ class TrainSettings(BaseModel):
     eval_samples: int = _setting(
         100, "Samples of the importance-weighted log-likelihood in `gmdsl eval`.", ge=1, resumable=True
     )
+    compile: bool = _setting(  # noqa: A003 - the flag users know from torch: --compile
+        False,
+        "torch.compile the training step: faster steps after a compilation of about a minute "
+        "(worth it for long runs; see results/performance.md).",
+        resumable=True,
+    )
 
 
 def _extra(field: FieldInfo, key: str) -> bool:
@@ -100,11 +106,13 @@ def settings_options(command: Callable) -> Callable:
     taken from the field. Each is None when not given, so a config file's value stands."""
     for name in reversed(FLAGS):
         field = TrainSettings.model_fields[name]
-        shown = "the spec's" if field.default is None else str(field.default)
+        shown = "the spec's" if field.default is None else str(field.default).lower()
+        flag = f"--{name.replace('_', '-')}"
+        switch = field.annotation is bool  # --NAME/--no-NAME rather than --NAME VALUE
         command = click.option(
-            f"--{name.replace('_', '-')}",
+            f"{flag}/--no-{flag[2:]}" if switch else flag,
             name,
-            type=_click_type(field.annotation),
+            type=None if switch else _click_type(field.annotation),
             default=None,
             show_default=False,  # the default is the setting's, not the flag's (None: not given)
             help=f"{field.description}  [default: {shown}]",

@@ -1,0 +1,508 @@
+"""The performance report: results/performance.md, .json and .png, every figure measured side by
+side in one run of this script on one machine.
+
+    .venv/bin/python bench/performance.py                   # measure everything (about 25 minutes on 2 cores)
+    .venv/bin/python bench/performance.py --render          # redraw .md and .png from results/performance.json
+    .venv/bin/python bench/performance.py --sections steps scaling   # measure some sections again
+
+Sections:
+- machine: CPU, cores, torch, threads, and the sgemm rate, measured here;
+- steps: a training step (objective, backward, fused Adam) of compiled specs against their
+  hand-written twins (bench/handwritten_mnist.py), with the floor: the step's FLOPs (counted by
+  torch's FlopCounterMode) over the sgemm rate;
+- compile: the same step with and without `--compile` (torch.compile), and its compile time;
+- epochs: one epoch of every shipped MNIST spec on real MNIST (100 labels, default settings),
+  against its floor, and the test-set pass (predict) per example against training's;
+- accuracy: time to 90% and 95% test accuracy with 3000 labels, test accuracy measured every
+  `--evaluate-every` steps (not counted in the clock), gmdsl's specs against Pyro's SS-VAE
+  tutorial configuration (bench/pyro_ssvae.py, needs `pip install pyro-ppl`), Pyro capped at
+  `--pyro-budget` seconds;
+- scaling: step time against batch size and against samples (results/performance.png).
+
+Measure alone on the machine: a second job halves every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from step_time import batch_of, step_times
+from torch.utils.flop_counter import FlopCounterMode
+
+from gmdsl.build import compile_spec
+from gmdsl.train import runs
+from gmdsl.train.evaluation import supervised_metrics
+from gmdsl.train.loop import Trainer, training_loss
+from gmdsl.train.settings import TrainSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("machine", "steps", "compile", "epochs", "accuracy", "scaling")
+STEP_CASES = [  # (spec, samples, what it shows)
+    ("mnist", 1, "relaxed y, one sample"),
+    ("mnist", 8, "relaxed y, 8 samples (the spec's)"),
+    ("mnist_enum", 1, "y enumerated"),
+    ("mnist_wide", 1, "2 x 500 units"),
+]
+EPOCH_SPECS = [
+    "mnist",
+    "mnist_one_sample",
+    "mnist_enum",
+    "mnist_alpha10",
+    "mnist_conv",
+    "mnist_wide",
+    "mnist_wide_alpha01",
+]
+ACCURACY_SPECS = ["mnist_wide"]  # the fastest to 90% of the 3-epoch screens in results/mnist.md
+TARGETS = (0.90, 0.95)
+
+
+# --- machine -------------------------------------------------------------------------------
+
+
+def sgemm_rate(size: int = 1024, rounds: int = 20) -> float:
+    """FLOP/s of a float32 matrix product on this machine (median of `rounds`)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times)
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line),
+        platform.processor() or platform.machine(),
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "sgemm_gflops": sgemm_rate() / 1e9,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+def step_flops(spec: str, samples: int, batch_size: int) -> float:
+    """FLOPs of one training step (forward and backward) of the compiled spec."""
+    model = compile_spec(ROOT / "specs" / f"{spec}.gm").new_model()
+    batch = batch_of(batch_size, torch.Generator().manual_seed(0))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.objective(batch, samples=samples, check_values=False).loss.backward()
+    return float(counter.get_total_flops())
+
+
+def steps(rate: float, rounds: int, batch_size: int) -> list[dict]:
+    rows = []
+    for spec, samples, what in STEP_CASES:
+        median = step_times(spec, batch_size, samples, rounds)
+        flops = step_flops(spec, samples, batch_size)
+        rows.append(
+            {
+                "spec": spec,
+                "samples": samples,
+                "what": what,
+                "batch": batch_size,
+                "compiled_ms": median["compiled"] * 1e3,
+                "hand_ms": median["hand-written"] * 1e3,
+                "gflop": flops / 1e9,
+                "floor_ms": flops / rate * 1e3,
+            }
+        )
+        print(f"steps: {rows[-1]}", flush=True)
+    return rows
+
+
+# --- compile -------------------------------------------------------------------------------
+
+
+def compile_rows(rounds: int, batch_size: int) -> list[dict]:
+    """A training step of specs/mnist.gm through `training_loss`, as `gmdsl train` takes it, with
+    and without --compile."""
+    rows = []
+    for samples in (1, 8):
+        row: dict = {"spec": "mnist", "samples": samples}
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            model = compile_spec(ROOT / "specs" / "mnist.gm").new_model()
+            loss_of = training_loss(model, TrainSettings(samples=samples, compile=compiled))
+            optimiser = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
+            batch = batch_of(batch_size, torch.Generator().manual_seed(0))
+
+            def step(loss_of: Callable = loss_of, optimiser: torch.optim.Optimizer = optimiser, batch: dict = batch):
+                start = time.perf_counter()
+                loss = loss_of(batch)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                return time.perf_counter() - start
+
+            first = sum(step() for _ in range(2))  # includes compiling the forward and the backward
+            times = [step() for _ in range(rounds)]
+            key = "compiled" if compiled else "eager"
+            row[f"{key}_ms"] = statistics.median(times) * 1e3
+            row[f"{key}_first_two_s"] = first
+        rows.append(row)
+        print(f"compile: {row}", flush=True)
+    return rows
+
+
+# --- training through gmdsl's own loop ------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Raised from a step hook to end a timed training run."""
+
+
+def _trainer(spec: str, settings: TrainSettings, folder: Path, on_step=None) -> tuple[Trainer, dict]:
+    """gmdsl's Trainer for a spec on real MNIST, built as `gmdsl train` builds it; and the test data."""
+    device = runs.choose_device(settings.device)
+    torch.manual_seed(settings.seed)
+    model = compile_spec(ROOT / "specs" / f"{spec}.gm").new_model().to(device)
+    data = runs.training_data(runs.bind_data(model.variables, settings), device)
+    return Trainer(model, data, settings, folder, device, progress=False, on_step=on_step), data.test
+
+
+def epochs(rate: float) -> list[dict]:
+    rows = []
+    for spec in EPOCH_SPECS:
+        settings = TrainSettings(epochs=1, labels=100, device="cpu")
+        with tempfile.TemporaryDirectory() as folder:
+            trainer, test = _trainer(spec, settings, Path(folder))
+            steps_per_epoch = len(trainer.batches())
+            trainer.fit(0)
+            started = time.perf_counter()
+            supervised_metrics(trainer.model, test)
+            test_seconds = time.perf_counter() - started
+        samples = trainer.model.options.samples
+        flops = step_flops(spec, samples, settings.batch_size)
+        seconds = trainer.log[-1]["seconds"]
+        rows.append(
+            {
+                "spec": spec,
+                "samples": samples,
+                "steps": steps_per_epoch,
+                "epoch_s": seconds,
+                "floor_s": steps_per_epoch * flops / rate,
+                "train_us_per_example": seconds / (steps_per_epoch * settings.batch_size) * 1e6,
+                "test_us_per_example": test_seconds / len(next(iter(test.values()))) * 1e6,
+            }
+        )
+        print(f"epochs: {rows[-1]}", flush=True)
+    return rows
+
+
+# --- time to accuracy ----------------------------------------------------------------------
+
+
+def gmdsl_accuracy(spec: str, labels: int, evaluate_every: int, budget: float) -> list[dict]:
+    """Train a spec with gmdsl's loop, test accuracy every `evaluate_every` steps (its time kept
+    out of the clock), until 95% or `budget` seconds of training."""
+    records: list[dict] = []
+    clock = {"start": 0.0, "paused": 0.0}
+
+    def on_step(step: int) -> None:
+        if step % evaluate_every:
+            return
+        now = time.perf_counter()
+        seconds = now - clock["start"] - clock["paused"]
+        accuracy = 1 - supervised_metrics(trainer.model, test)["test_error_y"] / 100
+        trainer.model.train()
+        clock["paused"] += time.perf_counter() - now
+        records.append({"step": step, "train_seconds": seconds, "test_accuracy": accuracy})
+        print(f"accuracy {spec}: {records[-1]}", flush=True)
+        if accuracy >= TARGETS[-1] or seconds > budget:
+            raise _Stop
+
+    settings = TrainSettings(epochs=1000, labels=labels, device="cpu")
+    with tempfile.TemporaryDirectory() as folder:
+        trainer, test = _trainer(spec, settings, Path(folder), on_step)
+        clock["start"] = time.perf_counter()
+        try:
+            trainer.fit(0)
+        except _Stop:
+            pass
+    return records
+
+
+def pyro_accuracy(labels: int, evaluate_every: int, budget: float) -> list[dict] | str:
+    try:
+        import pyro_ssvae
+    except ImportError as exc:
+        return f"not run: {exc} (pip install pyro-ppl into the environment running this script)"
+    from gmdsl.train.data import labelled_subset
+    from gmdsl.train.datasets import open_dataset
+
+    mnist = open_dataset("mnist")
+    images = {split: getattr(mnist, split)["image"].reshape(-1, 784).float() / 255 for split in ("train", "test")}
+    labelled = labelled_subset(mnist.train["label"], labels, 0)  # the subset gmdsl's runs use (label_seed 0)
+    records = pyro_ssvae.run(
+        images["train"],
+        mnist.train["label"],
+        labelled,
+        images["test"],
+        mnist.test["label"],
+        budget_seconds=budget,
+        evaluate_every=evaluate_every,
+        threads=torch.get_num_threads(),
+        seed=0,
+    )
+    return records
+
+
+def accuracy(labels: int, evaluate_every: int, gmdsl_budget: float, pyro_budget: float) -> dict:
+    out: dict = {"labels": labels, "evaluate_every": evaluate_every, "budgets": [gmdsl_budget, pyro_budget]}
+    out["gmdsl"] = {spec: gmdsl_accuracy(spec, labels, evaluate_every, gmdsl_budget) for spec in ACCURACY_SPECS}
+    out["pyro"] = pyro_accuracy(labels, evaluate_every, pyro_budget)
+    return out
+
+
+# --- scaling -------------------------------------------------------------------------------
+
+
+def scaling(rounds: int) -> dict:
+    by_batch = []
+    for size in (32, 64, 128, 256, 512, 1024):
+        median = step_times("mnist", size, 8, rounds)
+        by_batch.append({"batch": size, "samples": 8, **{f"{k}_ms": v * 1e3 for k, v in median.items()}})
+        print(f"scaling: {by_batch[-1]}", flush=True)
+    by_samples = []
+    for samples in (1, 2, 4, 8, 16, 32, 64):
+        median = step_times("mnist", 128, samples, rounds)
+        by_samples.append({"batch": 128, "samples": samples, **{f"{k}_ms": v * 1e3 for k, v in median.items()}})
+        print(f"scaling: {by_samples[-1]}", flush=True)
+    return {"by_batch": by_batch, "by_samples": by_samples}
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def first_time(records: list[dict], target: float) -> float | None:
+    return next((r["train_seconds"] for r in records if r["test_accuracy"] >= target), None)
+
+
+def _row(*cells: object) -> str:
+    """A markdown table row."""
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _seconds(value: float | None, budget: float) -> str:
+    return f"{value:.1f} s" if value is not None else f"not within {budget:.0f} s"
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        "# Performance",
+        "",
+        f"Measured by `.venv/bin/python bench/performance.py` at commit {m['commit']} on {m['date']}: "
+        f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}, Python "
+        f"{m['python']}{', ' + m['cuda'] if m['cuda'] else ', no GPU'}. Measured sgemm rate (float32, "
+        f"1024 x 1024): **{m['sgemm_gflops']:.0f} GFLOP/s**. Every figure below comes from that one run, "
+        "alone on the machine; `results/performance.json` holds them all, and "
+        "`bench/performance.py --render` redraws this page from it.",
+        "",
+    ]
+    if "steps" in results:
+        lines += [
+            "## A training step, compiled against hand-written PyTorch",
+            "",
+            "One step = objective, backward and fused Adam, batch of "
+            f"{results['steps'][0]['batch']}, medians of alternating rounds. The hand-written twin "
+            "(`bench/handwritten_mnist.py`) computes the same objective from the same draws; the test "
+            "suite checks that. The floor is the step's FLOPs (counted by torch's FlopCounterMode) at "
+            "the sgemm rate.",
+            "",
+            _row(
+                "spec",
+                "samples",
+                "what",
+                "compiled (ms)",
+                "hand-written (ms)",
+                "compiled / hand",
+                "floor (ms)",
+                "compiled / floor",
+            ),
+            "|---" * 8 + "|",
+        ]
+        for r in results["steps"]:
+            compiled, hand, floor = r["compiled_ms"], r["hand_ms"], r["floor_ms"]
+            lines.append(
+                _row(
+                    f"`{r['spec']}.gm`",
+                    r["samples"],
+                    r["what"],
+                    f"{compiled:.2f}",
+                    f"{hand:.2f}",
+                    f"**{compiled / hand:.2f}**",
+                    f"{floor:.2f}",
+                    f"{compiled / floor:.1f}",
+                )
+            )
+        lines.append("")
+    if "compile" in results:
+        lines += [
+            "## `--compile` (torch.compile)",
+            "",
+            "The training step of `specs/mnist.gm` as `gmdsl train` takes it, eager and compiled "
+            "(dynamic shapes, so an epoch's short last batch does not compile it again). The first two "
+            "steps include compiling.",
+            "",
+            "| samples | eager (ms) | compiled (ms) | compiled / eager | first two steps, compiled (s) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in results["compile"]:
+            lines.append(
+                f"| {r['samples']} | {r['eager_ms']:.2f} | {r['compiled_ms']:.2f} | "
+                f"{r['compiled_ms'] / r['eager_ms']:.2f} | {r['compiled_first_two_s']:.1f} |"
+            )
+        lines.append("")
+    if "epochs" in results:
+        lines += [
+            "## An epoch of every shipped MNIST spec",
+            "",
+            "Real MNIST, 100 labels, the default settings (batch 128, half of it labelled rows, so "
+            "938 steps for 60,000 images), the spec's own samples; training only. The floor is the "
+            "epoch's FLOPs at the sgemm rate. Test pass: `predict` over the 10,000 test images, per image.",
+            "",
+            _row("spec", "samples", "epoch (s)", "floor (s)", "epoch / floor", "train (us/row)", "test (us/image)"),
+            "|---" * 7 + "|",
+        ]
+        for r in results["epochs"]:
+            lines.append(
+                _row(
+                    f"`{r['spec']}.gm`",
+                    r["samples"],
+                    f"{r['epoch_s']:.1f}",
+                    f"{r['floor_s']:.1f}",
+                    f"{r['epoch_s'] / r['floor_s']:.2f}",
+                    f"{r['train_us_per_example']:.0f}",
+                    f"{r['test_us_per_example']:.0f}",
+                )
+            )
+        lines.append("")
+    if "accuracy" in results:
+        a = results["accuracy"]
+        gmdsl_budget, pyro_budget = a["budgets"]
+        lines += [
+            f"## Time to accuracy with {a['labels']} labels: gmdsl against Pyro's SS-VAE",
+            "",
+            f"Test accuracy every {a['evaluate_every']} steps (evaluation kept off the clock); the same "
+            "class-balanced labelled subset for both. Pyro runs its SS-VAE tutorial configuration "
+            "(`bench/pyro_ssvae.py`: y enumerated, the auxiliary loss, its own hyper-parameters); "
+            f"gmdsl runs each spec with its default settings. Budgets: gmdsl {gmdsl_budget:.0f} s, "
+            f"Pyro {pyro_budget:.0f} s.",
+            "",
+            "| model | to 90% | to 95% | best accuracy (at s) |",
+            "|---|---|---|---|",
+        ]
+        entries = [(f"gmdsl `{spec}.gm`", records, gmdsl_budget) for spec, records in a["gmdsl"].items()]
+        entries.append(("Pyro SS-VAE (M2, enumerated)", a["pyro"], pyro_budget))
+        for name, records, budget in entries:
+            if isinstance(records, str):
+                lines.append(f"| {name} | {records} | | |")
+                continue
+            best = max(records, key=lambda r: r["test_accuracy"])
+            cells = [_seconds(first_time(records, target), budget) for target in TARGETS]
+            best_cell = f"{100 * best['test_accuracy']:.2f}% ({best['train_seconds']:.0f} s)"
+            lines.append(_row(name, *cells, best_cell))
+        lines.append("")
+    if "scaling" in results:
+        lines += [
+            "## How cost grows",
+            "",
+            "![step time against batch size and samples](performance.png)",
+            "",
+            "`specs/mnist.gm` against its hand-written twin: step time against batch size (8 samples) "
+            "and against samples (batch 128).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots(1, 2)
+    for ax, key, x in ((axes[0], "by_batch", "batch"), (axes[1], "by_samples", "samples")):
+        rows = results["scaling"][key]
+        for name, label in (("compiled_ms", "gmdsl (compiled)"), ("hand-written_ms", "hand-written PyTorch")):
+            ax.plot([r[x] for r in rows], [r[name] for r in rows], marker="o", label=label)
+        ax.set(xscale="log", yscale="log", xlabel=x, ylabel="ms per training step")
+        ax.set_xticks([r[x] for r in rows], [str(r[x]) for r in rows])
+        ax.legend()
+    axes[0].set_title("against batch size (8 samples)")
+    axes[1].set_title("against samples (batch 128)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, metadata={"Software": "gmdsl"})
+
+
+def render(results: dict, out: Path) -> None:
+    (out / "performance.md").write_text(markdown(results), encoding="utf-8")
+    if "scaling" in results:
+        plot(results, out / "performance.png")
+    print(f"wrote {out / 'performance.md'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--render", action="store_true", help="only redraw the report from its JSON")
+    parser.add_argument("--rounds", type=int, default=40, help="timed steps per measurement")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--labels", type=int, default=3000, help="labels of the time-to-accuracy runs")
+    parser.add_argument("--evaluate-every", type=int, default=100, help="steps between test evaluations")
+    parser.add_argument("--gmdsl-budget", type=float, default=180.0, help="seconds of training per gmdsl spec")
+    parser.add_argument("--pyro-budget", type=float, default=600.0, help="seconds of training for Pyro")
+    parser.add_argument("--out", default="results", help="where performance.json, .md and .png go")
+    args = parser.parse_args()
+    out = ROOT / args.out
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "performance.json"
+    results = json.loads(log.read_text(encoding="utf-8")) if log.exists() else {}
+    if not args.render:
+        results["machine"] = machine()  # every measuring run restates the machine it ran on
+        rate = results["machine"]["sgemm_gflops"] * 1e9
+        measured = {
+            "steps": lambda: steps(rate, args.rounds, args.batch),
+            "compile": lambda: compile_rows(args.rounds, args.batch),
+            "epochs": lambda: epochs(rate),
+            "accuracy": lambda: accuracy(args.labels, args.evaluate_every, args.gmdsl_budget, args.pyro_budget),
+            "scaling": lambda: scaling(max(5, args.rounds // 4)),
+        }
+        for section in args.sections:
+            if section != "machine":
+                results[section] = measured[section]()
+                log.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")  # kept as each section ends
+        log.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    render(results, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
