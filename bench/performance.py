@@ -10,6 +10,7 @@ Sections:
 - steps: a training step (objective, backward, fused Adam) of compiled specs against their
   hand-written twins (bench/handwritten_mnist.py), with the floor: the step's FLOPs (counted by
   torch's FlopCounterMode) over the sgemm rate;
+- profile: where a compiled step's time goes (torch.profiler, the top operators per step);
 - compile: the same step with and without `--compile` (torch.compile), and its compile time;
 - epochs: one epoch of every shipped MNIST spec on real MNIST (100 labels, default settings),
   against its floor, and the test-set pass (predict) per example against training's;
@@ -47,7 +48,7 @@ from gmdsl.train.loop import Trainer, training_loss
 from gmdsl.train.settings import TrainSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("machine", "steps", "compile", "epochs", "accuracy", "scaling")
+SECTIONS = ("machine", "steps", "profile", "compile", "epochs", "accuracy", "scaling")
 STEP_CASES = [  # (spec, samples, what it shows)
     ("mnist", 1, "relaxed y, one sample"),
     ("mnist", 8, "relaxed y, 8 samples (the spec's)"),
@@ -111,6 +112,7 @@ def step_flops(spec: str, samples: int, batch_size: int) -> float:
     """FLOPs of one training step (forward and backward) of the compiled spec."""
     model = compile_spec(ROOT / "specs" / f"{spec}.gm").new_model()
     batch = batch_of(batch_size, torch.Generator().manual_seed(0))
+    batch["x"] = batch["x"].reshape(batch_size, *model.by_name["x"].shape)  # [1, 28, 28] for mnist_conv.gm
     counter = FlopCounterMode(display=False)
     with counter:
         model.objective(batch, samples=samples, check_values=False).loss.backward()
@@ -136,6 +138,59 @@ def steps(rate: float, rounds: int, batch_size: int) -> list[dict]:
         )
         print(f"steps: {rows[-1]}", flush=True)
     return rows
+
+
+# --- profile -------------------------------------------------------------------------------
+
+
+def profile(batch_size: int, top: int = 12) -> list[dict]:
+    """The operators that take a compiled mnist.gm training step's time (torch.profiler, 10 steps
+    after a warm-up), at 1 and 8 samples: what the step would cost without them."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    out = []
+    for samples in (1, 8):
+        torch.manual_seed(0)
+        model = compile_spec(ROOT / "specs" / "mnist.gm").new_model()
+        loss_of = training_loss(model, TrainSettings(samples=samples))
+        optimiser = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
+        batch = batch_of(batch_size, torch.Generator().manual_seed(0))
+
+        def step(loss_of: Callable = loss_of, optimiser: torch.optim.Optimizer = optimiser, batch: dict = batch):
+            loss = loss_of(batch)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+
+        for _ in range(5):
+            step()
+        with profiler(activities=[ProfilerActivity.CPU]) as trace:
+            for _ in range(10):
+                step()
+        events = [e for e in trace.key_averages() if e.key.startswith("aten::")]
+        total = sum(e.self_cpu_time_total for e in events)
+        operators = [
+            {
+                "name": e.key,
+                "calls": e.count / 10,
+                "ms": e.self_cpu_time_total / 10 / 1e3,
+                "share": e.self_cpu_time_total / total,
+            }
+            for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+        ]
+        out.append(
+            {
+                "samples": samples,
+                "aten_ms": total / 10 / 1e3,
+                "aten_calls": sum(e.count for e in events) / 10,
+                "operators": operators,
+            }
+        )
+        print(
+            f"profile: S = {samples}, {out[-1]['aten_ms']:.2f} ms in {out[-1]['aten_calls']:.0f} operators", flush=True
+        )
+    return out
 
 
 # --- compile -------------------------------------------------------------------------------
@@ -365,6 +420,29 @@ def markdown(results: dict) -> str:
                 )
             )
         lines.append("")
+    if "profile" in results:
+        lines += [
+            "## Where a step's time goes",
+            "",
+            "torch.profiler over 10 training steps of `specs/mnist.gm` (batch "
+            f"{results['steps'][0]['batch'] if 'steps' in results else 128}): the operators with the most "
+            "time of their own, per step. Matrix products (`mm`, `addmm`) are the arithmetic; the rest is "
+            "the cost of the many small operations of a step, each a few microseconds whatever its size.",
+            "",
+        ]
+        for entry in results["profile"]:
+            lines += [
+                f"**S = {entry['samples']}**: {entry['aten_ms']:.2f} ms in {entry['aten_calls']:.0f} operator calls "
+                "per step.",
+                "",
+                _row("operator", "calls per step", "ms per step", "share"),
+                "|---" * 4 + "|",
+            ]
+            for op in entry["operators"]:
+                lines.append(
+                    _row(f"`{op['name']}`", f"{op['calls']:.0f}", f"{op['ms']:.3f}", f"{100 * op['share']:.1f}%")
+                )
+            lines.append("")
     if "compile" in results:
         lines += [
             "## `--compile` (torch.compile)",
@@ -491,6 +569,7 @@ def main() -> None:
         rate = results["machine"]["sgemm_gflops"] * 1e9
         measured = {
             "steps": lambda: steps(rate, args.rounds, args.batch),
+            "profile": lambda: profile(args.batch),
             "compile": lambda: compile_rows(args.rounds, args.batch),
             "epochs": lambda: epochs(rate),
             "accuracy": lambda: accuracy(args.labels, args.evaluate_every, args.gmdsl_budget, args.pyro_budget),

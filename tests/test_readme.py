@@ -108,6 +108,7 @@ RUN_BELOW = (
     "gmdsl data fetch fashion-mnist",
     ".venv/bin/python bench/step_time.py",
     ".venv/bin/python bench/reproduce_mnist.py",
+    ".venv/bin/python bench/performance.py",
 )
 
 
@@ -235,3 +236,19 @@ def test_the_reproduce_bench(line: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     table = (tmp_path / "results" / "mnist.md").read_text(encoding="utf-8")
     assert "mnist_wide-e1-cosine" in table and (tmp_path / "results" / "mnist_style.png").exists()
+
+
+def test_the_performance_report(tmp_path: Path) -> None:
+    """The README's line with every section but --compile's (a minute of torch.compile) made
+    small (the last flag wins), on tiny data, written to tmp_path; Pyro's row says why it did not
+    run where pyro-ppl is not installed."""
+    (line,) = _lines_starting(".venv/bin/python bench/performance.py")
+    small = ["--sections", "steps", "epochs", "accuracy", "scaling", "--rounds", "1", "--batch", "16"]
+    small += ["--labels", "20", "--evaluate-every", "2", "--gmdsl-budget", "0.5", "--pyro-budget", "0.5"]
+    command = [*_venv_words(line), *small, "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, env=_tiny_cache(tmp_path), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = (tmp_path / "performance.md").read_text(encoding="utf-8")
+    for heading in ("## A training step", "## An epoch of every shipped MNIST spec", "## Time to accuracy", "## How"):
+        assert heading in report
+    assert "| `mnist_wide.gm` |" in report and (tmp_path / "performance.png").exists()

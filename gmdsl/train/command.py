@@ -86,6 +86,8 @@ def _train(
             f"note: dataset {bound.dataset} has no field for supervised variable `{name}`, so it is trained "
             f'as never labelled; bind one with fields = {{ {name} = "FIELD" }} if the dataset has it'
         )
+    if settings.compile and device.type == "cpu":
+        click.echo("note: --compile measured slower than eager steps on CPUs (results/performance.md); it is for GPUs")
     torch.manual_seed(settings.seed)  # before the model is built: the seed fixes its initial weights
     compiled = model_class().to(device)
     data = runs.training_data(bound, device)

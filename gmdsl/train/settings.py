@@ -71,8 +71,7 @@ class TrainSettings(BaseModel):
     )
     compile: bool = _setting(  # noqa: A003 - the flag users know from torch: --compile
         False,
-        "torch.compile the training step: faster steps after a compilation of about a minute "
-        "(worth it for long runs; see results/performance.md).",
+        "torch.compile the training step (for GPUs; on CPUs it measured slower, see results/performance.md).",
         resumable=True,
     )
 
