@@ -383,6 +383,7 @@ def markdown(results: dict) -> str:
         "`bench/performance.py --render` redraws this page from it.",
         "",
     ]
+    lines += targets(results)
     if "steps" in results:
         lines += [
             "## A training step, compiled against hand-written PyTorch",
@@ -490,7 +491,8 @@ def markdown(results: dict) -> str:
         lines += [
             f"## Time to accuracy with {a['labels']} labels: gmdsl against Pyro's SS-VAE",
             "",
-            f"Test accuracy every {a['evaluate_every']} steps (evaluation kept off the clock); the same "
+            f"Test accuracy every {a['evaluate_every']} steps (evaluation kept off the clock; a time below is "
+            "that of the first evaluation at or above the target, so it bounds the true time from above); the same "
             "class-balanced labelled subset for both. Pyro runs its SS-VAE tutorial configuration "
             "(`bench/pyro_ssvae.py`: y enumerated, the auxiliary loss, its own hyper-parameters); "
             f"gmdsl runs each spec with its default settings. Budgets: gmdsl {gmdsl_budget:.0f} s, "
@@ -521,6 +523,53 @@ def markdown(results: dict) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def targets(results: dict) -> list[str]:
+    """Step 8's targets, each with its measured value and whether it is met."""
+    if not all(key in results for key in ("steps", "epochs", "accuracy", "profile")):
+        return []
+    step = {(r["spec"], r["samples"]): r["compiled_ms"] / r["hand_ms"] for r in results["steps"]}
+    epoch = next(r for r in results["epochs"] if r["spec"] == "mnist_one_sample")
+    pyro = results["accuracy"]["pyro"]
+    fastest = min(
+        (first_time(records, 0.90) or float("inf"), first_time(records, 0.95) or float("inf"))
+        for records in results["accuracy"]["gmdsl"].values()
+    )
+    pyro_90 = first_time(pyro, 0.90) if not isinstance(pyro, str) else None
+    rows = [
+        ("compiled / hand-written step, mnist.gm, S = 8", "<= 0.75", step[("mnist", 8)], step[("mnist", 8)] <= 0.75),
+        ("compiled / hand-written step, mnist.gm, S = 1", "<= 1.0", step[("mnist", 1)], step[("mnist", 1)] <= 1.0),
+        (
+            "epoch / floor, mnist.gm at S = 1 (`mnist_one_sample.gm`)",
+            "<= 1.5",
+            epoch["epoch_s"] / epoch["floor_s"],
+            epoch["epoch_s"] / epoch["floor_s"] <= 1.5,
+        ),
+    ]
+    if pyro_90 is not None:
+        rows += [
+            ("time to 90%, gmdsl / Pyro", "<= 1/20 = 0.05", fastest[0] / pyro_90, fastest[0] / pyro_90 <= 0.05),
+            ("time to 95%, gmdsl / Pyro's time to 90%", "< 1", fastest[1] / pyro_90, fastest[1] < pyro_90),
+        ]
+    lines = ["## Targets", "", _row("target", "goal", "measured", "met"), "|---" * 4 + "|"]
+    lines += [_row(name, goal, f"{value:.3f}", "yes" if met else "**no**") for name, goal, value, met in rows]
+    s1 = next(entry for entry in results["profile"] if entry["samples"] == 1)
+    products = sum(op["ms"] for op in s1["operators"] if op["name"] in ("aten::mm", "aten::addmm"))
+    lines += [
+        "",
+        f"Why the epoch target is missed: at S = 1 and batch 128 a step runs {s1['aten_calls']:.0f} operator calls "
+        f"(forward, backward and Adam), and the matrix products, the model's arithmetic, take {products:.2f} of "
+        f"their {s1['aten_ms']:.2f} ms (profile below); the other calls each cost microseconds whatever their "
+        "size, and the matrix products themselves run below the machine's sgemm rate at these small shapes. "
+        "The hand-written PyTorch step pays the same (table below: the compiled step is level with it), so the gap "
+        "is eager PyTorch's per-operator cost on 2 cores, not work gmdsl adds. That fixed cost shows in the "
+        "scaling plot (a step at batch 32 costs far more than a quarter of one at 128), and the ratio to the "
+        "floor falls as steps grow (S = 8 above). torch.compile, which fuses small "
+        "operators, did not win here either (`--compile` below).",
+        "",
+    ]
+    return lines
 
 
 def plot(results: dict, path: Path) -> None:
