@@ -276,3 +276,23 @@ def test_the_module_docstring_states_the_objective_it_computes() -> None:
     assert f"  y not given:  log (1/S) sum_s exp({integrand})\n" in doc
     assert f"  y given:  log (1/S) sum_s exp({integrand})\n      + (1 + alpha) log q(y | x), with alpha = 0.1\n" in doc
     assert "  y is summed by enumeration: every one of its 3 values, weighted by q\n" in doc
+
+
+def test_the_reserved_names_cover_every_attribute_of_a_module() -> None:
+    """The emitter's list of nn.Module attributes (kept as data so that compiling does not import
+    torch) holds every attribute the installed torch gives a module; a network named after one
+    gets another attribute name."""
+    from gmdsl.compiler.reserved import MODULE_ATTRIBUTES
+
+    assert set(dir(torch.nn.Module())) <= MODULE_ATTRIBUTES
+    spec = (ROOT / "specs" / "mnist.gm").read_text().replace("encoder", "training")
+    assert "self.training_ = rt.mlp(" in gmdsl.compile_source(spec)
+
+
+def test_compiling_a_spec_does_not_import_torch(tmp_path: Path) -> None:
+    probe = "import sys\nimport gmdsl\ngmdsl.compile_source(sys.argv[1])\nprint('torch' in sys.modules)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(ROOT / "specs" / "mnist.gm")], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

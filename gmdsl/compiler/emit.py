@@ -19,6 +19,7 @@ from .analyses import constant_weights
 from .docstring import objective_lines
 from .ir import Graph, LetNode, ModelIR, Network, NetworkParameter, Parameter, VariableNode
 from .pretty import factor_head, factor_line, network_call_text, number_text
+from .reserved import MODULE_ATTRIBUTES
 
 # Locals of the generated forward methods, and its module-level names.
 _TAKEN = {"self", "p", "q", "torch", "rt"}
@@ -43,12 +44,6 @@ class _Names:
         return self.chosen[name]
 
 
-def _module_attributes() -> set[str]:
-    import torch  # only to learn which attribute names an nn.Module already has
-
-    return set(dir(torch.nn.Module))
-
-
 def emit(model: ModelIR) -> str:
     """The compiled module's source text."""
     return _Emitter(model).module()
@@ -59,7 +54,7 @@ class _Emitter:
         self.model = model
         self.spec_file = Path(model.path).name if model.path != "<string>" else "<string>"
         self.local = _Names(_TAKEN)
-        self.attribute = _Names(_module_attributes())
+        self.attribute = _Names(set(MODULE_ATTRIBUTES))
         self.hoisted_lines: list[str] = []  # lines the current statement needs first
         self.shared: set[str] = set()  # the Share locals the current forward has named
 
