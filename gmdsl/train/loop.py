@@ -55,7 +55,14 @@ def training_loss(model: CompiledModel, settings: TrainSettings) -> Callable[[di
     def loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model.objective(batch, samples=settings.samples, alpha=settings.alpha, check_values=False).loss
 
-    return torch.compile(loss, dynamic=True) if settings.compile else loss
+    if not settings.compile:
+        return loss
+    import torch._inductor.config
+
+    # torch's own random numbers rather than inductor's: the same draws as eager steps, so a run
+    # and its resumption give the same result with and without --compile
+    torch._inductor.config.fallback_random = True
+    return torch.compile(loss, dynamic=True)
 
 
 @dataclass
