@@ -114,6 +114,8 @@ class Trainer:
                     for _ in range(rounds)
                 ]
             )
+        # one copy of the epoch's order to the device; the batches are slices of it there
+        everyone, extra = everyone.to(self.device), extra.to(self.device)
         return [
             torch.cat(
                 [
@@ -125,7 +127,6 @@ class Trainer:
         ]
 
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        index = index.to(self.device)
         batch = {name: values[index] for name, values in self.data.train.items()}
         mask = self.data.labelled[index]
         for name in self.data.supervised:
