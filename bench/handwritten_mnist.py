@@ -52,7 +52,7 @@ class HandWrittenMnist(nn.Module):
         batch = x.shape[0]
         # q(y | x): a relaxed sample where the label is missing
         relaxed = D.RelaxedOneHotCategorical(
-            torch.tensor(self.temperature), logits=log_probs.expand(self.samples, batch, 10)
+            torch.tensor(self.temperature, device=x.device), logits=log_probs.expand(self.samples, batch, 10)
         ).rsample()
         y = torch.where(labelled[:, None], y, relaxed)
         log_qy = (y * log_probs).sum(-1)
@@ -65,11 +65,11 @@ class HandWrittenMnist(nn.Module):
         """y summed exactly: every row takes all 10 values, weighted by q(y | x); a labelled row
         keeps its label in every slot and counts it once (the first slot)."""
         batch = x.shape[0]
-        values = torch.eye(10).reshape(10, 1, 1, 10)
+        values = torch.eye(10, device=x.device).reshape(10, 1, 1, 10)
         y = torch.where(labelled[:, None], y, values)  # [10, 1, B, 10]
         log_qy = (y * log_probs).sum(-1)  # [10, 1, B]
         f = self._f(x.expand(10, self.samples, batch, 784), y.expand(10, self.samples, batch, 10)) - log_qy
-        first_slot = (torch.arange(10) == 0).reshape(10, 1, 1)
+        first_slot = (torch.arange(10, device=x.device) == 0).reshape(10, 1, 1)
         weights = torch.where(labelled, first_slot.to(f.dtype), log_qy.exp()) / self.samples
         elbo = (weights * f).sum((0, 1))
         return elbo + torch.where(labelled, (1 + self.alpha) * log_qy[0, 0], torch.zeros_like(elbo))

@@ -4,6 +4,7 @@ side in one run of this script on one machine.
     .venv/bin/python bench/performance.py                   # measure everything (about 25 minutes on 2 cores)
     .venv/bin/python bench/performance.py --render          # redraw .md and .png from results/performance.json
     .venv/bin/python bench/performance.py --sections steps scaling   # measure some sections again
+    .venv/bin/python bench/performance.py --device cuda --out results/gpu   # on a GPU (Pyro's row stays CPU-only)
 
 Sections:
 - machine: CPU, cores, torch, threads, and the sgemm rate, measured here;
@@ -38,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from step_time import batch_of, step_times
+from step_time import batch_of, step_times, synchronise
 from torch.utils.flop_counter import FlopCounterMode
 
 from gmdsl.build import compile_spec
@@ -71,20 +72,23 @@ TARGETS = (0.90, 0.95)
 # --- machine -------------------------------------------------------------------------------
 
 
-def sgemm_rate(size: int = 1024, rounds: int = 20) -> float:
-    """FLOP/s of a float32 matrix product on this machine (median of `rounds`)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def sgemm_rate(device: str, size: int = 1024, rounds: int = 20) -> float:
+    """FLOP/s of a float32 matrix product on the device (median of `rounds`)."""
+    where = torch.device(device)
+    a, b = torch.randn(size, size, device=where), torch.randn(size, size, device=where)
     for _ in range(3):
         a @ b
     times = []
     for _ in range(rounds):
+        synchronise(where)
         start = time.perf_counter()
         a @ b
+        synchronise(where)
         times.append(time.perf_counter() - start)
     return 2 * size**3 / statistics.median(times)
 
 
-def machine() -> dict:
+def machine(device: str) -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
     model = next(
         (line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line),
@@ -97,7 +101,8 @@ def machine() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "sgemm_gflops": sgemm_rate() / 1e9,
+        "device": device,
+        "sgemm_gflops": sgemm_rate(device) / 1e9,
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
         ).stdout.strip(),
@@ -119,10 +124,10 @@ def step_flops(spec: str, samples: int, batch_size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def steps(rate: float, rounds: int, batch_size: int) -> list[dict]:
+def steps(rate: float, rounds: int, batch_size: int, device: str) -> list[dict]:
     rows = []
     for spec, samples, what in STEP_CASES:
-        median = step_times(spec, batch_size, samples, rounds)
+        median = step_times(spec, batch_size, samples, rounds, device)
         flops = step_flops(spec, samples, batch_size)
         rows.append(
             {
@@ -140,29 +145,45 @@ def steps(rate: float, rounds: int, batch_size: int) -> list[dict]:
     return rows
 
 
+# --- a gmdsl training step ------------------------------------------------------------------
+
+
+def mnist_step(samples: int, batch_size: int, device: str, compiled: bool = False) -> Callable[[], float]:
+    """A timed training step of specs/mnist.gm as `gmdsl train` takes it (`training_loss`, fused
+    Adam): each call runs one and returns its seconds."""
+    where = torch.device(device)
+    torch.manual_seed(0)
+    model = compile_spec(ROOT / "specs" / "mnist.gm").new_model().to(where)
+    loss_of = training_loss(model, TrainSettings(samples=samples, compile=compiled))
+    optimiser = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
+    batch = {k: v.to(where) for k, v in batch_of(batch_size, torch.Generator().manual_seed(0)).items()}
+
+    def step() -> float:
+        synchronise(where)
+        start = time.perf_counter()
+        loss = loss_of(batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        synchronise(where)
+        return time.perf_counter() - start
+
+    return step
+
+
 # --- profile -------------------------------------------------------------------------------
 
 
-def profile(batch_size: int, top: int = 12) -> list[dict]:
+def profile(batch_size: int, device: str, top: int = 12) -> list[dict]:
     """The operators that take a compiled mnist.gm training step's time (torch.profiler, 10 steps
-    after a warm-up), at 1 and 8 samples: what the step would cost without them."""
+    after a warm-up), at 1 and 8 samples: what the step would cost without them. On a GPU the
+    times are those of the host's side (launching the kernels)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as profiler
 
     out = []
     for samples in (1, 8):
-        torch.manual_seed(0)
-        model = compile_spec(ROOT / "specs" / "mnist.gm").new_model()
-        loss_of = training_loss(model, TrainSettings(samples=samples))
-        optimiser = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
-        batch = batch_of(batch_size, torch.Generator().manual_seed(0))
-
-        def step(loss_of: Callable = loss_of, optimiser: torch.optim.Optimizer = optimiser, batch: dict = batch):
-            loss = loss_of(batch)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-
+        step = mnist_step(samples, batch_size, device)
         for _ in range(5):
             step()
         with profiler(activities=[ProfilerActivity.CPU]) as trace:
@@ -196,27 +217,13 @@ def profile(batch_size: int, top: int = 12) -> list[dict]:
 # --- compile -------------------------------------------------------------------------------
 
 
-def compile_rows(rounds: int, batch_size: int) -> list[dict]:
-    """A training step of specs/mnist.gm through `training_loss`, as `gmdsl train` takes it, with
-    and without --compile."""
+def compile_rows(rounds: int, batch_size: int, device: str) -> list[dict]:
+    """A training step of specs/mnist.gm as `gmdsl train` takes it, with and without --compile."""
     rows = []
     for samples in (1, 8):
         row: dict = {"spec": "mnist", "samples": samples}
         for compiled in (False, True):
-            torch.manual_seed(0)
-            model = compile_spec(ROOT / "specs" / "mnist.gm").new_model()
-            loss_of = training_loss(model, TrainSettings(samples=samples, compile=compiled))
-            optimiser = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
-            batch = batch_of(batch_size, torch.Generator().manual_seed(0))
-
-            def step(loss_of: Callable = loss_of, optimiser: torch.optim.Optimizer = optimiser, batch: dict = batch):
-                start = time.perf_counter()
-                loss = loss_of(batch)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                return time.perf_counter() - start
-
+            step = mnist_step(samples, batch_size, device, compiled)
             first = sum(step() for _ in range(2))  # includes compiling the forward and the backward
             times = [step() for _ in range(rounds)]
             key = "compiled" if compiled else "eager"
@@ -243,10 +250,10 @@ def _trainer(spec: str, settings: TrainSettings, folder: Path, on_step=None) -> 
     return Trainer(model, data, settings, folder, device, progress=False, on_step=on_step), data.test
 
 
-def epochs(rate: float) -> list[dict]:
+def epochs(rate: float, device: str) -> list[dict]:
     rows = []
     for spec in EPOCH_SPECS:
-        settings = TrainSettings(epochs=1, labels=100, device="cpu")
+        settings = TrainSettings(epochs=1, labels=100, device=device)
         with tempfile.TemporaryDirectory() as folder:
             trainer, test = _trainer(spec, settings, Path(folder))
             steps_per_epoch = len(trainer.batches())
@@ -275,7 +282,7 @@ def epochs(rate: float) -> list[dict]:
 # --- time to accuracy ----------------------------------------------------------------------
 
 
-def gmdsl_accuracy(spec: str, labels: int, evaluate_every: int, budget: float) -> list[dict]:
+def gmdsl_accuracy(spec: str, labels: int, evaluate_every: int, budget: float, device: str) -> list[dict]:
     """Train a spec with gmdsl's loop, test accuracy every `evaluate_every` steps (its time kept
     out of the clock), until 95% or `budget` seconds of training."""
     records: list[dict] = []
@@ -294,7 +301,7 @@ def gmdsl_accuracy(spec: str, labels: int, evaluate_every: int, budget: float) -
         if accuracy >= TARGETS[-1] or seconds > budget:
             raise _Stop
 
-    settings = TrainSettings(epochs=1000, labels=labels, device="cpu")
+    settings = TrainSettings(epochs=1000, labels=labels, device=device)
     with tempfile.TemporaryDirectory() as folder:
         trainer, test = _trainer(spec, settings, Path(folder), on_step)
         clock["start"] = time.perf_counter()
@@ -330,25 +337,30 @@ def pyro_accuracy(labels: int, evaluate_every: int, budget: float) -> list[dict]
     return records
 
 
-def accuracy(labels: int, evaluate_every: int, gmdsl_budget: float, pyro_budget: float) -> dict:
+def accuracy(labels: int, evaluate_every: int, gmdsl_budget: float, pyro_budget: float, device: str) -> dict:
     out: dict = {"labels": labels, "evaluate_every": evaluate_every, "budgets": [gmdsl_budget, pyro_budget]}
-    out["gmdsl"] = {spec: gmdsl_accuracy(spec, labels, evaluate_every, gmdsl_budget) for spec in ACCURACY_SPECS}
-    out["pyro"] = pyro_accuracy(labels, evaluate_every, pyro_budget)
+    out["gmdsl"] = {spec: gmdsl_accuracy(spec, labels, evaluate_every, gmdsl_budget, device) for spec in ACCURACY_SPECS}
+    # bench/pyro_ssvae.py trains on the CPU: beside a GPU run of gmdsl it would not be like for like
+    out["pyro"] = (
+        pyro_accuracy(labels, evaluate_every, pyro_budget)
+        if device == "cpu"
+        else "not run: Pyro's baseline is CPU-only"
+    )
     return out
 
 
 # --- scaling -------------------------------------------------------------------------------
 
 
-def scaling(rounds: int) -> dict:
+def scaling(rounds: int, device: str) -> dict:
     by_batch = []
     for size in (32, 64, 128, 256, 512, 1024):
-        median = step_times("mnist", size, 8, rounds)
+        median = step_times("mnist", size, 8, rounds, device)
         by_batch.append({"batch": size, "samples": 8, **{f"{k}_ms": v * 1e3 for k, v in median.items()}})
         print(f"scaling: {by_batch[-1]}", flush=True)
     by_samples = []
     for samples in (1, 2, 4, 8, 16, 32, 64):
-        median = step_times("mnist", 128, samples, rounds)
+        median = step_times("mnist", 128, samples, rounds, device)
         by_samples.append({"batch": 128, "samples": samples, **{f"{k}_ms": v * 1e3 for k, v in median.items()}})
         print(f"scaling: {by_samples[-1]}", flush=True)
     return {"by_batch": by_batch, "by_samples": by_samples}
@@ -607,6 +619,7 @@ def main() -> None:
     parser.add_argument("--evaluate-every", type=int, default=100, help="steps between test evaluations")
     parser.add_argument("--gmdsl-budget", type=float, default=180.0, help="seconds of training per gmdsl spec")
     parser.add_argument("--pyro-budget", type=float, default=600.0, help="seconds of training for Pyro")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where gmdsl trains and is timed")
     parser.add_argument("--out", default="results", help="where performance.json, .md and .png go")
     args = parser.parse_args()
     out = ROOT / args.out
@@ -614,15 +627,17 @@ def main() -> None:
     log = out / "performance.json"
     results = json.loads(log.read_text(encoding="utf-8")) if log.exists() else {}
     if not args.render:
-        results["machine"] = machine()  # every measuring run restates the machine it ran on
+        results["machine"] = machine(args.device)  # every measuring run restates the machine it ran on
         rate = results["machine"]["sgemm_gflops"] * 1e9
         measured = {
-            "steps": lambda: steps(rate, args.rounds, args.batch),
-            "profile": lambda: profile(args.batch),
-            "compile": lambda: compile_rows(args.rounds, args.batch),
-            "epochs": lambda: epochs(rate),
-            "accuracy": lambda: accuracy(args.labels, args.evaluate_every, args.gmdsl_budget, args.pyro_budget),
-            "scaling": lambda: scaling(max(5, args.rounds // 4)),
+            "steps": lambda: steps(rate, args.rounds, args.batch, args.device),
+            "profile": lambda: profile(args.batch, args.device),
+            "compile": lambda: compile_rows(args.rounds, args.batch, args.device),
+            "epochs": lambda: epochs(rate, args.device),
+            "accuracy": lambda: accuracy(
+                args.labels, args.evaluate_every, args.gmdsl_budget, args.pyro_budget, args.device
+            ),
+            "scaling": lambda: scaling(max(5, args.rounds // 4), args.device),
         }
         for section in args.sections:
             if section != "machine":

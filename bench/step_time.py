@@ -1,7 +1,8 @@
 """Time one training step (objective, backward, Adam) of a compiled MNIST spec against its
 hand-written PyTorch twin (bench/handwritten_mnist.py), in the same run, and print the ratio.
 
-    .venv/bin/python bench/step_time.py [--spec mnist|mnist_enum|mnist_wide] [--batch 128] [--samples 8] [--rounds 30]
+    .venv/bin/python bench/step_time.py [--spec mnist|mnist_enum|mnist_wide] [--batch 128] [--samples 8]
+        [--rounds 30] [--device cpu|cuda]
 
 The two models share weights and random draws, and the script checks that they compute the
 same objective before timing them, so it compares like with like. Both use fused Adam, and the
@@ -58,12 +59,21 @@ def assert_same_objective(
     torch.testing.assert_close(compiled_elbo, hand_elbo, rtol=1e-4, atol=1e-3)
 
 
-def step_times(spec: str, batch_size: int, samples: int, rounds: int) -> dict[str, float]:
+def synchronise(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read means it is done (GPUs only)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def step_times(spec: str, batch_size: int, samples: int, rounds: int, device: str = "cpu") -> dict[str, float]:
     """Median seconds of a training step, compiled and hand-written, timed in alternation so
     that drifts in the machine's load hit both alike."""
     compiled, hand = twin_models(samples, spec)
     batch = batch_of(batch_size, torch.Generator().manual_seed(0))
     assert_same_objective(compiled, hand, batch, samples)
+    where = torch.device(device)
+    compiled, hand = compiled.to(where), hand.to(where)
+    batch = {name: value.to(where) for name, value in batch.items()}
     onehot = torch.nn.functional.one_hot(batch["y"], 10).float()
     optimisers = {
         "compiled": torch.optim.Adam(compiled.parameters(), 1e-3, fused=True),
@@ -75,11 +85,13 @@ def step_times(spec: str, batch_size: int, samples: int, rounds: int) -> dict[st
     }
 
     def step(name: str) -> float:
+        synchronise(where)
         start = time.perf_counter()
         loss = losses[name]()
         optimisers[name].zero_grad()
         loss.backward()
         optimisers[name].step()
+        synchronise(where)
         return time.perf_counter() - start
 
     for name in losses:  # warm up
@@ -98,8 +110,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    median = step_times(args.spec, args.batch, args.samples, args.rounds)
+    median = step_times(args.spec, args.batch, args.samples, args.rounds, args.device)
     print(
         f"{args.spec}.gm training step, batch {args.batch}, samples {args.samples}, {args.rounds} rounds, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
