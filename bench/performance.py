@@ -291,6 +291,7 @@ def gmdsl_accuracy(spec: str, labels: int, evaluate_every: int, budget: float, d
     def on_step(step: int) -> None:
         if step % evaluate_every:
             return
+        synchronise(torch.device(device))  # the clock reads after the queued steps are done
         now = time.perf_counter()
         seconds = now - clock["start"] - clock["paused"]
         accuracy = 1 - supervised_metrics(trainer.model, test)["test_error_y"] / 100
@@ -373,6 +374,15 @@ def first_time(records: list[dict], target: float) -> float | None:
     return next((r["train_seconds"] for r in records if r["test_accuracy"] >= target), None)
 
 
+def _commits(results: dict) -> str:
+    """' at commit X', or each section's commit where sections were measured at different ones."""
+    at = results.get("measured_at", {})
+    commits = sorted(set(at.values())) or [results["machine"]["commit"]]
+    if len(commits) == 1:
+        return f" at commit {commits[0]}"
+    return " (" + "; ".join(f"{', '.join(k for k, v in at.items() if v == c)} at {c}" for c in commits) + ")"
+
+
 def _row(*cells: object) -> str:
     """A markdown table row."""
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
@@ -387,10 +397,10 @@ def markdown(results: dict) -> str:
     lines = [
         "# Performance",
         "",
-        f"Measured by `.venv/bin/python bench/performance.py` at commit {m['commit']} on {m['date']}: "
+        f"Measured by `.venv/bin/python bench/performance.py`{_commits(results)}, last on {m['date']}: "
         f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}, Python "
         f"{m['python']}{', ' + m['cuda'] if m['cuda'] else ', no GPU'}. Measured sgemm rate (float32, "
-        f"1024 x 1024): **{m['sgemm_gflops']:.0f} GFLOP/s**. Every figure below comes from that one run, "
+        f"1024 x 1024): **{m['sgemm_gflops']:.0f} GFLOP/s**. Each section was measured in one run, "
         "alone on the machine; `results/performance.json` holds them all, and "
         "`bench/performance.py --render` redraws this page from it.",
         "",
@@ -566,6 +576,8 @@ def targets(results: dict) -> list[str]:
         ]
     lines = ["## Targets", "", _row("target", "goal", "measured", "met"), "|---" * 4 + "|"]
     lines += [_row(name, goal, f"{value:.3f}", "yes" if met else "**no**") for name, goal, value, met in rows]
+    if rows[2][3] or results["machine"].get("device", "cpu") != "cpu":
+        return [*lines, ""]
     s1 = next(entry for entry in results["profile"] if entry["samples"] == 1)
     products = sum(op["ms"] for op in s1["operators"] if op["name"] in ("aten::mm", "aten::addmm"))
     lines += [
@@ -642,6 +654,7 @@ def main() -> None:
         for section in args.sections:
             if section != "machine":
                 results[section] = measured[section]()
+                results.setdefault("measured_at", {})[section] = results["machine"]["commit"]
                 log.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")  # kept as each section ends
         log.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     render(results, out)

@@ -147,6 +147,8 @@ class Bernoulli(Distribution):
         # x l - softplus(l), summed: one product-and-sum and one softplus pass over the logits
         # (binary_cross_entropy_with_logits makes several, and needs the value expanded first)
         logits = params["logits"]
+        if logits.dim() == 0 or logits.shape[-1] != value.shape[-1]:  # a constant: one per element
+            logits = logits.expand(*logits.shape[:-1], value.shape[-1]) if logits.dim() else logits.expand(value.shape)
         return torch.linalg.vecdot(logits, value) - F.softplus(logits).sum(-1)
 
     def torch_distribution(self, dtype=None, device=None, like=None):

@@ -132,7 +132,6 @@ class Conv(_LeadingDims):
         self.convolutions = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             features = self.convolutions(torch.zeros(1, *self.image_shape)).shape[-1]
-        self.features = features
         rest = input_width - self.image_width
         self.dense = Dense(*_dense([features + rest, *hidden, output_width], activation))
 

@@ -262,3 +262,20 @@ def test_beta_weights_the_latent_terms() -> None:
     log_like = D.Bernoulli(logits=dec(torch.cat([values["y"], values["z"]], -1))).log_prob(X).sum(-1).mean(0)
     # elbo = log p(x | .) + beta * (rest); so 2 * elbo(beta = 0.5) - elbo(beta = 1) = log p(x | .)
     torch.testing.assert_close(2 * r2.elbo - r1.elbo, log_like)
+
+
+@pytest.mark.parametrize(
+    "logits", [0.7, torch.tensor(-1.3, dtype=torch.float64), torch.tensor([[0.4], [-2.0], [1.0]], dtype=torch.float64)]
+)
+def test_bernoulli_scores_constant_logits_once_per_element(logits) -> None:
+    """A constant (or per-row) logit stands for every element of the value, as torch's
+    Bernoulli broadcasts it."""
+    from torch import distributions as D
+
+    from gmdsl.runtime.distributions import Bernoulli
+
+    value = (torch.rand(3, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    bernoulli = Bernoulli(logits=logits)
+    bernoulli.size = 5
+    expected = D.Bernoulli(logits=torch.as_tensor(logits, dtype=torch.float64)).log_prob(value).sum(-1)
+    torch.testing.assert_close(bernoulli.log_prob(value), expected)

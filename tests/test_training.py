@@ -252,7 +252,10 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
     monkeypatch.setattr(CompiledModel, "objective", diverging)
     code, _, err = gmdsl_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert code == 1
-    assert "the loss became nan at epoch 2, step 1; the last good checkpoint is epoch 1" in err
+    assert (
+        "the loss stopped being a finite number (nan or inf) at epoch 2, step 1; the last good checkpoint is epoch 1"
+        in err
+    )
     assert json.loads((run_dir / "checkpoint" / "latest.json").read_text()) == {"epoch": 1}
 
 
@@ -301,7 +304,10 @@ def test_a_run_that_fails_before_its_first_epoch_is_removed(gmdsl_cli, tiny: Pat
     empty.mkdir()
     for run_dir in (tmp_path / "new", empty):
         code, _, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)
-        assert code == 1 and "the loss became nan at epoch 1, step 1; no epoch finished" in err
+        assert (
+            code == 1
+            and "the loss stopped being a finite number (nan or inf) at epoch 1, step 1; no epoch finished" in err
+        )
     assert not (tmp_path / "new").exists()
     assert empty.is_dir() and not any(empty.iterdir())  # a folder the user made is left as it was
 

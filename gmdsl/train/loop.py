@@ -59,8 +59,8 @@ def training_loss(model: CompiledModel, settings: TrainSettings) -> Callable[[di
         return loss
     import torch._inductor.config
 
-    # torch's own random numbers rather than inductor's: the same draws as eager steps, so a run
-    # and its resumption give the same result with and without --compile
+    # torch's own random numbers rather than inductor's: the same draws as eager steps (the
+    # arithmetic still rounds a little differently, so results match eager ones closely, not bitwise)
     torch._inductor.config.fallback_random = True
     return torch.compile(loss, dynamic=True)
 
@@ -92,6 +92,8 @@ class Trainer:
             return 0
         state = self.checkpoints.load(self.model, self.device)
         self.optimiser.load_state_dict(state["optimiser"])
+        for group in self.optimiser.param_groups:  # a checkpoint from before fused Adam restores fused=None
+            group["fused"] = True
         self.order.set_state(state["order"])
         torch.set_rng_state(state["torch"])
         if torch.cuda.is_available() and state.get("cuda") is not None:
@@ -144,7 +146,7 @@ class Trainer:
             else "no epoch finished, so there is no checkpoint"
         )
         raise TrainingDiverged(
-            f"the loss became nan at epoch {epoch}, step {first_bad}; {kept}. "
+            f"the loss stopped being a finite number (nan or inf) at epoch {epoch}, step {first_bad}; {kept}. "
             "Try a lower learning rate (--learning-rate)."
         )
 

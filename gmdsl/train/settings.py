@@ -72,8 +72,7 @@ class TrainSettings(BaseModel):
     compile: bool = _setting(  # noqa: A003 - the flag users know from torch: --compile
         False,
         "torch.compile the training step (for GPUs; on CPUs it measured slower, see results/performance.md).",
-        resumable=True,
-    )
+    )  # not resumable: compiled steps round differently, and a resumed run must end as the uninterrupted one
 
 
 def _extra(field: FieldInfo, key: str) -> bool:
