@@ -444,3 +444,20 @@ def test_the_compiled_training_step_computes_the_eager_loss() -> None:
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-4)
     for compiled_grad, eager_grad in zip(gradients[1], gradients[0], strict=True):
         torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-3, atol=1e-4)
+
+
+def test_the_progress_bar_leaves_training_s_random_numbers_alone(tiny: Path, tmp_path: Path) -> None:
+    """The bar's accuracy runs predict, which draws random numbers; it must not shift the ones
+    training draws, or a run in a terminal would train differently from one in a log."""
+    import gmdsl
+    from gmdsl.train import runs
+    from gmdsl.train.loop import Trainer
+    from gmdsl.train.settings import TrainSettings
+
+    settings = TrainSettings(dataset=str(tiny), labels=20, batch_size=64, samples=2)
+    model = gmdsl.compile(MNIST)
+    data = runs.training_data(runs.bind_data(model.variables, settings), torch.device("cpu"))
+    trainer = Trainer(model, data, settings, tmp_path, torch.device("cpu"), progress=False)
+    before = torch.get_rng_state()
+    assert "acc_y" in trainer.labelled_accuracy(trainer.batches()[0])
+    assert torch.equal(torch.get_rng_state(), before)

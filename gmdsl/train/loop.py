@@ -158,8 +158,13 @@ class Trainer:
         if rows is None or not rows.any():
             return {}
         observed = {k: v[rows] for k, v in self.model.observed_part(batch).items()}
+        # predict draws random numbers: on forked generators, so that a run shown with a progress
+        # bar trains exactly as one without
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            predicted = self.model.predict(observed, samples=1)
         out = {}
-        for name, probabilities in self.model.predict(observed, samples=1).items():
+        for name, probabilities in predicted.items():
             if self.model.by_name[name].type == "onehot":
                 right = probabilities.argmax(-1) == label_indices(batch[name][rows])
                 out[f"acc_{name}"] = f"{right.float().mean().item():.2f}"
