@@ -235,13 +235,10 @@ def test_bad_config_and_missing_data_from_the_cli(gmdsl_cli, tmp_path: Path, mon
     assert code == 1 and "is not a valid run configuration" in err and "`epochs`" in err and "Traceback" not in err
 
 
-def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
-    gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch
-) -> None:
+def _make_the_loss_nan(monkeypatch) -> None:
+    """Every objective from here on is NaN, as in a run that diverges."""
     from gmdsl.runtime.model import CompiledModel
 
-    run_dir = tmp_path / "run"
-    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
     original = CompiledModel.objective
 
     def diverging(self, batch, **kwargs):
@@ -250,6 +247,14 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
         return result
 
     monkeypatch.setattr(CompiledModel, "objective", diverging)
+
+
+def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
+    gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch
+) -> None:
+    run_dir = tmp_path / "run"
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
+    _make_the_loss_nan(monkeypatch)
     code, _, err = gmdsl_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert code == 1
     assert (
@@ -290,16 +295,7 @@ def test_a_failed_train_leaves_nothing_and_the_fixed_command_reruns(
 
 
 def test_a_run_that_fails_before_its_first_epoch_is_removed(gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch) -> None:
-    from gmdsl.runtime.model import CompiledModel
-
-    original = CompiledModel.objective
-
-    def diverging(self, batch, **kwargs):
-        result = original(self, batch, **kwargs)
-        result.elbo = result.elbo * float("nan")
-        return result
-
-    monkeypatch.setattr(CompiledModel, "objective", diverging)
+    _make_the_loss_nan(monkeypatch)
     empty = tmp_path / "given-empty"
     empty.mkdir()
     for run_dir in (tmp_path / "new", empty):
