@@ -246,8 +246,9 @@ def _trainer(spec: str, settings: TrainSettings, folder: Path, on_step=None) -> 
     device = runs.choose_device(settings.device)
     torch.manual_seed(settings.seed)
     model = compile_spec(ROOT / "specs" / f"{spec}.gm").new_model().to(device)
-    data = runs.training_data(runs.bind_data(model.variables, settings), device)
-    return Trainer(model, data, settings, folder, device, progress=False, on_step=on_step), data.test
+    bound = runs.bind_data(model.variables, settings)
+    test = {name: values.to(device) for name, values in bound.test.items()}
+    return Trainer(model, runs.training_data(bound, device), settings, folder, device, False, on_step=on_step), test
 
 
 def epochs(rate: float, device: str) -> list[dict]:
@@ -259,7 +260,7 @@ def epochs(rate: float, device: str) -> list[dict]:
             steps_per_epoch = len(trainer.batches())
             trainer.fit(0)
             started = time.perf_counter()
-            supervised_metrics(trainer.model, test)
+            supervised_metrics(trainer.model, test, "test")
             test_seconds = time.perf_counter() - started
         samples = trainer.model.options.samples
         flops = step_flops(spec, samples, settings.batch_size)
@@ -294,7 +295,7 @@ def gmdsl_accuracy(spec: str, labels: int, evaluate_every: int, budget: float, d
         synchronise(torch.device(device))  # the clock reads after the queued steps are done
         now = time.perf_counter()
         seconds = now - clock["start"] - clock["paused"]
-        accuracy = 1 - supervised_metrics(trainer.model, test)["test_error_y"] / 100
+        accuracy = 1 - supervised_metrics(trainer.model, test, "test")["test_error_y"] / 100
         trainer.model.train()
         clock["paused"] += time.perf_counter() - now
         records.append({"step": step, "train_seconds": seconds, "test_accuracy": accuracy})

@@ -260,6 +260,15 @@ def train(
     return EXIT_OK
 
 
+_checkpoint_option = click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="Which weights: best, the epoch with the lowest validation error (if the run measured one); last.",
+)
+
+
 @cli.command(name="eval")
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
 @click.option(
@@ -275,22 +284,25 @@ def train(
     help="Test rows for the log-likelihood estimate.",
 )
 @click.option("--device", type=click_type("device"), default="auto", help="Where to evaluate (auto: a GPU if any).")
-def evaluate(run_dir: str, samples: int | None, rows: int, device: str) -> int:
-    """Test error / RMSE, ELBO and log-likelihood of a trained run (a table, and RUN/eval.json)."""
+@_checkpoint_option
+def evaluate(run_dir: str, samples: int | None, rows: int, device: str, checkpoint: str) -> int:
+    """Validation and test error / RMSE, ELBO and log-likelihood of a trained run (a table,
+    and RUN/eval.json)."""
     from .train.command import run_evaluation
 
-    run_evaluation(Path(run_dir), samples, rows, device)
+    run_evaluation(Path(run_dir), samples, rows, device, checkpoint)
     return EXIT_OK
 
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
 @click.option("--device", type=click_type("device"), default="auto", help="Where to draw from the model.")
-def show(run_dir: str, device: str) -> int:
+@_checkpoint_option
+def show(run_dir: str, device: str, checkpoint: str) -> int:
     """Pictures of a trained run: reconstructions, style x label grid, traversals, confusion matrix."""
     from .train.command import run_show
 
-    run_show(Path(run_dir), device)
+    run_show(Path(run_dir), device, checkpoint)
     return EXIT_OK
 
 

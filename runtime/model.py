@@ -92,14 +92,16 @@ class CompiledModel(nn.Module):
         batch: Mapping[str, torch.Tensor],
         samples: int | None = None,
         alpha: float | None = None,
+        beta: float | None = None,
         estimator: str | None = None,
         enumerate_relaxed: bool = False,
         check_values: bool = True,
     ) -> Objective:
         """The semi-supervised objective of each row (see gmdsl.runtime.objective).
-        `estimator` overrides the spec's (snis or iwae); `enumerate_relaxed` sums exactly over
-        discrete variables the spec relaxes (for evaluation); `check_values=False` skips the
-        per-batch finite and support checks, for data checked once (the training loop)."""
+        `alpha`, `beta` and `estimator` (snis or iwae) override the spec's; `enumerate_relaxed`
+        sums exactly over discrete variables the spec relaxes (for evaluation);
+        `check_values=False` skips the per-batch finite and support checks, for data checked
+        once (the training loop)."""
         q = self._recognise(batch, samples, enumerate_relaxed, check_values)
         p = Generation(self.by_name, q.values, q.dtype, q.device)
         self.decoder(p)
@@ -111,7 +113,7 @@ class CompiledModel(nn.Module):
             q.log_w_supervised,
             self._labelled(q),
             alpha=self.options.alpha if alpha is None else alpha,
-            beta=self.options.beta,
+            beta=self.options.beta if beta is None else beta,
             estimator=estimator or self.options.estimator,
             constant_weights=self.constant_weights,
         )
@@ -151,25 +153,43 @@ class CompiledModel(nn.Module):
         return {k: v for k, v in batch.items() if k in self.by_name and self.by_name[k].role == "observed"}
 
     @torch.no_grad()
-    def predict(self, batch: Mapping[str, torch.Tensor], samples: int | None = None) -> dict[str, torch.Tensor]:
-        """Per supervised variable, q's class probabilities (discrete) or mean (continuous) given
-        the observed variables only, averaged over q's draws of its other unknowns
-        (q(y | x) = E_q(z | x) q(y | x, z) where y sits below z).
+    def predict(
+        self, batch: Mapping[str, torch.Tensor], samples: int | None = None, method: str = "q"
+    ) -> dict[str, torch.Tensor]:
+        """Per supervised variable, its class probabilities (discrete) or mean (continuous) given
+        the observed variables only.
 
-        Where a label sits below a sampled variable in q, or q relaxes a discrete unknown, the
-        answer is a Monte Carlo average over `samples` draws (the spec's by default): it varies a
-        little from call to call unless torch's seed is fixed, and more samples steady it."""
-        q = self._recognise(self.observed_part(batch), samples)
+        method "q": the recognition model's answer, averaged over q's draws of its other
+        unknowns (q(y | x) = E_q(z | x) q(y | x, z) where y sits below z).
+        method "importance": the generative model's posterior p(y | x), estimated from q's draws
+        weighted by p(x, y, z) / q(y, z | x) (self-normalised importance sampling); a discrete
+        variable the spec relaxes is summed exactly instead of drawn.
+
+        Where a label sits below a sampled variable in q, q relaxes a discrete unknown, or the
+        method is "importance", the answer is a Monte Carlo average over `samples` draws (the
+        spec's by default): it varies a little from call to call unless torch's seed is fixed,
+        and more samples steady it."""
+        if method not in ("q", "importance"):
+            raise ValueError(f"predict's method is q or importance, not {method!r}")
+        importance = method == "importance"
+        q = self._recognise(self.observed_part(batch), samples, enumerate_relaxed=importance)
+        log_weights = q.log_enumeration
+        if importance:
+            p = Generation(self.by_name, q.values, q.dtype, q.device)
+            self.decoder(p)
+            log_weights = log_weights + p.log_p_observed + p.log_p_latent - q.log_q
         out = {}
         for variable in self.variables:
             if variable.role != "supervised":
                 continue
             distribution = q.distributions[variable.name]
-            if distribution.discrete:
+            if importance:
+                summary = q.values[variable.name]  # the drawn (or enumerated) value, weighted by p / q
+            elif distribution.discrete:
                 summary = distribution.probabilities(q.dtype, q.device)
             else:
                 summary = distribution.mean(q.dtype, q.device)
-            out[variable.name] = _average_draws(summary, q.log_enumeration, q.batch_size, variable)
+            out[variable.name] = _average_draws(summary, log_weights, q.batch_size, variable)
         return out
 
     @torch.no_grad()

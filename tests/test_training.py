@@ -4,6 +4,7 @@ resumption, labels that cannot leak, and clear errors for bad configs and missin
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -35,13 +36,16 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
     run_dir = tmp_path / "run"
     code, out, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)
     assert code == 0, err
-    assert "epoch 1/1, loss" in out and "test error y" in out
+    assert "epoch 1/1, loss" in out and "validation error y" in out and "test error" not in out
+    assert "the best on validation is epoch 1" in out
     for name in (
         "model.py",
         "spec.gm",
         "config.json",
         "data.json",
+        "validation.json",
         "labelled.json",
+        "checkpoint/best.safetensors",
         "metrics.jsonl",
         "metrics.csv",
         "curves.png",
@@ -54,6 +58,9 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
     assert code == 0, err
     results = json.loads((run_dir / "eval.json").read_text())
     assert set(results) == {
+        "checkpoint",
+        "epoch",
+        "validation_error_y",
         "test_error_y",
         "test_elbo",
         "test_log_likelihood",
@@ -61,7 +68,8 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
         "log_likelihood_rows",
     }
     assert 0 <= results["test_error_y"] <= 100 and results["test_log_likelihood"] < 0
-    assert "test_error_y" in out
+    assert "test_error_y" in out and "validation_error_y" in out and "best checkpoint (epoch 1)" in out
+    assert results["checkpoint"] == "best" and results["epoch"] == 1
 
     code, out, err = gmdsl_cli("show", str(run_dir))
     assert code == 0, err
@@ -123,14 +131,33 @@ def test_an_interrupted_cosine_run_resumes_onto_the_same_curve(
         assert torch.equal(a[key], b[key]), key
 
 
-def test_the_cosine_rate_falls_from_the_learning_rate_to_zero() -> None:
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        # 2 epochs of 5 steps each; rates at steps 0..14 (a run that goes on past its epochs)
+        ("constant", [0.5] * 15),
+        ("cosine", [0.25 * (1 + math.cos(math.pi * step / 10)) for step in range(15)]),
+        ("step", [0.5] * 5 + [0.05] * 5 + [0.005] * 5),
+        ("restarts", [0.25 * (1 + math.cos(math.pi * (step % 5) / 5)) for step in range(15)]),
+    ],
+)
+def test_learning_rate_schedules_follow_their_closed_forms(schedule: str, expected: list[float]) -> None:
     from gmdsl.train.loop import learning_rate_at
     from gmdsl.train.settings import TrainSettings
 
-    settings = TrainSettings(epochs=3, learning_rate=0.5, lr_schedule="cosine")
-    rates = [learning_rate_at(settings, step, 10) for step in range(10)]
-    assert rates[0] == 0.5 and rates[5] == pytest.approx(0.25) and 0 < rates[-1] < 0.02
-    assert all(later < earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    settings = TrainSettings(epochs=2, learning_rate=0.5, lr_schedule=schedule, lr_decay=0.1, lr_period=1)
+    assert [learning_rate_at(settings, step, 5) for step in range(15)] == pytest.approx(expected)
+
+
+def test_kl_warmup_raises_beta_linearly_to_the_specs() -> None:
+    from gmdsl.train.loop import beta_at
+    from gmdsl.train.settings import TrainSettings
+
+    assert [beta_at(TrainSettings(), step, 4, 0.7) for step in range(3)] == [0.7] * 3
+    warm = TrainSettings(kl_warmup=2)
+    assert [beta_at(warm, step, 4, 0.5) for step in range(10)] == pytest.approx(
+        [0.0625, 0.125, 0.1875, 0.25, 0.3125, 0.375, 0.4375, 0.5, 0.5, 0.5]
+    )
 
 
 def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
@@ -141,7 +168,8 @@ def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
 
     settings = runs.config_of(run_dir).model_copy(update={"dataset": str(dataset), "epochs": 1})
     model_class = runs.model_class_of(run_dir)
-    bound = runs.bind_data(model_class.variables, settings, runs.saved_labelled_indices(run_dir))
+    saved = [runs.saved_indices(run_dir, name) for name in ("validation", "labelled")]
+    bound = runs.bind_data(model_class.variables, settings, *saved)
     torch.manual_seed(settings.seed)
     model = model_class()
     data = runs.training_data(bound, torch.device("cpu"))
@@ -150,7 +178,8 @@ def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
 
 
 def test_no_unlabelled_label_reaches_the_loss(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
-    """Scrambling the label of every unlabelled training example changes no weight at all."""
+    """Scrambling the label of every unlabelled training example and of every validation example
+    changes no weight at all."""
     from tiny_data import write_idx
 
     template = tmp_path / "template"
@@ -166,7 +195,7 @@ def test_no_unlabelled_label_reaches_the_loss(gmdsl_cli, tiny: Path, tmp_path: P
     for name, dataset in (("honest", tiny), ("scrambled", scrambled)):
         run_dir = tmp_path / name
         run_dir.mkdir()
-        for file in ("model.py", "config.json", "labelled.json"):
+        for file in ("model.py", "config.json", "validation.json", "labelled.json"):
             (run_dir / file).write_text((template / file).read_text())
         results.append(_train_one_epoch(run_dir, dataset))
     honest, scrambled_weights = results
@@ -432,7 +461,8 @@ def test_the_compiled_training_step_computes_the_eager_loss() -> None:
     losses, gradients = [], []
     for compiled in (False, True):
         torch.manual_seed(1)
-        loss = training_loss(model, TrainSettings(samples=2, compile=compiled))(batch)
+        settings = TrainSettings(samples=2, compile=compiled, label_weight="dataset")
+        loss = training_loss(model, settings, 0.1)(batch, batch["y_observed"], 0.5)
         model.zero_grad()
         loss.backward()
         losses.append(loss.detach())

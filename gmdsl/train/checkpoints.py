@@ -29,8 +29,10 @@ def write_atomically(path: Path, content: str | bytes | Callable[[str], None]) -
 @dataclass
 class Checkpoints:
     """`checkpoint/epoch-NNNN.safetensors` (weights) and `.state.pt` (optimiser, random
-    states, metrics), with `latest.json` naming the last complete one. Each file is written
-    under a temporary name and renamed, so an interruption leaves the previous one intact."""
+    states, metrics), with `latest.json` naming the last complete one; `best.safetensors`
+    with `best.json` (its epoch and validation score) for the epoch chosen on validation. Each
+    file is written under a temporary name and renamed, so an interruption leaves the
+    previous one intact."""
 
     folder: Path
 
@@ -50,6 +52,21 @@ class Checkpoints:
         for old in self.folder.glob("epoch-*"):
             if not old.name.startswith(f"epoch-{epoch:04d}."):
                 old.unlink()
+
+    def save_best(self, epoch: int, model: torch.nn.Module, metric: str, value: float) -> None:
+        """Keep `model` as the best so far: its weights, then best.json naming them."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.folder / "best.safetensors", lambda temporary: save_model(model, temporary))
+        record = {"epoch": epoch, "metric": metric, "value": value}
+        write_atomically(self.folder / "best.json", json.dumps(record) + "\n")
+
+    def best(self) -> dict | None:
+        """best.json: {epoch, metric, value} of the best checkpoint, None when there is none."""
+        pointer = self.folder / "best.json"
+        return json.loads(pointer.read_text()) if pointer.exists() else None
+
+    def load_best(self, model: torch.nn.Module, device: torch.device) -> None:
+        load_model(model, self.folder / "best.safetensors", device=str(device))
 
     def load(self, model: torch.nn.Module, device: torch.device, epoch: int | None = None) -> dict:
         epoch = self.latest() if epoch is None else epoch

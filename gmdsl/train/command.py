@@ -11,6 +11,7 @@ import click
 import torch
 
 from gmdsl.build import ModelClass, load_model_class
+from gmdsl.runtime.model import CompiledModel
 from gmdsl.runtime.trace import Variable
 
 from . import runs
@@ -52,7 +53,12 @@ def run_training(
         settings = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
         _check_resume(saved, settings)
         model_class = runs.model_class_of(path)
-        bound = runs.bind_data(model_class.variables, settings, runs.saved_labelled_indices(path))
+        bound = runs.bind_data(
+            model_class.variables,
+            settings,
+            runs.saved_indices(path, "validation"),
+            runs.saved_indices(path, "labelled"),
+        )
         device = runs.choose_device(settings.device)
         (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
         return _train(path, model_class, bound, settings, device, progress, resuming=True)
@@ -97,9 +103,10 @@ def _train(
         click.echo(f"{path} has already trained {start} epochs; pass --epochs N (more than {start}) to go on")
         return path
     labelled = int(data.labelled.sum())
+    validation = len(next(iter(data.validation.values())))
     click.echo(
-        f"training {compiled.name} on {settings.dataset} ({data.size} examples, {labelled} labelled) "
-        f"on {device}, epochs {start + 1}..{settings.epochs}; run: {path}"
+        f"training {compiled.name} on {settings.dataset} ({data.size} examples, {labelled} labelled; "
+        f"{validation} held out for validation) on {device}, epochs {start + 1}..{settings.epochs}; run: {path}"
     )
 
     def report(record: dict) -> None:
@@ -107,16 +114,25 @@ def _train(
 
         parts = [f"epoch {record['epoch']}/{settings.epochs}", f"loss {record['loss']:.2f}"]
         parts += [
-            f"{k.replace('test_', 'test ').replace('_', ' ')} {v:.2f}" + ("%" if "error" in k else "")
+            f"{k.replace('_', ' ')} {v:.2f}" + ("%" if "error" in k else "")
             for k, v in record.items()
-            if k.startswith("test_")
+            if k.startswith("validation_")
         ]
         parts.append(f"{record['seconds']:.1f} s")
         click.echo(", ".join(parts))
         curves(trainer.log, path / "curves.png")
 
-    trainer.fit(start, evaluate=lambda m: supervised_metrics(m, data.test), on_epoch=report)
-    click.echo(f"done: {path} (metrics.csv, curves.png, checkpoint/); next: gmdsl eval {path}; gmdsl show {path}")
+    def validate(model: CompiledModel) -> dict:
+        if not validation:
+            return {}
+        return supervised_metrics(model, data.validation, "validation", settings.predict_samples, settings.prediction)
+
+    trainer.fit(start, evaluate=validate, on_epoch=report)
+    best = trainer.checkpoints.best()
+    chosen = f"; the best on validation is epoch {best['epoch']} ({best['metric']} {best['value']:.2f})" if best else ""
+    click.echo(
+        f"done: {path} (metrics.csv, curves.png, checkpoint/){chosen}; next: gmdsl eval {path}; gmdsl show {path}"
+    )
     return path
 
 
@@ -135,27 +151,35 @@ def _check_resume(saved: TrainSettings, asked: TrainSettings) -> None:
         )
 
 
-def run_evaluation(path: Path, samples: int | None, rows: int, device: str) -> dict:
-    run = runs.open_run(path, device)
-    test = runs.test_data(run)
+def run_evaluation(path: Path, samples: int | None, rows: int, device: str, checkpoint: str) -> dict:
+    """eval.json: the chosen checkpoint's validation numbers, then its test numbers (the test
+    set is read here, once per final model, never during training)."""
+    run = runs.open_run(path, device, checkpoint)
     samples = samples if samples is not None else run.config.eval_samples
     torch.manual_seed(run.config.seed)
-    results = evaluate(run.model, test, samples, rows)
+    predict = (run.config.predict_samples, run.config.prediction)
+    validation = runs.validation_data(run)
+    results: dict = {"checkpoint": run.checkpoint, "epoch": run.epoch}
+    if validation:
+        results.update(supervised_metrics(run.model, validation, "validation", *predict))
+    results.update(evaluate(run.model, runs.test_data(run), samples, rows, *predict))
     (path / "eval.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    click.echo(f"{run.model.name}, {path}:")
+    click.echo(f"{run.model.name}, {path}, {run.checkpoint} checkpoint (epoch {run.epoch}):")
     width = max(len(k) for k in results)
     for key, value in results.items():
+        if key in ("checkpoint", "epoch"):
+            continue
         text = f"{value:.3f}" if isinstance(value, float) else str(value)
-        unit = " %" if key.startswith("test_error") else ""
+        unit = " %" if "_error_" in key else ""
         click.echo(f"  {key:<{width}}  {text}{unit}")
     click.echo(f"wrote {path / 'eval.json'}")
     return results
 
 
-def run_show(path: Path, device: str) -> list[Path]:
+def run_show(path: Path, device: str, checkpoint: str) -> list[Path]:
     from .figures import show
 
-    run = runs.open_run(path, device)
+    run = runs.open_run(path, device, checkpoint)
     torch.manual_seed(run.config.seed)
     made = show(run, runs.test_data(run))
     for figure in made:

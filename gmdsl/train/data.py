@@ -126,11 +126,12 @@ def load_indices(path: Path) -> torch.Tensor:
 
 @dataclass
 class TrainingData:
-    """Model-ready training and test tensors by variable name, on the training device.
-    `labelled` marks (by example index) the training rows whose labels may be used."""
+    """Model-ready training and validation tensors by variable name, on the training device.
+    `labelled` marks (by row) the training rows whose labels may be used; the validation rows
+    are not among the training rows, and their labels serve only to measure."""
 
     train: dict[str, torch.Tensor]
-    test: dict[str, torch.Tensor]
+    validation: dict[str, torch.Tensor]
     labelled: torch.Tensor  # [N] bool
     supervised: tuple[str, ...]
 

@@ -1,5 +1,6 @@
-"""Test-set numbers of a trained model: classification error for each discrete supervised
-variable, RMSE for continuous ones, the ELBO, and an importance-weighted log-likelihood."""
+"""Numbers of a trained model on held-out data: classification error for each discrete
+supervised variable, RMSE for continuous ones (on validation each epoch, and on test in
+`gmdsl eval`), the ELBO, and an importance-weighted log-likelihood."""
 
 from __future__ import annotations
 
@@ -19,41 +20,55 @@ def _chunks(data: dict[str, torch.Tensor], size: int):
 
 
 @torch.no_grad()
-def predictions(model: CompiledModel, data: dict[str, torch.Tensor], chunk: int = 1000) -> dict[str, torch.Tensor]:
+def predictions(
+    model: CompiledModel,
+    data: dict[str, torch.Tensor],
+    samples: int | None = None,
+    method: str = "q",
+    chunk: int = 1000,
+) -> dict[str, torch.Tensor]:
     """model.predict over the whole set, in chunks."""
     parts: dict[str, list[torch.Tensor]] = {}
     for batch in _chunks(model.observed_part(data), chunk):
-        for name, value in model.predict(batch).items():
+        for name, value in model.predict(batch, samples, method).items():
             parts.setdefault(name, []).append(value)
     return {name: torch.cat(values) for name, values in parts.items()}
 
 
 @torch.no_grad()
-def supervised_metrics(model: CompiledModel, data: dict[str, torch.Tensor]) -> dict[str, float]:
-    """`test_error_NAME` (percent) for discrete, `test_rmse_NAME` for continuous supervised
-    variables: those the data labels."""
+def supervised_metrics(
+    model: CompiledModel, data: dict[str, torch.Tensor], split: str, samples: int | None = None, method: str = "q"
+) -> dict[str, float]:
+    """`SPLIT_error_NAME` (percent) for discrete, `SPLIT_rmse_NAME` for continuous supervised
+    variables: those the data labels. `samples` and `method`: how to predict (model.predict)."""
     out = {}
-    for name, predicted in predictions(model, data).items():
+    for name, predicted in predictions(model, data, samples, method).items():
         if name not in data:
             continue
         truth = data[name]
         if model.by_name[name].type == "onehot":
             wrong = predicted.argmax(-1) != label_indices(truth)
-            out[f"test_error_{name}"] = 100.0 * wrong.float().mean().item()
+            out[f"{split}_error_{name}"] = 100.0 * wrong.float().mean().item()
         elif model.by_name[name].type == "binary":
-            out[f"test_error_{name}"] = 100.0 * ((predicted > 0.5).float() != truth.round()).float().mean().item()
+            out[f"{split}_error_{name}"] = 100.0 * ((predicted > 0.5).float() != truth.round()).float().mean().item()
         else:
-            out[f"test_rmse_{name}"] = math.sqrt(((predicted - truth) ** 2).mean().item())
+            out[f"{split}_rmse_{name}"] = math.sqrt(((predicted - truth) ** 2).mean().item())
     return out
 
 
 @torch.no_grad()
 def evaluate(
-    model: CompiledModel, data: dict[str, torch.Tensor], log_likelihood_samples: int, log_likelihood_rows: int
+    model: CompiledModel,
+    data: dict[str, torch.Tensor],
+    log_likelihood_samples: int,
+    log_likelihood_rows: int,
+    predict_samples: int | None = None,
+    method: str = "q",
 ) -> dict[str, float]:
-    """Everything `gmdsl eval` reports. The ELBO uses the spec's estimator and samples on every
-    test row, labels hidden; the log-likelihood uses the iwae bound on the first rows."""
-    out = supervised_metrics(model, data)
+    """Everything `gmdsl eval` reports on the test set. The ELBO uses the spec's estimator and
+    samples on every test row, labels hidden; the log-likelihood uses the iwae bound on the
+    first rows."""
+    out = supervised_metrics(model, data, "test", predict_samples, method)
     observed = model.observed_part(data)
     elbos = [model.objective(batch).elbo for batch in _chunks(observed, 500)]
     out["test_elbo"] = torch.cat(elbos).mean().item()

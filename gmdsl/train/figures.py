@@ -18,9 +18,9 @@ _TRAVERSAL = torch.linspace(-3, 3, 9)
 
 
 def curves(log: list[dict], path: Path) -> Path:
-    """Loss, and any test error or RMSE, per epoch."""
+    """Loss, and any validation error or RMSE, per epoch."""
     epochs = [r["epoch"] for r in log]
-    extra = sorted({k for r in log for k in r if k.startswith(("test_error_", "test_rmse_"))})
+    extra = sorted({k for r in log for k in r if k.startswith(("validation_error_", "validation_rmse_"))})
     figure = Figure(figsize=(4 * (1 + len(extra)), 3))
     axes = figure.subplots(1, 1 + len(extra), squeeze=False)
     axes[0, 0].plot(epochs, [r["loss"] for r in log], marker="o")
@@ -182,7 +182,8 @@ def confusion(run: Run, test, folder: Path) -> Path | None:
     label = _label_variable(run)
     if label is None or label.name not in test:  # a label the dataset does not give has no confusion matrix
         return None
-    predicted = predictions(run.model, test)[label.name].argmax(-1).cpu()
+    predicted = predictions(run.model, test, run.config.predict_samples, run.config.prediction)[label.name]
+    predicted = predicted.argmax(-1).cpu()
     truth = label_indices(test[label.name]).cpu()
     classes = label.shape[-1]
     matrix = torch.zeros(classes, classes, dtype=torch.long)

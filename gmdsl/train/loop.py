@@ -1,6 +1,7 @@
 """The training loop of `gmdsl train`: Adam over batches taken by index from tensors that live
-on the device, labelled examples mixed into every batch at a set rate, metrics and an atomic
-checkpoint each epoch, and resumption that continues exactly where a run stopped.
+on the device, labelled examples mixed into every batch at a set rate and weight, the
+learning-rate and beta schedules, metrics and an atomic checkpoint each epoch (and the best
+one on validation), and resumption that continues exactly where a run stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 from gmdsl.runtime.errors import UserError
-from gmdsl.runtime.model import CompiledModel
+from gmdsl.runtime.model import CompiledModel, Objective
 
 from .checkpoints import Checkpoints
 from .data import TrainingData, label_indices
@@ -39,21 +40,62 @@ class TrainingInterrupted(UserError):
 _CHECK_EVERY = 20  # steps between reads of the loss on the host (each read waits for a GPU)
 
 
-def learning_rate_at(settings: TrainSettings, step: int, steps: int) -> float:
-    """The rate of step `step` (from 0) of `steps`: a function of the step alone, so a resumed
-    run continues the same curve without saving any scheduler state."""
+def learning_rate_at(settings: TrainSettings, step: int, steps_per_epoch: int) -> float:
+    """The rate of step `step` (from 0): a function of the step alone, so a resumed run
+    continues the same curve without saving any scheduler state."""
+    rate = settings.learning_rate
     if settings.lr_schedule == "cosine":
-        return settings.learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))
-    return settings.learning_rate
+        return rate * 0.5 * (1 + math.cos(math.pi * step / (settings.epochs * steps_per_epoch)))
+    period = settings.lr_period * steps_per_epoch
+    if settings.lr_schedule == "step":
+        return rate * settings.lr_decay ** (step // period)
+    if settings.lr_schedule == "restarts":
+        return rate * 0.5 * (1 + math.cos(math.pi * (step % period) / period))
+    return rate
 
 
-def training_loss(model: CompiledModel, settings: TrainSettings) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
-    """The loss of a training batch (the mean negative objective; the data was checked once,
-    so not again per batch), through torch.compile when the settings ask for it. Compiled with
-    dynamic shapes, so an epoch's shorter last batch does not compile it a second time."""
+def beta_at(settings: TrainSettings, step: int, steps_per_epoch: int, beta: float) -> float:
+    """The objective's beta at step `step` (from 0): rising linearly from 0 to the spec's over
+    the first `kl_warmup` epochs, so early steps fit the data before the prior pulls."""
+    if not settings.kl_warmup:
+        return beta
+    return beta * min(1.0, (step + 1) / (settings.kl_warmup * steps_per_epoch))
 
-    def loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model.objective(batch, samples=settings.samples, alpha=settings.alpha, check_values=False).loss
+
+def dataset_objective(
+    objective: Objective, labelled: torch.Tensor, labelled_share: float, alpha: float
+) -> torch.Tensor:
+    """The batch's estimate of the training set's objective per example, (1/N) [sum over
+    unlabelled examples of their ELBO + sum over labelled ones of (ELBO + alpha N / N_l log q(y | x))]:
+    each stratum's batch mean weighted by its share of the data, whatever share of the batch
+    it fills (label_weight = dataset)."""
+    log_q = torch.where(labelled, objective.log_q_supervised, 0.0)
+    elbo = objective.elbo - alpha * log_q  # each row's own ELBO, without the labels' extra term
+    rows = labelled.to(elbo.dtype)
+    labelled_rows = rows.sum().clamp(min=1)
+    unlabelled_rows = (1 - rows).sum().clamp(min=1)
+    return (
+        (1 - labelled_share) * (elbo * (1 - rows)).sum() / unlabelled_rows
+        + labelled_share * (elbo * rows).sum() / labelled_rows
+        + alpha * log_q.sum() / labelled_rows
+    )
+
+
+def training_loss(
+    model: CompiledModel, settings: TrainSettings, labelled_share: float
+) -> Callable[[dict[str, torch.Tensor], torch.Tensor, float], torch.Tensor]:
+    """The loss of a training batch, given its labelled rows and the objective's beta: the
+    negative objective, averaged over rows or weighted as the whole data set
+    (`label_weight`). The data was checked once, so not again per batch. Through torch.compile
+    when the settings ask for it, with dynamic shapes, so an epoch's shorter last batch does
+    not compile it a second time."""
+    alpha = model.options.alpha if settings.alpha is None else settings.alpha
+
+    def loss(batch: dict[str, torch.Tensor], labelled: torch.Tensor, beta: float) -> torch.Tensor:
+        objective = model.objective(batch, samples=settings.samples, alpha=alpha, beta=beta, check_values=False)
+        if settings.label_weight == "row":
+            return objective.loss
+        return -dataset_objective(objective, labelled, labelled_share, alpha)
 
     if not settings.compile:
         return loss
@@ -63,6 +105,16 @@ def training_loss(model: CompiledModel, settings: TrainSettings) -> Callable[[di
     # arithmetic still rounds a little differently, so results match eager ones closely, not bitwise)
     torch._inductor.config.fallback_random = True
     return torch.compile(loss, dynamic=True)
+
+
+def selection_metric(record: dict) -> str | None:
+    """The validation number that picks the best checkpoint: the first supervised variable's
+    validation error, else its RMSE; None when the epoch measured none."""
+    for prefix in ("validation_error_", "validation_rmse_"):
+        key = next((k for k in record if k.startswith(prefix)), None)
+        if key is not None:
+            return key
+    return None
 
 
 @dataclass
@@ -79,7 +131,7 @@ class Trainer:
     def __post_init__(self) -> None:
         # fused: one kernel for all parameters (2x faster than the per-tensor loop on a CPU)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=self.settings.learning_rate, fused=True)
-        self.loss_of = training_loss(self.model, self.settings)
+        self.loss_of = training_loss(self.model, self.settings, self.data.labelled.float().mean().item())
         self.checkpoints = Checkpoints(self.run / "checkpoint")
         self.order = torch.Generator().manual_seed(self.settings.seed)  # batch order, saved with the run
         self.labelled_index = torch.nonzero(self.data.labelled).flatten()
@@ -176,8 +228,9 @@ class Trainer:
         evaluate: Callable[[CompiledModel], dict] | None = None,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> list[dict]:
-        """Train from `start_epoch` to the settings' last epoch. `evaluate(model)` returns test
-        metrics for the epoch's record; `on_epoch(record)` is told of each finished epoch.
+        """Train from `start_epoch` to the settings' last epoch. `evaluate(model)` returns
+        validation metrics for the epoch's record (the lowest validation error keeps its
+        weights as the best checkpoint); `on_epoch(record)` is told of each finished epoch.
         Ctrl-C raises `TrainingInterrupted`; every finished epoch is already saved."""
         epoch = start_epoch + 1
         try:
@@ -216,12 +269,12 @@ class Trainer:
             dynamic_ncols=True,
         )
         for step, index in enumerate(bar, start=1):
-            rate = learning_rate_at(
-                self.settings, (epoch - 1) * len(batches) + step - 1, self.settings.epochs * len(batches)
-            )
+            done = (epoch - 1) * len(batches) + step - 1  # steps before this one
             for group in self.optimiser.param_groups:
-                group["lr"] = rate
-            loss = self.loss_of(self.batch(index))
+                group["lr"] = learning_rate_at(self.settings, done, len(batches))
+            batch = self.batch(index)
+            labelled = self.data.labelled[index]
+            loss = self.loss_of(batch, labelled, beta_at(self.settings, done, len(batches), self.model.options.beta))
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self.optimiser.step()
@@ -237,6 +290,10 @@ class Trainer:
         if evaluate is not None:
             self.model.eval()
             record.update(evaluate(self.model))
+        key = selection_metric(record)
+        if key is not None and all(record[key] < earlier[key] for earlier in self.log if key in earlier):
+            # before the epoch's checkpoint: a run stopped between the two redoes this epoch
+            self.checkpoints.save_best(epoch, self.model, key, record[key])
         self.log.append(record)
         self.checkpoints.save(
             epoch,

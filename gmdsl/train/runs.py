@@ -3,9 +3,11 @@
 RUN/model.py          the compiled model (spec.gm beside it when trained from a spec)
 RUN/config.json       the resolved training configuration
 RUN/data.json         the dataset, the field of each variable, and image shapes
-RUN/labelled.json     the indices of the labelled training examples
+RUN/validation.json   the indices of the training examples held out for validation
+RUN/labelled.json     the indices of the labelled training examples (both index the dataset's train split)
 RUN/metrics.jsonl     one record per epoch (also metrics.csv; curves.png)
-RUN/checkpoint/       weights (safetensors) and training state of the last epoch
+RUN/checkpoint/       weights (safetensors) and training state of the last epoch, and
+                      best.safetensors: the weights of the epoch with the lowest validation error
 RUN/eval.json         `gmdsl eval`;  RUN/figures/*.png  `gmdsl show`
 """
 
@@ -44,6 +46,8 @@ class Run:
     config: TrainSettings
     data: dict  # data.json
     device: torch.device
+    checkpoint: str  # which weights are loaded: best (chosen on validation) or last
+    epoch: int  # the epoch they are from
 
 
 def choose_device(name: str) -> torch.device:
@@ -113,31 +117,51 @@ class BoundData:
     fields: dict[str, str]  # variable -> dataset field
     supervised: tuple[str, ...]  # the supervised variables the dataset labels
     unlabelled: tuple[str, ...]  # supervised variables the dataset has no field for: never labelled
-    train: dict[str, torch.Tensor]
+    train: dict[str, torch.Tensor]  # the dataset's whole train split, validation rows included
     test: dict[str, torch.Tensor]
-    labelled_indices: torch.Tensor  # training examples whose labels may be used
+    validation_indices: torch.Tensor  # rows of the train split held out: never trained on
+    labelled_indices: torch.Tensor  # rows of the train split whose labels may be used
     field_shapes: dict[str, list[int]]
 
 
+# The validation split is a property of the dataset, not of a run: the same for every seed, so
+# that recipes are compared on the same examples.
+VALIDATION_SEED = 0
+
+
 def bind_data(
-    variables: tuple[Variable, ...], settings: TrainSettings, labelled_indices: torch.Tensor | None = None
+    variables: tuple[Variable, ...],
+    settings: TrainSettings,
+    validation_indices: torch.Tensor | None = None,
+    labelled_indices: torch.Tensor | None = None,
 ) -> BoundData:
     """Open the dataset, bind its fields to the variables, check every value, and fix the
-    labelled subset (drawn from `label_seed` unless a resumed run gives its own). Nothing is
-    written: a new run calls this before its directory exists."""
+    validation split and the labelled subset (drawn unless a resumed run gives its own): the
+    validation rows class-stratified with VALIDATION_SEED, the labelled ones class-balanced
+    from the rest with `label_seed`. Nothing is written: a new run calls this before its
+    directory exists."""
     dataset = open_dataset(settings.dataset)
     by_name = {v.name: v for v in variables}
     fields, unlabelled = bind(dataset, variables, settings.fields, where="`fields` of the training configuration")
     train = {name: model_tensor(dataset.train[field], by_name[name]) for name, field in fields.items()}
     test = {name: model_tensor(dataset.test[field], by_name[name]) for name, field in fields.items()}
     supervised = tuple(v.name for v in variables if v.role == "supervised" and v.name in fields)
-    if labelled_indices is None:
-        labelled_indices = torch.zeros(0, dtype=torch.long)
-        if supervised and settings.labels:
-            labelled_indices = labelled_subset(
-                dataset.train[fields[supervised[0]]], settings.labels, settings.label_seed
-            )
     size = len(next(iter(train.values())))
+    # classes to stratify by: the first supervised variable's, else one class (a plain random draw)
+    classes = dataset.train[fields[supervised[0]]] if supervised else torch.zeros(size, dtype=torch.long)
+    if validation_indices is None:
+        count = size // 6 if settings.validation is None else settings.validation
+        if count >= size:
+            raise DataError(
+                f"cannot hold out {count} of the {size} training examples for validation: "
+                "set validation (--validation N) below that, or 0 for none"
+            )
+        validation_indices = labelled_subset(classes, count, VALIDATION_SEED) if count else _no_rows()
+    if labelled_indices is None:
+        labelled_indices = _no_rows()
+        if supervised and settings.labels:
+            rest = _rows_except(size, validation_indices)
+            labelled_indices = rest[labelled_subset(classes[rest], settings.labels, settings.label_seed)]
     labelled = torch.zeros(size, dtype=torch.bool)
     labelled[labelled_indices] = True
     _check_values(
@@ -151,9 +175,20 @@ def bind_data(
         unlabelled,
         train,
         test,
+        validation_indices,
         labelled_indices,
         {name: list(dataset.train[field].shape[1:]) for name, field in fields.items()},
     )
+
+
+def _no_rows() -> torch.Tensor:
+    return torch.zeros(0, dtype=torch.long)
+
+
+def _rows_except(size: int, held_out: torch.Tensor) -> torch.Tensor:
+    keep = torch.ones(size, dtype=torch.bool)
+    keep[held_out] = False
+    return torch.nonzero(keep).flatten()
 
 
 def _check_values(
@@ -173,60 +208,93 @@ def _check_values(
 
 
 def save_data(path: Path, data: BoundData) -> None:
-    """RUN/labelled.json and RUN/data.json: what a resumed run, eval and show read back."""
+    """RUN/validation.json, RUN/labelled.json and RUN/data.json: what a resumed run, eval and
+    show read back."""
+    save_indices(path / "validation.json", data.validation_indices)
     save_indices(path / "labelled.json", data.labelled_indices)
     summary = {
         "dataset": data.dataset,
         "fields": data.fields,
         "field_shapes": data.field_shapes,
         "never_labelled": list(data.unlabelled),
-        "train_examples": len(next(iter(data.train.values()))),
+        "train_examples": len(next(iter(data.train.values()))) - len(data.validation_indices),
+        "validation_examples": len(data.validation_indices),
         "labelled_examples": len(data.labelled_indices),
     }
     (path / "data.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
-def saved_labelled_indices(path: Path) -> torch.Tensor | None:
-    file = path / "labelled.json"
-    return load_indices(file) if file.exists() else None
+def saved_indices(path: Path, name: str) -> torch.Tensor:
+    """RUN/NAME.json's indices (validation or labelled)."""
+    file = path / f"{name}.json"
+    if not file.exists():
+        raise RunError(
+            f"{path} has no {name}.json (runs from before gmdsl held out a validation split lack it): start a new run",
+            location=str(path),
+        )
+    return load_indices(file)
 
 
 def training_data(data: BoundData, device: torch.device) -> TrainingData:
-    """The bound data on the training device, each hidden label overwritten."""
-    labelled = torch.zeros(len(next(iter(data.train.values()))), dtype=torch.bool)
+    """The bound data on the training device: the training rows (validation ones left out)
+    with each hidden label overwritten, and the validation rows with their labels."""
+    size = len(next(iter(data.train.values())))
+    rows = _rows_except(size, data.validation_indices)
+    labelled = torch.zeros(size, dtype=torch.bool)
     labelled[data.labelled_indices] = True
-    train = dict(data.train)
+    labelled = labelled[rows]
+    train = {name: values[rows] for name, values in data.train.items()}
     for name in data.supervised:
         train[name] = hide_unlabelled(train[name], labelled)
     return TrainingData(
         {k: v.to(device) for k, v in train.items()},
-        {k: v.to(device) for k, v in data.test.items()},
+        {k: v[data.validation_indices].to(device) for k, v in data.train.items()},
         labelled.to(device),
         data.supervised,
     )
 
 
-def open_run(path: Path, device_name: str = "auto") -> Run:
-    """A trained run: its model with the last checkpoint's weights, on the device."""
+def open_run(path: Path, device_name: str = "auto", checkpoint: str = "best") -> Run:
+    """A trained run: its model with the weights of the checkpoint asked for (best: the
+    epoch chosen on validation, where the run measured one; last: the last epoch), on the device."""
     path = _require_run(Path(path))
     config = config_of(path)  # first: a hand-edited config is the likelier mistake
     device = choose_device(device_name)
     model = model_class_of(path)().to(device)
     checkpoints = Checkpoints(path / "checkpoint")
-    if checkpoints.latest() is None:
+    last = checkpoints.latest()
+    if last is None:
         raise RunError(f"{path} has no checkpoint yet: train it first (`gmdsl train ... --run {path}`)")
-    checkpoints.load(model, device)
+    best = checkpoints.best()
+    if checkpoint == "best" and best is not None:
+        checkpoints.load_best(model, device)
+        chosen, epoch = "best", best["epoch"]
+    else:  # a run without validation has no best: its last epoch is the one it chose
+        checkpoints.load(model, device)
+        chosen, epoch = "last", last
     model.eval()
     data = json.loads((path / "data.json").read_text(encoding="utf-8"))
-    return Run(path, model, config, data, device)
+    return Run(path, model, config, data, device, chosen, epoch)
 
 
-def test_data(run: Run) -> dict[str, torch.Tensor]:
-    dataset = open_dataset(run.config.dataset)
+def _fields(run: Run, split: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     try:
         return {
-            name: model_tensor(dataset.test[field], run.model.by_name[name]).to(run.device)
+            name: model_tensor(split[field], run.model.by_name[name]).to(run.device)
             for name, field in run.data["fields"].items()
         }
     except KeyError as exc:
         raise DataError(f"dataset {run.config.dataset} has no field {exc} any more") from None
+
+
+def test_data(run: Run) -> dict[str, torch.Tensor]:
+    return _fields(run, open_dataset(run.config.dataset).test)
+
+
+def validation_data(run: Run) -> dict[str, torch.Tensor]:
+    """The run's validation rows with their labels (empty when it held none out)."""
+    rows = saved_indices(run.path, "validation")
+    if not len(rows):
+        return {}
+    train = open_dataset(run.config.dataset).train
+    return _fields(run, {field: values[rows] for field, values in train.items()})
