@@ -1,0 +1,78 @@
+"""What the MNIST benchmarks share: running `gmdsl train` / `gmdsl eval` as subprocesses with
+their output in a log, resuming a run directory a stopped benchmark left behind, and
+describing the commit and hardware a result came from."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GMDSL = str(Path(sys.executable).parent / "gmdsl")  # the CLI of the environment running this script
+
+
+class Failed(Exception):
+    """A train or eval command exited non-zero; the message names its log."""
+
+
+def run(command: list[str], log: Path, threads: int) -> None:
+    # Each parallel run gets its share of the cores, so runs do not fight over threads.
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(f"$ {' '.join(command)}\n")
+        handle.flush()
+        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    if result.returncode != 0:
+        raise Failed(f"failed ({result.returncode}): {' '.join(command)}; see {log}")
+
+
+def train(spec: str, run_dir: Path, epochs: int, options: list[str], log: Path, threads: int) -> None:
+    """Train `spec` for `epochs` into `run_dir`; a run directory with a saved epoch (a benchmark
+    stopped part way) is resumed, so it ends as the uninterrupted run would. `options` are
+    `gmdsl train` flags of a new run (a resumed one keeps its own)."""
+    if (run_dir / "checkpoint" / "latest.json").exists():
+        command = [GMDSL, "train", "--resume", str(run_dir), "--epochs", str(epochs), "--no-progress"]
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.unlink(missing_ok=True)
+        command = [GMDSL, "train", spec, "--epochs", str(epochs), "--run", str(run_dir), "--no-progress", *options]
+    run(command, log, threads)
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return head.stdout.strip() or "unknown"
+
+
+def hardware(jobs: int, threads: int) -> dict:
+    import torch
+
+    return {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "jobs": jobs,
+        "threads_per_job": threads,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+    }
+
+
+def describe(hardware: dict) -> str:
+    if hardware.get("cuda"):
+        return hardware["cuda"]
+    threads = f"{hardware['threads_per_job']} thread" + ("s" if hardware["threads_per_job"] > 1 else "")
+    runs = (
+        f"one run at a time with {threads}"
+        if hardware["jobs"] == 1
+        else f"{hardware['jobs']} runs at once, {threads} each"
+    )
+    return f"{hardware['machine']} CPU, {hardware['cpus']} cores, {runs}"
