@@ -1,15 +1,20 @@
 """Reproduce the MNIST table of Siddharth et al. (2017): train a spec with N = 100, 600, 1000
-and 3000 labels, several seeds each (a different labelled subset per seed), evaluate the test
-error, and add the spec's row to results/mnist.json and results/mnist.md beside the reference rows.
+and 3000 labels, several seeds each (a different labelled subset per seed), pick each run's
+checkpoint on validation error, read the test set once for it, and add the setting's row to
+results/mnist.json and results/mnist.md beside the reference rows.
 
     .venv/bin/python bench/reproduce_mnist.py                          # specs/mnist.gm, short CPU setting
     .venv/bin/python bench/reproduce_mnist.py --full                   # the paper's 200 epochs
-    .venv/bin/python bench/reproduce_mnist.py --spec specs/mnist_fast.gm --epochs 40 --lr-schedule cosine --jobs 2
+    .venv/bin/python bench/reproduce_mnist.py --spec specs/mnist_wide.gm --config recipe.toml --name wide-long --jobs 2
 
-A row is one setting (spec, epochs, learning-rate schedule): running a setting again replaces its
-row, other rows stay. Every number comes from `gmdsl train` / `gmdsl eval` runs of the committed
-code; each run's log, metrics and eval.json are kept under results/logs/ (weights are not
-committed). results/mnist_style.png is redrawn whenever a run beats the best one so far.
+A row is one setting (spec, recipe config, epochs): running a setting again replaces its row,
+other rows stay. A stopped table resumes: run the same command again, and finished runs are
+kept (their logs are read back), unfinished ones go on from their last saved epoch. Every
+number comes from `gmdsl train` / `gmdsl eval` runs of the committed code; each run's log,
+metrics, config and eval.json are kept under results/logs/ (weights are not committed).
+results/mnist_style.png is redrawn whenever a run beats the best one so far, and
+results/mnist_curves.png shows the N = 100 runs' validation error against epochs and time
+(`--render` redraws the table and curves from mnist.json and the logs alone).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -26,8 +30,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-GMDSL = str(Path(sys.executable).parent / "gmdsl")  # the CLI of the environment running this script
+import mnist_runs
+from mnist_runs import GMDSL, ROOT
+
 LABELS = (100, 600, 1000, 3000)
 # test error %, N = 100 / 600 / 1000 / 3000
 REFERENCES = [
@@ -39,70 +44,46 @@ REFERENCES = [
     ("Kingma et al. 2014, M2", [(11.97, 1.71), (4.94, 0.13), (3.60, 0.56), (3.92, 0.63)], ""),
     ("Pyro SS-VAE tutorial, best variant", [(6.81, None), (5.63, None), (5.13, None), (4.18, None)], ""),
 ]
+KEPT = ("metrics.jsonl", "eval.json", "config.json", "labelled.json")  # each run's files under logs/
 
 
-class Failed(Exception):
-    """A train or eval command exited non-zero; the message names its log."""
+def setting_name(args) -> str:
+    if args.name:
+        return args.name
+    return f"{Path(args.spec).stem}-e{args.epochs}" + ("" if args.lr_schedule == "constant" else f"-{args.lr_schedule}")
 
 
-def run(command: list[str], log: Path, threads: int) -> None:
-    # Each parallel run gets its share of the cores, so runs do not fight over threads.
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    with open(log, "a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(command)}\n")
-        handle.flush()
-        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    if result.returncode != 0:
-        raise Failed(f"failed ({result.returncode}): {' '.join(command)}; see {log}")
+def finished(logs: Path, name: str, epochs: int) -> bool:
+    """Whether logs/ already holds this run evaluated after `epochs` epochs (a resumed table keeps it)."""
+    config, evaluation = logs / f"{name}.config.json", logs / f"{name}.eval.json"
+    return evaluation.exists() and config.exists() and json.loads(config.read_text())["epochs"] == epochs
 
 
-def setting_name(spec: str, epochs: int, lr_schedule: str) -> str:
-    return f"{Path(spec).stem}-e{epochs}" + ("" if lr_schedule == "constant" else f"-{lr_schedule}")
-
-
-def train_and_evaluate(args, epochs: int, labels: int, seed: int, logs: Path, threads: int) -> dict:
-    name = f"{setting_name(args.spec, epochs, args.lr_schedule)}-n{labels}-seed{seed}"
-    run_dir = ROOT / args.runs / name
-    shutil.rmtree(run_dir, ignore_errors=True)
+def train_and_evaluate(args, labels: int, seed: int, logs: Path, threads: int) -> dict:
+    name = f"{setting_name(args)}-n{labels}-seed{seed}"
     log = logs / f"{name}.log"
-    log.unlink(missing_ok=True)
     started = time.perf_counter()
-    run(
-        [
-            GMDSL,
-            "train",
-            args.spec,
-            "--labels",
-            str(labels),
-            "--epochs",
-            str(epochs),
-            "--seed",
-            str(seed),
-            "--label-seed",
-            str(seed),
-            "--lr-schedule",
-            args.lr_schedule,
-            "--device",
-            args.device,
-            "--run",
-            str(run_dir),
-            "--no-progress",
-        ],
-        log,
-        threads,
-    )
-    run([GMDSL, "eval", str(run_dir), "--samples", "20", "--rows", "500", "--device", args.device], log, threads)
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    evaluation = json.loads((run_dir / "eval.json").read_text())
-    for file in ("metrics.jsonl", "eval.json", "config.json", "labelled.json"):
-        shutil.copy(run_dir / file, logs / f"{name}.{file}")
-    print(f"{name}: test error {evaluation['test_error_y']:.2f}%", flush=True)
+    if not finished(logs, name, args.epochs):
+        run_dir = ROOT / args.runs / name
+        options = ["--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed), "--device", args.device]
+        options += ["--lr-schedule", args.lr_schedule] + (["--config", args.config] if args.config else [])
+        mnist_runs.train(args.spec, run_dir, args.epochs, options, log, threads)
+        command = [GMDSL, "eval", str(run_dir), "--samples", "20", "--rows", "500", "--device", args.device]
+        mnist_runs.run(command, log, threads)  # the test set, read once, for the checkpoint chosen on validation
+        for file in KEPT:
+            shutil.copy(run_dir / file, logs / f"{name}.{file}")
+    metrics = [json.loads(line) for line in (logs / f"{name}.metrics.jsonl").read_text().splitlines()]
+    evaluation = json.loads((logs / f"{name}.eval.json").read_text())
+    print(f"{name}: test error {evaluation['test_error_y']:.2f}% at epoch {evaluation.get('epoch')}", flush=True)
     return {
         "name": name,
         "labels": labels,
         "seed": seed,
         "test_error": evaluation["test_error_y"],
+        "validation_error": evaluation.get("validation_error_y"),
+        "chosen_epoch": evaluation.get("epoch"),
         "seconds_per_epoch": statistics.mean(m["seconds"] for m in metrics),
+        "train_seconds": sum(m["seconds"] for m in metrics),
         "wall_seconds": time.perf_counter() - started,
     }
 
@@ -110,68 +91,71 @@ def train_and_evaluate(args, epochs: int, labels: int, seed: int, logs: Path, th
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="specs/mnist.gm")
+    parser.add_argument("--config", help="a recipe: a TOML file of gmdsl train settings (flags below win)")
+    parser.add_argument("--name", help="the setting's name in the table (default: spec, epochs, schedule)")
     parser.add_argument("--labels", type=int, nargs="+", default=list(LABELS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--full", dest="epochs", action="store_const", const=200, help="the paper's 200 epochs")
-    parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine", "step", "restarts"], default="constant")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, sharing the CPU cores")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="results", help="where mnist.json, mnist.md and logs/ go")
     parser.add_argument("--runs", default="runs/reproduce", help="where the run directories (with weights) go")
+    parser.add_argument("--render", action="store_true", help="only redraw mnist.md and the curves from mnist.json")
     args = parser.parse_args()
-    epochs = args.epochs
     out = ROOT / args.out
+    if args.render:
+        render(load(out), out)
+        return
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     jobs = [(labels, seed) for labels in args.labels for seed in range(args.seeds)]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(train_and_evaluate, args, epochs, labels, seed, logs, threads) for labels, seed in jobs]
+        futures = [pool.submit(train_and_evaluate, args, labels, seed, logs, threads) for labels, seed in jobs]
         try:
             rows = [future.result() for future in futures]
-        except Failed as exc:
+        except mnist_runs.Failed as exc:
             sys.exit(str(exc))
     record = {
-        "name": setting_name(args.spec, epochs, args.lr_schedule),
+        "name": setting_name(args),
         "spec": args.spec,
-        "epochs": epochs,
+        "recipe": _recipe(args.config),
+        "epochs": args.epochs,
         "lr_schedule": args.lr_schedule,
+        "selection": "validation",
         "command": " ".join([".venv/bin/python", "bench/reproduce_mnist.py", *sys.argv[1:]]),
-        "commit": commit(),
-        "hardware": hardware(args.jobs, threads),
+        "commit": mnist_runs.commit(),
+        "hardware": mnist_runs.hardware(args.jobs, threads),
         "summary": summarise(rows),
         "runs": rows,
     }
     results = load(out)
     results["settings"] = [s for s in results["settings"] if s["name"] != record["name"]] + [record]
     draw_style_grid(results, record, out, ROOT / args.runs)
+    render(results, out)
+
+
+def _recipe(config: str | None) -> dict:
+    """The recipe file's settings, recorded with the row."""
+    if not config:
+        return {}
+    from gmdsl.train.settings import tomllib
+
+    return tomllib.loads((ROOT / config).read_text(encoding="utf-8"))
+
+
+def render(results: dict, out: Path) -> None:
     (out / "mnist.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "mnist.md").write_text(markdown(results), encoding="utf-8")
-    print(f"wrote {out / 'mnist.md'} and {out / 'mnist.json'}")
+    curves = draw_curves(results, out)
+    print(f"wrote {out / 'mnist.md'} and {out / 'mnist.json'}" + (f" and {curves}" if curves else ""))
 
 
 def load(out: Path) -> dict:
     path = out / "mnist.json"
     return json.loads(path.read_text()) if path.exists() else {"settings": [], "style_grid": None}
-
-
-def commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return head.stdout.strip() or "unknown"
-
-
-def hardware(jobs: int, threads: int) -> dict:
-    import torch
-
-    return {
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "jobs": jobs,
-        "threads_per_job": threads,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-    }
 
 
 def summarise(rows: list[dict]) -> dict[str, dict]:
@@ -187,15 +171,47 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
 
 
 def draw_style_grid(results: dict, record: dict, out: Path, runs: Path) -> None:
-    """results/mnist_style.png: `gmdsl show`'s style x digit grid of the best run so far."""
-    best = min(record["runs"], key=lambda r: r["test_error"])
-    held = results.get("style_grid")
-    if held is not None and held["test_error"] <= best["test_error"]:
-        return
+    """results/mnist_style.png: `gmdsl show`'s style x digit grid of the setting's run with the
+    lowest validation error (chosen on validation, like everything else)."""
+    best = min(record["runs"], key=lambda r: (r["labels"], r["validation_error"]))
     run_dir = runs / best["name"]
+    if not run_dir.exists():  # a resumed table whose runs were trained elsewhere: keep the grid
+        return
     subprocess.run([GMDSL, "show", str(run_dir)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     shutil.copy(run_dir / "figures" / "style_grid.png", out / "mnist_style.png")
     results["style_grid"] = {"run": best["name"], "labels": best["labels"], "test_error": best["test_error"]}
+
+
+def draw_curves(results: dict, out: Path) -> Path | None:
+    """results/mnist_curves.png: validation error of every N = 100 run of the settings chosen on
+    validation, against epochs and against hours of training, from the committed logs."""
+    from matplotlib.figure import Figure
+
+    settings = [s for s in results["settings"] if s.get("selection") == "validation" and "100" in s["summary"]]
+    if not settings:
+        return None
+    figure = Figure(figsize=(11, 4))
+    by_epoch, by_time = figure.subplots(1, 2)
+    for colour, setting in enumerate(settings):
+        for seed, run in enumerate(r for r in setting["runs"] if r["labels"] == 100):
+            history = [json.loads(line) for line in (out / "logs" / f"{run['name']}.metrics.jsonl").open()]
+            errors = [r["validation_error_y"] for r in history]
+            hours = [sum(r["seconds"] for r in history[: i + 1]) / 3600 for i in range(len(history))]
+            style = {"color": f"C{colour}", "label": setting["name"] if seed == 0 else None, "linewidth": 1}
+            by_epoch.plot([r["epoch"] for r in history], errors, **style)
+            by_time.plot(hours, errors, **style)
+    hardware = mnist_runs.describe(settings[-1]["hardware"])
+    for ax, label in ((by_epoch, "epoch"), (by_time, f"hours of training ({hardware})")):
+        ax.axhline(9.71, color="black", linestyle="--", linewidth=0.8, label="paper, 9.71")
+        ax.axhline(6.81, color="grey", linestyle=":", linewidth=0.8, label="Pyro SS-VAE, 6.81")
+        ax.set(xlabel=label, ylabel="validation error % (N = 100)", ylim=(0, 40))
+        ax.grid(alpha=0.3)
+    by_epoch.legend(fontsize=8)
+    figure.suptitle("MNIST, 100 labels: validation error of each seed", fontsize=10)
+    figure.tight_layout()
+    path = out / "mnist_curves.png"
+    figure.savefig(path, dpi=120, metadata={"Software": "gmdsl"})
+    return path
 
 
 def cell(summary: dict, labels: int) -> str:
@@ -205,18 +221,6 @@ def cell(summary: dict, labels: int) -> str:
     if entry["seeds"] == 1:
         return f"{entry['mean']:.2f} (1 seed)"
     return f"**{entry['mean']:.2f}** (±{entry['std']:.2f}, {entry['seeds']} seeds)"
-
-
-def describe(hardware: dict) -> str:
-    if hardware.get("cuda"):
-        return hardware["cuda"]
-    threads = f"{hardware['threads_per_job']} thread" + ("s" if hardware["threads_per_job"] > 1 else "")
-    runs = (
-        f"one run at a time with {threads}"
-        if hardware["jobs"] == 1
-        else f"{hardware['jobs']} runs at once, {threads} each"
-    )
-    return f"{hardware['machine']} CPU, {hardware['cpus']} cores, {runs}"
 
 
 def markdown(results: dict) -> str:
@@ -236,14 +240,28 @@ def markdown(results: dict) -> str:
     settings = []
     for s in results["settings"]:
         per_epoch = statistics.mean(r["seconds_per_epoch"] for r in s["runs"])
-        minutes = sum(r["wall_seconds"] for r in s["runs"]) / 60
-        settings.append(f"""### {s["name"]}
+        if all("train_seconds" in r for r in s["runs"]):
+            time_spent = f"{sum(r['train_seconds'] for r in s['runs']) / 60:.0f} min of training in all"
+        else:  # rows from before resumable tables timed each run whole
+            time_spent = f"{sum(r['wall_seconds'] for r in s['runs']) / 60:.0f} min of run time in all (train and eval)"
+        recipe = ", ".join(f"{k} = {v}" for k, v in s.get("recipe", {}).items())
+        if s.get("selection") == "validation":
+            epochs = sorted({r["chosen_epoch"] for r in s["runs"]})
+            chosen = f"the epoch of lowest validation error (epochs {', '.join(map(str, epochs))}); test read once"
+        else:
+            chosen = "the last epoch (before gmdsl held out validation data; test error was logged every epoch)"
+        settings.append(
+            f"""### {s["name"]}
 
 - command: `{s["command"]}` at commit {s["commit"]}
-- hardware: {describe(s["hardware"])}, torch {s["hardware"]["torch"]}
-- {per_epoch:.1f} s per epoch on average; {minutes:.0f} min of run time in all (train and eval)
+"""
+            + (f"- recipe: {recipe}\n" if recipe else "")
+            + f"""- checkpoint: {chosen}
+- hardware: {mnist_runs.describe(s["hardware"])}, torch {s["hardware"]["torch"]}
+- {per_epoch:.1f} s per epoch on average; {time_spent}
 - logs: `logs/{s["name"]}-n*-seed*.*`
-""")
+"""
+        )
     grid = results.get("style_grid")
     grid_text = (
         (

@@ -3,6 +3,8 @@ bench/step_time.py compares like with like (the timing itself is not a test)."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -65,4 +67,34 @@ def test_the_mnist_table_has_a_row_per_setting_beside_the_references() -> None:
     ]
     assert '| Siddharth et al. 2017, "Ours" | 9.71 (±0.91) | 3.84 (±0.86) \\* |' in text
     assert "### b\n\n- command: `cmd` at commit abc1234" in text
-    assert "2 runs at once, 1 thread each" in text and "3 min of run time" in text
+    assert "2 runs at once, 1 thread each" in text and "3 min of run time in all (train and eval)" in text
+
+
+def test_a_stopped_table_resumes_and_a_finished_one_is_not_rerun(tmp_path: Path) -> None:
+    """bench/reproduce_mnist.py on tiny data: a run stopped after its first epoch (no eval yet)
+    goes on from that epoch, a finished run is read back rather than trained again, and the
+    N = 100 curves are drawn from the kept logs."""
+    import subprocess
+
+    from tiny_data import make_tiny_mnist
+
+    make_tiny_mnist(tmp_path / "cache" / "mnist")
+    env = dict(os.environ, GMDSL_DATA=str(tmp_path / "cache"))
+    base = [sys.executable, "bench/reproduce_mnist.py", "--spec", "specs/mnist_one_sample.gm", "--labels", "100"]
+    base += ["--seeds", "1", "--device", "cpu", "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
+    base += ["--name", "tiny"]
+
+    def table(epochs: int) -> str:
+        result = subprocess.run([*base, "--epochs", str(epochs)], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return (tmp_path / "out" / "logs" / "tiny-n100-seed0.log").read_text()
+
+    table(1)
+    (tmp_path / "out" / "logs" / "tiny-n100-seed0.eval.json").unlink()  # as if stopped before its evaluation
+    log = table(2)
+    assert "--resume" in log and "epochs 2..2" in log
+    commands = log.count("$ ")
+    assert table(2).count("$ ") == commands  # finished: nothing runs again
+    record = json.loads((tmp_path / "out" / "mnist.json").read_text())["settings"][0]
+    assert record["selection"] == "validation" and record["runs"][0]["chosen_epoch"] in (1, 2)
+    assert (tmp_path / "out" / "mnist_curves.png").read_bytes().startswith(b"\x89PNG")

@@ -279,3 +279,79 @@ def test_bernoulli_scores_constant_logits_once_per_element(logits) -> None:
     bernoulli.size = 5
     expected = D.Bernoulli(logits=torch.as_tensor(logits, dtype=torch.float64)).log_prob(value).sum(-1)
     torch.testing.assert_close(bernoulli.log_prob(value), expected)
+
+
+# no latent: p(y | x) has a closed form, p(y) p(x | y) / sum over y
+BAYES = """
+observed   x : binary[6]
+supervised y : onehot[3]
+p(y)     = Categorical(probs = uniform)
+p(x | y) = Bernoulli(logits = dec(y))
+q(y | x) = Categorical(logits = cls(x)) by relaxation(temperature = 0.5)
+net cls = mlp(hidden = [5])
+net dec = mlp(hidden = [5])
+"""
+
+
+def test_importance_prediction_is_the_models_exact_posterior_when_y_is_the_only_unknown() -> None:
+    """predict(method="importance") sums the relaxed label exactly, weighted by p / q: with no
+    other unknown that is Bayes' rule on p, whatever q says. The oracle scores each class as a
+    given label (the labelled path of the objective, alpha 0: log p(x, y) exactly)."""
+    model = compiled(BAYES)
+    posterior = model.predict({"x": X}, method="importance")["y"]
+    log_joint = torch.stack(
+        [model.objective({"x": X, "y": torch.full((len(X),), k)}, alpha=0.0).elbo for k in range(3)],
+        dim=-1,
+    )
+    torch.testing.assert_close(posterior, torch.softmax(log_joint, -1))
+    assert not torch.allclose(posterior, model.predict({"x": X})["y"])  # q's own answer differs
+
+
+def test_importance_prediction_with_a_latent_converges_to_the_posterior_by_quadrature() -> None:
+    """With z sampled too, p(y = k | x) is estimated from p(x, k, z) / q(z | x, k) over draws.
+    The oracle integrates p(x, k, z) over a grid of the 2-d z. q(z | x, y) is set to the prior,
+    so the weights have light tails and 20,000 draws suffice."""
+    from gmdsl.runtime.trace import Generation
+
+    model = compiled(LABEL_FIRST)
+    last = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.0, 0.0, math.log(math.e - 1), math.log(math.e - 1)]))  # N(0, 1)
+    grid = torch.linspace(-7, 7, 351, dtype=torch.float64)
+    z = torch.cartesian_prod(grid, grid)
+    log_joint = torch.empty(len(X), 3, dtype=torch.float64)
+    for row in range(len(X)):
+        for k in range(3):
+            values = {"x": X[row].expand(len(z), 6), "y": torch.eye(3, dtype=torch.float64)[k].expand(len(z), 3)}
+            p = Generation(model.by_name, {**values, "z": z}, torch.float64, torch.device("cpu"))
+            with torch.no_grad():
+                model.decoder(p)
+            log_joint[row, k] = torch.logsumexp(p.log_p_observed + p.log_p_latent, 0)  # the cell size cancels
+    torch.manual_seed(0)
+    posterior = model.predict({"x": X}, samples=20000, method="importance")["y"]
+    torch.testing.assert_close(posterior, torch.softmax(log_joint, -1), atol=0.01, rtol=0)
+
+
+def test_the_dataset_weighted_loss_matches_the_sum_over_the_data_set() -> None:
+    """label_weight = dataset: a batch's estimate is each stratum's mean weighted by its share of
+    the data, with alpha on the labelled log q(y | x) term alone (a loop over rows in float64)."""
+    from gmdsl.runtime.model import Objective
+    from gmdsl.train.loop import dataset_objective
+
+    elbo = torch.tensor([-10.0, -20.0, -30.0, -40.0, -50.0], dtype=torch.float64)
+    log_q = torch.tensor([-1.0, float("nan"), -2.0, float("nan"), float("nan")], dtype=torch.float64)
+    labelled = torch.tensor([True, False, True, False, False])
+    share, alpha = 0.01, 3.0
+    value = dataset_objective(Objective(elbo, log_q, {}), labelled, share, alpha)
+    unlabelled_rows = [elbo[i].item() for i in range(5) if not labelled[i]]
+    labelled_rows = [(elbo[i] - alpha * log_q[i]).item() for i in range(5) if labelled[i]]
+    label_terms = [alpha * log_q[i].item() for i in range(5) if labelled[i]]
+    expected = (
+        (1 - share) * sum(unlabelled_rows) / len(unlabelled_rows)
+        + share * sum(labelled_rows) / len(labelled_rows)
+        + sum(label_terms) / len(label_terms)
+    )
+    assert value.item() == pytest.approx(expected)
+    only_unlabelled = dataset_objective(Objective(elbo, log_q, {}), torch.zeros(5, dtype=torch.bool), share, alpha)
+    assert only_unlabelled.item() == pytest.approx((1 - share) * elbo.mean().item())

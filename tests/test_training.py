@@ -203,6 +203,102 @@ def test_no_unlabelled_label_reaches_the_loss(gmdsl_cli, tiny: Path, tmp_path: P
         assert torch.equal(honest[key], scrambled_weights[key]), key
 
 
+def test_the_validation_split_is_stratified_held_out_and_apart_from_the_labels(tiny: Path) -> None:
+    import gmdsl
+    from gmdsl.train import runs
+    from gmdsl.train.settings import TrainSettings
+
+    model = gmdsl.compile(MNIST)
+    bound = runs.bind_data(model.variables, TrainSettings(dataset=str(tiny), labels=20))
+    labels = bound.train["y"]
+    assert len(bound.validation_indices) == 400 // 6  # the default: a sixth of the train split
+    counts = torch.bincount(labels[bound.validation_indices], minlength=10)
+    assert counts.max() - counts.min() <= 1  # class-stratified
+    assert not set(bound.validation_indices.tolist()) & set(bound.labelled_indices.tolist())
+    again = runs.bind_data(model.variables, TrainSettings(dataset=str(tiny), labels=20, label_seed=5))
+    assert torch.equal(again.validation_indices, bound.validation_indices)  # one split for every seed
+    data = runs.training_data(bound, torch.device("cpu"))
+    assert data.size == 400 - len(bound.validation_indices)
+    assert torch.equal(data.validation["y"], labels[bound.validation_indices])
+    held_out = bound.train["x"][bound.validation_indices]
+    assert not (data.train["x"][:, None] == held_out[None]).flatten(2).all(-1).any()  # no validation image trains
+
+
+def test_the_best_checkpoint_is_the_epoch_of_lowest_validation_error(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    flags = ["--epochs", "4", "--learning-rate", "0.01", "--run", str(run_dir), *FAST]
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), *flags)[0] == 0
+    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    errors = [r["validation_error_y"] for r in log]
+    best = json.loads((run_dir / "checkpoint" / "best.json").read_text())
+    assert best == {"epoch": errors.index(min(errors)) + 1, "metric": "validation_error_y", "value": min(errors)}
+    for checkpoint, epoch in (("best", best["epoch"]), ("last", 4)):
+        code, out, err = gmdsl_cli("eval", str(run_dir), "--rows", "10", "--samples", "2", "--checkpoint", checkpoint)
+        assert code == 0, err
+        results = json.loads((run_dir / "eval.json").read_text())
+        assert results["checkpoint"] == checkpoint and results["epoch"] == epoch
+        if checkpoint == "best":
+            assert results["validation_error_y"] == pytest.approx(min(errors))
+
+
+def test_without_validation_there_is_no_best_and_eval_reads_the_last_epoch(
+    gmdsl_cli, tiny: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    flags = ["--epochs", "1", "--validation", "0", "--run", str(run_dir), *FAST]
+    code, out, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), *flags)
+    assert code == 0, err
+    assert "400 examples" in out and "validation error" not in out
+    assert not (run_dir / "checkpoint" / "best.json").exists()
+    assert gmdsl_cli("eval", str(run_dir), "--rows", "10", "--samples", "2")[0] == 0
+    results = json.loads((run_dir / "eval.json").read_text())
+    assert results["checkpoint"] == "last" and "validation_error_y" not in results and "test_error_y" in results
+    code, _, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--validation", "400", *FAST)
+    assert code == 1 and "cannot hold out 400 of the 400 training examples" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        ["--label-weight", "dataset", "--label-fraction", "0.1"],
+        ["--lr-schedule", "step", "--lr-period", "1", "--lr-decay", "0.1"],
+        ["--lr-schedule", "restarts", "--lr-period", "1"],
+        ["--kl-warmup", "2"],
+        ["--samples", "3"],
+        ["--alpha", "5"],
+    ],
+    ids=lambda recipe: recipe[0][2:],
+)
+def test_each_training_knob_trains_and_changes_the_weights(
+    gmdsl_cli, tiny: Path, tmp_path: Path, recipe: list[str]
+) -> None:
+    """Two epochs with the knob against two with the defaults: both train, and the knob
+    changes what is learned (the step schedules only from the second epoch on)."""
+    trained = {}
+    for name, flags in (("default", []), ("knob", recipe)):
+        run_dir = tmp_path / name
+        code, _, err = gmdsl_cli(
+            "train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(run_dir), *FAST, *flags
+        )
+        assert code == 0, err
+        log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert all(math.isfinite(r["loss"]) and "validation_error_y" in r for r in log)
+        trained[name] = weights(run_dir)
+    assert any(not torch.equal(trained["default"][k], trained["knob"][k]) for k in trained["default"])
+
+
+def test_importance_prediction_runs_through_validation_and_eval(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    flags = ["--epochs", "1", "--prediction", "importance", "--predict-samples", "2", "--run", str(run_dir), *FAST]
+    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), *flags)[0] == 0
+    assert "validation_error_y" in json.loads((run_dir / "metrics.jsonl").read_text())
+    assert gmdsl_cli("eval", str(run_dir), "--rows", "10", "--samples", "2")[0] == 0
+    results = json.loads((run_dir / "eval.json").read_text())
+    assert 0 <= results["validation_error_y"] <= 100 and 0 <= results["test_error_y"] <= 100
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["prediction"] == "importance" and config["predict_samples"] == 2
+
+
 def test_labelled_subset_is_class_balanced_and_seeded() -> None:
     labels = torch.arange(1000) % 10
     chosen = labelled_subset(labels, 100, seed=3)
