@@ -252,3 +252,13 @@ def test_the_performance_report(tmp_path: Path) -> None:
     for heading in ("## A training step", "## An epoch of every shipped MNIST spec", "## Time to accuracy", "## How"):
         assert heading in report
     assert "| `mnist_wide.gm` |" in report and (tmp_path / "performance.png").exists()
+
+
+def test_the_readme_config_is_valid_and_names_every_setting() -> None:
+    from gmdsl.train.settings import TrainSettings, tomllib
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    values = tomllib.loads(block)
+    TrainSettings(**values)  # raises on a wrong key or type
+    assert set(values) == set(TrainSettings.model_fields)
