@@ -105,7 +105,8 @@ a validation error (10,000 training images held out, never trained on); the test
 Each recipe is a spec plus the `gmdsl train` settings it changes (`bench/screens.toml`), ranked by
 its best validation error over the run's epochs (the mean over seeds where there are several; one
 number per seed in the cells). Logs, per-epoch metrics and configs are in `logs/`. Seconds per
-epoch include the validation pass.
+epoch include the validation pass and are only indicative: the screens shared the machine with
+other work at times (bench/performance.py measures speed alone).
 
 {chr(10).join(lines)}
 

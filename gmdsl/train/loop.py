@@ -233,6 +233,11 @@ class Trainer:
         weights as the best checkpoint); `on_epoch(record)` is told of each finished epoch.
         Ctrl-C raises `TrainingInterrupted`; every finished epoch is already saved."""
         epoch = start_epoch + 1
+        # Subnormal floats (below 1e-38), which weights, gradients and Adam's moments drift into
+        # over a long run, take a slow path in CPU arithmetic: an enumerated MNIST step became
+        # 4x slower by the fifth epoch. Training reads them as zero; the process's mode is
+        # restored after, so nothing else computes differently.
+        torch.set_flush_denormal(True)
         try:
             for epoch in range(start_epoch + 1, self.settings.epochs + 1):
                 self.epoch(epoch, evaluate, on_epoch)
@@ -246,6 +251,8 @@ class Trainer:
             else:
                 message = f"interrupted during epoch {epoch}, before any epoch was saved; run the same command again"
             raise TrainingInterrupted(message, location=str(self.run)) from None
+        finally:
+            torch.set_flush_denormal(False)
         return self.log
 
     def epoch(
