@@ -583,3 +583,25 @@ def test_the_progress_bar_leaves_training_s_random_numbers_alone(tiny: Path, tmp
     before = torch.get_rng_state()
     assert "acc_y" in trainer.labelled_accuracy(trainer.batches()[0])
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_training_flushes_subnormal_floats_and_restores_the_mode_after(tiny: Path, tmp_path: Path) -> None:
+    """Subnormal floats are slow on CPUs: steps read them as zero, and the rest of the process
+    (evaluation, tests) computes as before once fit returns."""
+    import gmdsl
+    from gmdsl.train import runs
+    from gmdsl.train.loop import Trainer
+    from gmdsl.train.settings import TrainSettings
+
+    def subnormal_survives() -> bool:
+        return torch.tensor([1e-40]).mul(1.0).item() != 0.0
+
+    settings = TrainSettings(dataset=str(tiny), labels=20, batch_size=64, samples=1, epochs=1)
+    model = gmdsl.compile(MNIST)
+    data = runs.training_data(runs.bind_data(model.variables, settings), torch.device("cpu"))
+    seen = []
+    trainer = Trainer(model, data, settings, tmp_path, torch.device("cpu"), progress=False)
+    trainer.on_step = lambda step: seen.append(subnormal_survives())
+    trainer.fit()
+    assert seen and not any(seen)
+    assert subnormal_survives()
