@@ -227,6 +227,7 @@ def markdown(results: dict) -> str:
     lines = ["| model | " + " | ".join(f"N = {n}" for n in LABELS) + " |", "|---" * (len(LABELS) + 1) + "|"]
     for s in results["settings"]:
         schedule = "" if s["lr_schedule"] == "constant" else f", {s['lr_schedule']} learning rate"
+        schedule += ", checkpoint chosen on validation" if s.get("selection") == "validation" else ""
         lines.append(
             f"| [{s['name']}](#{s['name']}): `{s['spec']}`, {s['epochs']} epochs{schedule} | "
             + " | ".join(cell(s["summary"], n) for n in LABELS)
