@@ -43,13 +43,14 @@ class Objective:
 
 
 class CompiledModel(nn.Module):
-    """Subclasses set `name`, `variables`, `options`, `constant_weights` and pass their
-    encoder and decoder modules."""
+    """Subclasses set `name`, `variables`, `options`, `constant_weights`, `enumerated` and
+    pass their encoder and decoder modules."""
 
     name: str = ""
     variables: tuple[Variable, ...] = ()
     options = ObjectiveOptions()
     constant_weights = False  # no label has a sampled ancestor in q: log q(y | x) is exact
+    enumerated: tuple[str, ...] = ()  # the discrete variables q sums out by enumeration
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()

@@ -605,3 +605,32 @@ def test_training_flushes_subnormal_floats_and_restores_the_mode_after(tiny: Pat
     trainer.fit()
     assert seen and not any(seen)
     assert subnormal_survives()
+
+
+@pytest.mark.parametrize("label_weight", ["row", "dataset"])
+def test_scoring_the_labelled_rows_apart_leaves_the_loss_as_it_was(label_weight: str) -> None:
+    """Where the model enumerates, the batch's trailing labelled rows are scored in a pass of
+    their own (nothing to enumerate there). With no other unknown the objective is exact, so
+    the loss must be the same number as scoring the batch whole."""
+    import gmdsl
+    from gmdsl.train.loop import training_loss
+    from gmdsl.train.settings import TrainSettings
+
+    spec = """
+observed   x : binary[6]
+supervised y : onehot[3]
+p(y)     = Categorical(probs = uniform)
+p(x | y) = Bernoulli(logits = dec(y))
+q(y | x) = Categorical(logits = cls(x)) by enumeration
+net cls = mlp(hidden = [5])
+net dec = mlp(hidden = [5])
+"""
+    torch.manual_seed(0)
+    model = gmdsl.compile(spec).double()
+    assert model.enumerated == ("y",)
+    labelled = torch.tensor([False, True, False, False, True, True])  # the last two: the labelled top-up
+    batch = {"x": (torch.rand(6, 6) < 0.5).double(), "y": torch.tensor([0, 1, 2, 0, 1, 2]), "y_observed": labelled}
+    settings = TrainSettings(label_weight=label_weight)
+    whole = training_loss(model, settings, 0.1)(batch, labelled, 1.0)
+    apart = training_loss(model, settings, 0.1, given_rows=2)(batch, labelled, 1.0)
+    torch.testing.assert_close(apart, whole, rtol=1e-12, atol=1e-12)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gmdsl.runtime.registry import NETWORK_BUILDERS
 
-from .analyses import constant_weights
+from .analyses import constant_weights, estimators
 from .docstring import objective_lines
 from .ir import Graph, LetNode, ModelIR, Network, NetworkParameter, Parameter, VariableNode
 from .pretty import factor_head, factor_line, network_call_text, number_text
@@ -147,6 +147,10 @@ class _Emitter:
             lines.append(
                 "    constant_weights = False  # a label sits below a sampled variable in q: importance weights"
             )
+        enumerated = tuple(node.name for node, _ in estimators(model, "enumeration"))
+        if enumerated:
+            names = "".join(f"{_str(name)}, " for name in enumerated).rstrip(" ")
+            lines.append(f"    enumerated = ({names})  # summed over every value in q where not given")
         lines += ["", "    def __init__(self):", "        super().__init__(Encoder(), Decoder())"]
         return "\n".join(lines)
 

@@ -69,6 +69,7 @@ class Model(rt.CompiledModel):
     )
     options = rt.ObjectiveOptions(alpha=0.1, samples=16, beta=1.0, estimator="snis")
     constant_weights = False  # a label sits below a sampled variable in q: importance weights
+    enumerated = ("y",)  # summed over every value in q where not given
 
     def __init__(self):
         super().__init__(Encoder(), Decoder())

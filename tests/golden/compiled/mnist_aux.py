@@ -77,6 +77,7 @@ class Model(rt.CompiledModel):
     )
     options = rt.ObjectiveOptions(alpha=10.0, samples=1, beta=1.0, estimator="snis")
     constant_weights = False  # a label sits below a sampled variable in q: importance weights
+    enumerated = ("y",)  # summed over every value in q where not given
 
     def __init__(self):
         super().__init__(Encoder(), Decoder())

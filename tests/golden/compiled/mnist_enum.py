@@ -65,6 +65,7 @@ class Model(rt.CompiledModel):
     )
     options = rt.ObjectiveOptions(alpha=0.1, samples=1, beta=1.0, estimator="snis")
     constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact
+    enumerated = ("y",)  # summed over every value in q where not given
 
     def __init__(self):
         super().__init__(Encoder(), Decoder())
