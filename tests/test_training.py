@@ -634,3 +634,18 @@ net dec = mlp(hidden = [5])
     whole = training_loss(model, settings, 0.1)(batch, labelled, 1.0)
     apart = training_loss(model, settings, 0.1, given_rows=2)(batch, labelled, 1.0)
     torch.testing.assert_close(apart, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_how_a_run_is_validated_does_not_change_how_it_trains(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+    """Validation draws on forked generators: predicting by importance with many samples
+    leaves the trained weights bitwise those of plain q predictions."""
+    trained = []
+    for name, flags in (("q", []), ("importance", ["--prediction", "importance", "--predict-samples", "7"])):
+        run_dir = tmp_path / name
+        code, _, err = gmdsl_cli(
+            "train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(run_dir), *FAST, *flags
+        )
+        assert code == 0, err
+        trained.append(weights(run_dir))
+    for key in trained[0]:
+        assert torch.equal(trained[0][key], trained[1][key]), key

@@ -6,6 +6,7 @@ one on validation), and resumption that continues exactly where a run stopped.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -222,6 +223,11 @@ class Trainer:
             "Try a lower learning rate (--learning-rate)."
         )
 
+    def forked_random(self) -> contextlib.AbstractContextManager:
+        """Random numbers drawn inside come from copies of the generators: training's own
+        draws go on as if nothing had been drawn."""
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
     @torch.no_grad()
     def labelled_accuracy(self, index: torch.Tensor) -> dict[str, str]:
         """Accuracy of q's class predictions on the batch's labelled rows (for the progress bar)."""
@@ -232,8 +238,7 @@ class Trainer:
         observed = {k: v[rows] for k, v in self.model.observed_part(batch).items()}
         # predict draws random numbers: on forked generators, so that a run shown with a progress
         # bar trains exactly as one without
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with self.forked_random():
             predicted = self.model.predict(observed, samples=1)
         out = {}
         for name, probabilities in predicted.items():
@@ -316,7 +321,11 @@ class Trainer:
         record = {"epoch": epoch, "loss": total.item() / len(batches), "seconds": time.perf_counter() - started}
         if evaluate is not None:
             self.model.eval()
-            record.update(evaluate(self.model))
+            # validation's Monte Carlo draws neither shift training's random numbers (how a run
+            # is validated does not change how it trains) nor differ from epoch to epoch
+            with self.forked_random():
+                torch.manual_seed(self.settings.seed)
+                record.update(evaluate(self.model))
         key = selection_metric(record)
         if key is not None and all(record[key] < earlier[key] for earlier in self.log if key in earlier):
             # before the epoch's checkpoint: a run stopped between the two redoes this epoch
