@@ -35,12 +35,20 @@ class ConfigError(UserError, ValueError):
     code = "config"
 
 
-def _setting(default: Any, description: str, *, flag: bool = True, resumable: bool = False, **constraints: Any) -> Any:
+def _setting(
+    default: Any,
+    description: str,
+    *,
+    flag: bool = True,
+    resumable: bool = False,
+    shown: str | None = None,
+    **constraints: Any,
+) -> Any:
     """A field of TrainSettings. `flag`: also a `gmdsl train --NAME` option; `resumable`: may
-    change when a run is resumed."""
-    return Field(
-        default, description=description, json_schema_extra={"flag": flag, "resumable": resumable}, **constraints
-    )
+    change when a run is resumed; `shown`: the default as --help tells it, where None stands
+    for something else than the spec's value."""
+    extra: dict[str, Any] = {"flag": flag, "resumable": resumable} | ({"shown": shown} if shown else {})
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
 class TrainSettings(BaseModel):
@@ -54,8 +62,9 @@ class TrainSettings(BaseModel):
     fields: dict[str, str] = _setting({}, "variable -> dataset field, where names differ", flag=False)
     validation: int | None = _setting(
         None,
-        "Training examples held out to choose the checkpoint on, class-stratified and seeded, never trained "
-        "on (default: a sixth of the training set, 10,000 of MNIST's 60,000; 0: none).",
+        "Training examples held out to choose the checkpoint on: class-stratified, the same for every "
+        "seed, never trained on (0: none).",
+        shown="a sixth of the train split, 10,000 of MNIST's 60,000",
         ge=0,
     )
     labels: int = _setting(100, "Labelled training examples, class-balanced (0: none).", ge=0)
@@ -92,7 +101,7 @@ class TrainSettings(BaseModel):
         resumable=True,
     )
     predict_samples: int | None = _setting(
-        None, "Samples per prediction in validation and eval (default: the spec's samples).", ge=1, resumable=True
+        None, "Samples per prediction in validation and eval.", ge=1, resumable=True, shown="the spec's samples"
     )
     seed: int = _setting(0, "Seed of initial weights, batch order and sampling.")
     device: Literal["auto", "cpu", "cuda"] = _setting(
@@ -136,7 +145,8 @@ def settings_options(command: Callable) -> Callable:
     taken from the field. Each is None when not given, so a config file's value stands."""
     for name in reversed(FLAGS):
         field = TrainSettings.model_fields[name]
-        shown = "the spec's" if field.default is None else str(field.default).lower()
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        shown = extra.get("shown") or ("the spec's" if field.default is None else str(field.default).lower())
         flag = f"--{name.replace('_', '-')}"
         switch = field.annotation is bool  # --NAME/--no-NAME rather than --NAME VALUE
         command = click.option(
