@@ -89,7 +89,7 @@ def markdown(results: dict) -> str:
         per_epoch = statistics.mean(s["seconds_per_epoch"] for s in r["runs"])
         epochs = r["runs"][0]["epochs"]
         lines.append(
-            f"| **{r['name']}**: {r['about']} | `{r['spec']}` | {settings} | {epochs} "
+            f"| **{r['name']}**: {r['about'].replace('|', chr(92) + '|')} | `{r['spec']}` | {settings} | {epochs} "
             f"| {best} | {last} | {per_epoch:.0f} |"
         )
     commands: dict[str, list[str]] = {}
@@ -127,13 +127,17 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="results/screens")
     parser.add_argument("--runs", default="runs/screens", help="where the run directories (with weights) go")
+    parser.add_argument("--render", action="store_true", help="only redraw README.md from screens.json")
     args = parser.parse_args()
+    out = ROOT / args.out
+    if args.render:
+        (out / "README.md").write_text(markdown(json.loads((out / "screens.json").read_text())), encoding="utf-8")
+        return
     recipes = load_recipes(ROOT / args.recipes)
     chosen = args.only or list(recipes)
     missing = [name for name in chosen if name not in recipes]
     if missing:
         sys.exit(f"no recipe {', '.join(missing)} in {args.recipes}; it has {', '.join(recipes)}")
-    out = ROOT / args.out
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)

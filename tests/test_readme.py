@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import shutil
@@ -108,6 +109,7 @@ RUN_BELOW = (
     "gmdsl data fetch fashion-mnist",
     ".venv/bin/python bench/step_time.py",
     ".venv/bin/python bench/reproduce_mnist.py",
+    ".venv/bin/python bench/screen_mnist.py",
     ".venv/bin/python bench/performance.py",
 )
 
@@ -235,7 +237,22 @@ def test_the_reproduce_bench(line: str, tmp_path: Path) -> None:
     result = subprocess.run(command, cwd=ROOT, env=_tiny_cache(tmp_path), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     table = (tmp_path / "results" / "mnist.md").read_text(encoding="utf-8")
-    assert "mnist_wide-e1-cosine" in table and (tmp_path / "results" / "mnist_style.png").exists()
+    assert "checkpoint chosen on validation" in table and (tmp_path / "results" / "mnist_style.png").exists()
+    setting = json.loads((tmp_path / "results" / "mnist.json").read_text())["settings"][-1]
+    assert setting["selection"] == "validation" and setting["runs"][0]["chosen_epoch"] == 1
+
+
+@pytest.mark.parametrize("line", _lines_starting(".venv/bin/python bench/screen_mnist.py"))
+def test_the_screen_bench(line: str, tmp_path: Path) -> None:
+    """The README's line with a small screen appended (the last flag wins): two recipes, one seed,
+    one epoch on tiny data, written to tmp_path; the table ranks them on validation error."""
+    small = ["--only", "baseline", "rho-0.1", "--labels", "10", "--seeds", "0", "--epochs", "1", "--device", "cpu"]
+    outputs = ["--out", str(tmp_path / "screens"), "--runs", str(tmp_path / "runs")]
+    command = [*_venv_words(line), *small, *outputs]
+    result = subprocess.run(command, cwd=ROOT, env=_tiny_cache(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = (tmp_path / "screens" / "README.md").read_text(encoding="utf-8")
+    assert "| **baseline**" in table and "| **rho-0.1**" in table and "best validation error" in table
 
 
 def test_the_performance_report(tmp_path: Path) -> None:
