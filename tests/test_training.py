@@ -485,6 +485,9 @@ def test_resume_rules(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
         file.unlink()
     code, out, err = gmdsl_cli("train", "--resume", str(run_dir), "--no-progress")
     assert code == 0 and "epochs 1..2" in out and "epoch 2/2" in out, err
+    (run_dir / "validation.json").unlink()  # as in a run trained before validation was held out
+    code, _, err = gmdsl_cli("train", "--resume", str(run_dir), "--epochs", "3", "--no-progress")
+    assert code == 1 and "has no validation.json" in err and "start a new run" in err and "Traceback" not in err
 
 
 def test_training_a_file_that_is_not_a_compiled_model_is_bad_usage(gmdsl_cli, tmp_path: Path) -> None:
