@@ -4,6 +4,7 @@ describing the commit and hardware a result came from."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -18,6 +19,16 @@ GMDSL = str(Path(sys.executable).parent / "gmdsl")  # the CLI of the environment
 
 class Failed(Exception):
     """A train or eval command exited non-zero; the message names its log."""
+
+
+def add_run_options(parser: argparse.ArgumentParser, out: str, runs: str, render: str) -> None:
+    """The options every MNIST benchmark takes: how runs share the machine, where results and
+    run directories go, and `--render` (`render` says what it redraws)."""
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, sharing the CPU cores")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=out, help="where the results and their logs/ go")
+    parser.add_argument("--runs", default=runs, help="where the run directories (with weights) go")
+    parser.add_argument("--render", action="store_true", help=f"only redraw {render}")
 
 
 def run(command: list[str], log: Path, threads: int) -> None:

@@ -98,11 +98,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--full", dest="epochs", action="store_const", const=200, help="the paper's 200 epochs")
     parser.add_argument("--lr-schedule", choices=["constant", "cosine", "step", "restarts"], default="constant")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once, sharing the CPU cores")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default="results", help="where mnist.json, mnist.md and logs/ go")
-    parser.add_argument("--runs", default="runs/reproduce", help="where the run directories (with weights) go")
-    parser.add_argument("--render", action="store_true", help="only redraw mnist.md and the curves from mnist.json")
+    mnist_runs.add_run_options(parser, "results", "runs/reproduce", "mnist.md and the curves from mnist.json")
     args = parser.parse_args()
     out = ROOT / args.out
     if args.render:

@@ -123,11 +123,7 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once, sharing the CPU cores")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default="results/screens")
-    parser.add_argument("--runs", default="runs/screens", help="where the run directories (with weights) go")
-    parser.add_argument("--render", action="store_true", help="only redraw README.md from screens.json")
+    mnist_runs.add_run_options(parser, "results/screens", "runs/screens", "README.md from screens.json")
     args = parser.parse_args()
     out = ROOT / args.out
     if args.render:

@@ -201,12 +201,13 @@ class Trainer:
             for i in range(steps)
         ]
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+    def batch(self, index: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The rows at `index`, and which of them are labelled (the supervised variables' mask)."""
         batch = {name: values[index] for name, values in self.data.train.items()}
-        mask = self.data.labelled[index]
+        labelled = self.data.labelled[index]
         for name in self.data.supervised:
-            batch[name + "_observed"] = mask
-        return batch
+            batch[name + "_observed"] = labelled
+        return batch, labelled
 
     def check_finite(self, first_bad: int, epoch: int) -> None:
         """Stop with a message once a step's loss was not a finite number (`first_bad` > 0)."""
@@ -231,9 +232,8 @@ class Trainer:
     @torch.no_grad()
     def labelled_accuracy(self, index: torch.Tensor) -> dict[str, str]:
         """Accuracy of q's class predictions on the batch's labelled rows (for the progress bar)."""
-        batch = self.batch(index)
-        rows = batch[self.data.supervised[0] + "_observed"] if self.data.supervised else None
-        if rows is None or not rows.any():
+        batch, rows = self.batch(index)
+        if not self.data.supervised or not rows.any():
             return {}
         observed = {k: v[rows] for k, v in self.model.observed_part(batch).items()}
         # predict draws random numbers: on forked generators, so that a run shown with a progress
@@ -304,8 +304,7 @@ class Trainer:
             done = (epoch - 1) * len(batches) + step - 1  # steps before this one
             for group in self.optimiser.param_groups:
                 group["lr"] = learning_rate_at(self.settings, done, len(batches))
-            batch = self.batch(index)
-            labelled = self.data.labelled[index]
+            batch, labelled = self.batch(index)
             loss = self.loss_of(batch, labelled, beta_at(self.settings, done, len(batches), self.model.options.beta))
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()

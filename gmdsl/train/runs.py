@@ -17,6 +17,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ from gmdsl.runtime.trace import Variable
 
 from .checkpoints import Checkpoints
 from .data import TrainingData, bind, hide_unlabelled, labelled_subset, load_indices, model_tensor, save_indices
-from .datasets import DataError, open_dataset
+from .datasets import DataError, Dataset, open_dataset
 from .settings import TrainSettings, load_saved
 
 
@@ -48,6 +49,11 @@ class Run:
     device: torch.device
     checkpoint: str  # which weights are loaded: best (chosen on validation) or last
     epoch: int  # the epoch they are from
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        """The run's dataset, read once however many splits are asked for."""
+        return open_dataset(self.config.dataset)
 
 
 def choose_device(name: str) -> torch.device:
@@ -288,7 +294,7 @@ def _fields(run: Run, split: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 
 def test_data(run: Run) -> dict[str, torch.Tensor]:
-    return _fields(run, open_dataset(run.config.dataset).test)
+    return _fields(run, run.dataset.test)
 
 
 def validation_data(run: Run) -> dict[str, torch.Tensor]:
@@ -296,5 +302,5 @@ def validation_data(run: Run) -> dict[str, torch.Tensor]:
     rows = saved_indices(run.path, "validation")
     if not len(rows):
         return {}
-    train = open_dataset(run.config.dataset).train
+    train = run.dataset.train
     return _fields(run, {field: values[rows] for field, values in train.items()})
