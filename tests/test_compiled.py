@@ -86,7 +86,7 @@ def test_predict_and_sample_return_declared_shapes_and_supports() -> None:
     assert {k: tuple(v.shape) for k, v in draws.items()} == {"x": (4, 784), "y": (4, 10), "z": (4, 16)}
     assert ((draws["x"] == 0) | (draws["x"] == 1)).all()
     torch.testing.assert_close(draws["y"], torch.eye(10)[:4])
-    faces = gmdsl.compile(ROOT / "specs" / "faces.gm")
+    faces = gmdsl.compile(ROOT / "specs" / "faces_light.gm")
     assert faces.predict(random_batch(faces, 2))["light"].shape == (2, 3)
     assert faces.sample(2)["x"].shape == (2, 1, 32, 32)
 
@@ -236,7 +236,7 @@ def test_one_batch_convention_for_objective_predict_and_sample() -> None:
     torch.manual_seed(0)
     with_zeros = model.objective({"x": x, "y": torch.tensor([3, 0, 7, 0]), "y_observed": mask}).elbo
     torch.testing.assert_close(with_placeholder, with_zeros)
-    faces = gmdsl.compile(ROOT / "specs" / "faces.gm")
+    faces = gmdsl.compile(ROOT / "specs" / "faces_light.gm")
     light = torch.tensor([[0.1, 0.2, 0.3], [float("nan")] * 3])
     assert torch.isfinite(
         faces.objective(

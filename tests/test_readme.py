@@ -107,6 +107,7 @@ RUN_BELOW = (
     "source .venv/bin/activate",
     "gmdsl graph ",
     "gmdsl data fetch fashion-mnist",
+    "gmdsl data fetch faces",
     ".venv/bin/python bench/step_time.py",
     ".venv/bin/python bench/reproduce_mnist.py",
     ".venv/bin/python bench/screen_mnist.py",
@@ -216,6 +217,23 @@ def test_fetching_fashion_mnist(tmp_path: Path, monkeypatch) -> None:
     assert cli.main(line.split()[1:]) == 0
     dataset = open_dataset("fashion-mnist", fetch_missing=False)
     assert dataset.train["image"].shape[0] == 400 and dataset.test["label"].shape[0] == 100
+
+
+def test_fetching_faces(tmp_path: Path, monkeypatch) -> None:
+    """The README's faces line generates the dataset into the cache (two images per identity
+    here, for speed; tests/test_faces.py checks the full set)."""
+    import functools
+
+    from gmdsl import cli
+    from gmdsl.train import faces
+    from gmdsl.train.datasets import open_dataset
+
+    (line,) = _lines_starting("gmdsl data fetch faces")
+    monkeypatch.setattr(faces, "generate", functools.partial(faces.generate, train_per_identity=2, test_per_identity=1))
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path / "cache"))
+    assert cli.main(line.split()[1:]) == 0
+    dataset = open_dataset("faces", fetch_missing=False)
+    assert dataset.train["image"].shape == (76, 1, 32, 32) and dataset.test["identity"].tolist() == list(range(38))
 
 
 def test_the_step_time_bench() -> None:

