@@ -23,6 +23,8 @@ _EXPORTS = {
     "LogNormal": "distributions",
     "Normal": "distributions",
     "UserError": "errors",
+    "lambert": "functions",
+    "product": "functions",
     "sigmoid": "links",
     "softplus": "links",
     "CompiledModel": "model",

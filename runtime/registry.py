@@ -1,5 +1,5 @@
 """The one table of what the language knows: types, distributions, estimators, network
-builders, activations and objectives. The checker, the lowering, the code generator, the
+builders, activations, built-in functions and objectives. The checker, the lowering, the code generator, the
 runtime and the docs all read these entries; adding a distribution is adding one entry here.
 
 Plain data, no torch: it sits on the ground floor (gmdsl.runtime) so that compiled models and
@@ -9,6 +9,7 @@ the compiler read the same table without the runtime importing anything from the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,6 +286,54 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
             ),
             "dense layers then transposed convolutions up to an image-shaped output [C, H, W]",
             image_output=True,
+        ),
+    ]
+}
+
+# --- built-in functions -----------------------------------------------------------------
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """A fixed, differentiable function that a `let` may call instead of a network: known
+    physics, with no weights. `signature` shows the shapes it takes (for messages and the
+    docs); `output_shape` maps its arguments' shapes to its output's, or to None when they do
+    not fit the signature. Its output is `real` and passes through no link. The runtime
+    computes it as `rt.NAME(...)` on flat values (runtime/functions.py)."""
+
+    name: str
+    signature: str
+    output_shape: Callable[[tuple[Shape, ...]], Shape | None]
+    doc: str
+
+
+def _lambert_shape(shapes: tuple[Shape, ...]) -> Shape | None:
+    if len(shapes) == 2 and len(shapes[0]) >= 2 and shapes[0][0] == 3 and shapes[1] == (3,):
+        return (1, *shapes[0][1:])
+    return None
+
+
+def _product_shape(shapes: tuple[Shape, ...]) -> Shape | None:
+    return shapes[0] if len(shapes) == 2 and shapes[0] == shapes[1] else None
+
+
+FUNCTIONS: dict[str, FunctionInfo] = {
+    f.name: f
+    for f in [
+        FunctionInfo(
+            "lambert",
+            "lambert(normals : real[3, H, W], light : real[3]) -> real[1, H, W]",
+            _lambert_shape,
+            "Lambertian shading max(0, n . light) at each pixel, n the normal scaled to unit length "
+            "(so a network's output is read as a direction); the light's length is its intensity",
+        ),
+        FunctionInfo(
+            "product",
+            "product(a : real[S], b : real[S]) -> real[S]",
+            _product_shape,
+            "the elementwise product of two values of one shape, e.g. reflectance times shading",
         ),
     ]
 }

@@ -104,9 +104,36 @@ def test_fetching_faces_generates_caches_and_checks_them(tmp_path: Path, monkeyp
         open_dataset("faces")
 
 
-def test_a_few_steps_of_the_papers_faces_model_lower_its_loss(small: dict[str, np.ndarray]) -> None:
+def test_lambert_and_product_on_flat_values_with_leading_dimensions() -> None:
+    from gmdsl import runtime as rt
+
+    # two pixels, normals (channels first, flat as real[3, 1, 2] flattens): (0, 0, 2) and (-3, 0, 0)
+    normals = torch.tensor([0.0, -3.0, 0.0, 0.0, 2.0, 0.0])
+    light = torch.tensor([[0.6, 0.0, 0.8], [-1.0, 0.0, 0.0]])  # two draws of the light [S = 2, 3]
+    shading = rt.lambert(normals, light)  # normals made unit: (0, 0, 1) and (-1, 0, 0)
+    torch.testing.assert_close(shading, torch.tensor([[0.8, 0.0], [0.0, 1.0]]))
+    torch.testing.assert_close(rt.product(torch.tensor([0.5, 2.0]), shading), torch.tensor([[0.4, 0.0], [0.0, 2.0]]))
+
+
+def test_the_physics_spec_renders_its_mean_with_lambert(small: dict[str, np.ndarray]) -> None:
+    """In faces_physics.gm the image's mean is albedo * max(0, n . light) exactly: with the
+    surface network's output and the skin's fixed, p's mean is the renderer's image."""
     torch.manual_seed(0)
-    model = gmdsl.compile(ROOT / "specs" / "faces.gm")
+    model = gmdsl.compile(ROOT / "specs" / "faces_physics.gm")
+    normals = torch.from_numpy(small["normals_train"][:3]).flatten(1)
+    albedo = torch.from_numpy(small["albedo_train"][:3]).clamp(0.01, 0.99).flatten(1)
+    model.decoder.surface.forward = lambda _: normals  # type: ignore[method-assign]
+    model.decoder.skin.forward = lambda _: torch.logit(albedo)  # type: ignore[method-assign]
+    light = torch.from_numpy(small["light_train"][:3])
+    drawn = model.sample(3, given={"light": light, "identity": torch.tensor([0, 0, 0])}, observed_means=True)
+    expected = albedo.reshape(3, 1, 32, 32).numpy() * faces.shade(small["normals_train"][:3], small["light_train"][:3])
+    np.testing.assert_allclose(drawn["x"].reshape(3, 1, 32, 32).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", ["faces.gm", "faces_physics.gm"])
+def test_a_few_steps_of_the_faces_models_lower_their_loss(spec: str, small: dict[str, np.ndarray]) -> None:
+    torch.manual_seed(0)
+    model = gmdsl.compile(ROOT / "specs" / spec)
     # identities 0..3 of the model's 38; two rows in three labelled
     labelled = torch.arange(24) % 3 != 0
     batch = {

@@ -74,7 +74,7 @@ class CheckedSpec:
                 name: {
                     "type": let.type.base.name,
                     "shape": list(let.type.shape),
-                    "network": let.call.net.name,
+                    "function" if scope.calls_function(let.call) else "network": let.call.net.name,
                     "inputs": [a.name for a in let.call.args],
                 }
                 for name, let in scope.lets.items()

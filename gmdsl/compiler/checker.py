@@ -2,7 +2,8 @@
 diagnostic, sorted by position.
 
 Each rule of LANGUAGE.md ("Semantic rules") is one method: declarations, lets, the objective
-and cycles below, a factor's rules in factor_rules.py, networks' in network_rules.py. A rule
+and cycles below, a factor's rules in factor_rules.py, networks' in network_rules.py, built-in
+functions' in function_rules.py. A rule
 reports what it finds and never stops the others, so one run shows a user all their mistakes. What a rule
 resolves on the way (a factor's bound arguments, a network's options and widths, the
 estimators, the objective, the edges of p and q) is kept for the lowering, which never
@@ -21,6 +22,7 @@ from . import ast
 from .checked import CheckedFactor, CheckedNetwork, CheckedSpec, ResolvedOptions
 from .diagnostics import Diagnostic, did_you_mean, error, unknown, warning
 from .factor_rules import FactorRules
+from .function_rules import FunctionRules
 from .network_rules import NetworkRules
 from .options import resolve_options
 from .rules import Rules
@@ -52,6 +54,7 @@ class _Checker(Rules):
             if isinstance(factor, ast.Factor) and (checked := factor_rules.check_factor(factor)) is not None:
                 self.factors[(factor.model, factor.variable.name)] = checked
         self.check_lets()
+        FunctionRules(self.scope, self.report).check_functions()
         self.networks = NetworkRules(self.scope, self.report).check_networks(self.factors)
         self.check_objective()
         self.check_cycles()

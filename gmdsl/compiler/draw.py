@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import networkx as nx
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch, Rectangle, Wedge
 
@@ -71,13 +72,10 @@ def _draw_node(axes, graph: Graph, name: str, xy: tuple[float, float]) -> None:
     axes.text(xy[0], xy[1], _node_label(graph, name), ha="center", va="center", fontsize=6.5, zorder=3)
 
 
-def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str, fans_out: bool = False):
+def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str, along: float = 0.3):
     """(start, end, bend, label position) of an arrow from rim to rim. An edge that skips a
     row bends (matplotlib's arc3), so it passes beside the nodes in between, and its label sits
-    outside the bend. A straight edge's label sits 30% of the way down, near its source, so the
-    labels of edges that meet at one node stay apart; where edges fan out of one source
-    (`fans_out`: more than two), it sits 60% of the way down, nearer its target, for the same
-    reason."""
+    outside the bend; a straight edge's label sits `along` of the way down."""
     (x1, y1), (x2, y2) = source_xy, target_xy
     dx, dy = x2 - x1, y2 - y1
     length = max((dx * dx + dy * dy) ** 0.5, 1e-9)
@@ -86,7 +84,6 @@ def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str, fans_out:
     end = (x2 - ux * _RADIUS * 1.05, y2 - uy * _RADIUS * 1.05)
     cdx, cdy = end[0] - start[0], end[1] - start[1]
     if not skips_rows:
-        along = 0.6 if fans_out else 0.3
         return start, end, 0.0, (start[0] + along * cdx, start[1] + along * cdy)
     bend = 0.8
     # the curve's apex: the chord's midpoint moved by bend / 2 * (dy, -dx) of the chord; the
@@ -97,7 +94,8 @@ def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str, fans_out:
     return start, end, bend, (apex[0] + out * cdy / chord, apex[1] - out * cdx / chord)
 
 
-def _draw_edge(axes, geometry, label: str) -> None:
+def _draw_edge(axes, geometry, label: str):
+    """The arrow, and its label's text (None without a label)."""
     start, end, bend, label_xy = geometry
     axes.add_patch(
         FancyArrowPatch(
@@ -113,55 +111,76 @@ def _draw_edge(axes, geometry, label: str) -> None:
             zorder=1,
         )
     )
-    if label:
-        axes.text(
-            *label_xy,
-            label,
-            gid="edge-label",
-            fontsize=7,
-            color="#1f4e9c",
-            ha="center",
-            va="center",
-            zorder=4,
-            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
-        )
+    if not label:
+        return None
+    return axes.text(
+        *label_xy,
+        label,
+        gid="edge-label",
+        fontsize=7,
+        color="#1f4e9c",
+        ha="center",
+        va="center",
+        zorder=4,
+        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+    )
 
 
-def _geometries(graph: Graph, positions) -> dict:
-    digraph = graph.digraph
-    return {
-        (e.source, e.target): _edge_geometry(
-            positions[e.source],
-            positions[e.target],
-            abs(positions[e.source][1] - positions[e.target][1]) > _ROW_HEIGHT * 1.5,
-            ", ".join(e.networks),
-            fans_out=digraph.out_degree(e.source) > max(2, digraph.in_degree(e.target)),
-        )
-        for e in graph.edges
-    }
+# where along a straight edge its label may sit, in the order tried: near the source first, so
+# that the labels of edges meeting at one node stay apart
+_ALONG = (0.3, 0.6, 0.45, 0.2, 0.75)
+
+
+def _candidates(graph: Graph, positions) -> dict:
+    """Each edge's geometries, one per place its label may take (`_ALONG`; a bent edge's label
+    has one place, outside the bend), bent edges first."""
+    candidates = {}
+    for e in sorted(graph.edges, key=lambda e: abs(positions[e.source][1] - positions[e.target][1]), reverse=True):
+        source, target = positions[e.source], positions[e.target]
+        skips_rows = abs(source[1] - target[1]) > _ROW_HEIGHT * 1.5
+        label = ", ".join(e.networks)
+        places = _ALONG[:1] if skips_rows else _ALONG
+        candidates[(e.source, e.target)] = [_edge_geometry(source, target, skips_rows, label, a) for a in places]
+    return candidates
 
 
 def _half_width(graph: Graph) -> float:
     """Half the panel's width: its widest row, and room for bent edges and their labels."""
     positions = layout(graph)
     xs = [abs(x) for x, _ in positions.values()]
-    xs += [abs(g[3][0]) + 0.5 for g in _geometries(graph, positions).values()]
+    xs += [abs(g[3][0]) + 0.5 for places in _candidates(graph, positions).values() for g in places]
     return max(xs, default=0.0) + _RADIUS + 0.6
 
 
 def _draw_graph(axes, graph: Graph, title: str, rows: int) -> None:
-    positions = layout(graph)
-    networks = {(e.source, e.target): e.networks for e in graph.edges}
-    for edge, geometry in _geometries(graph, positions).items():
-        _draw_edge(axes, geometry, ", ".join(networks[edge]))
-    for node, xy in positions.items():
-        _draw_node(axes, graph, node, xy)
+    """Nodes, then edges; each edge's label takes the place, of its candidates, whose rendered
+    box covers the fewest nodes and then the fewest labels placed before it."""
     half_width = _half_width(graph)
     axes.set_xlim(-half_width, half_width)
     axes.set_ylim(-_ROW_HEIGHT * (rows - 1) - 0.7, 0.7)
     axes.set_aspect("equal")
     axes.set_title(title, fontsize=10)
     axes.axis("off")
+    axes.apply_aspect()  # so that the boxes measured below are where the picture puts them
+    positions = layout(graph)
+    for node, xy in positions.items():
+        _draw_node(axes, graph, node, xy)
+    renderer = axes.figure.canvas.get_renderer()
+    nodes = [patch.get_window_extent(renderer) for patch in axes.patches if patch.get_gid() == "node"]
+    placed: list = []
+    networks = {(e.source, e.target): e.networks for e in graph.edges}
+    for edge, places in _candidates(graph, positions).items():
+        text = _draw_edge(axes, places[0], ", ".join(networks[edge]))
+        if text is None:
+            continue
+
+        def covered(geometry, text=text) -> tuple[int, int]:
+            text.set_position(geometry[3])
+            box = text.get_window_extent(renderer)
+            return sum(box.overlaps(n) for n in nodes), sum(box.overlaps(p) for p in placed)
+
+        text.set_position(min(places, key=covered)[3])
+        placed.append(text.get_window_extent(renderer))
 
 
 def _legend(figure) -> None:
@@ -196,6 +215,7 @@ def figure_of(model: ModelIR) -> Figure:
     widths = [2 * _half_width(g) for g in graphs]  # equal scale in both panels
     size = (0.75 * sum(widths) + 0.6, 0.75 * (_ROW_HEIGHT * (rows - 1) + 1.4) + 1.3)
     figure = Figure(figsize=(min(size[0], _MAX_INCHES), min(size[1], _MAX_INCHES)))
+    FigureCanvasAgg(figure)  # a renderer, to measure the labels while placing them
     axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": widths})
     for ax, which in zip(axes, ("p", "q"), strict=False):
         _draw_graph(ax, model.p if which == "p" else model.q, _TITLES[which], rows)

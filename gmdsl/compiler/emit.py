@@ -101,7 +101,7 @@ class _Emitter:
         names: list[str] = []
         for node in graph.nodes:
             if isinstance(node, LetNode):
-                candidates = [node.network]
+                candidates = [node.network] if node.network is not None else []
             else:
                 parameters = node.factor.parameters if node.factor else []
                 candidates = [b.network for b in parameters if isinstance(b, NetworkParameter)]
@@ -161,11 +161,13 @@ class _Emitter:
         where = f"  # {self.spec_file}:{node.line}"
         target = f"{self.local(node.name)} = " if is_read else ""
         if isinstance(node, LetNode):
-            call = self.call(node.network, node.inputs, node.hoisted)
-            text = (
-                f"let {node.name} : {node.type}[{', '.join(map(str, node.shape))}] = "
-                f"{network_call_text(node.network, node.inputs)}"
-            )
+            callee = node.network or node.function or ""
+            shape = ", ".join(map(str, node.shape))
+            text = f"let {node.name} : {node.type}[{shape}] = {network_call_text(callee, node.inputs)}"
+            if node.function is not None:  # a built-in function on the flat values (runtime/functions.py)
+                call = f"rt.{node.function}({', '.join(self.local(name) for name in node.inputs)})"
+                return [f"        # {text}", f"        {target}{call}{where}"]
+            call = self.call(callee, node.inputs, node.hoisted)
             return [f"        # {text}", *self.take_hoisted(), f"        {target}{_linked(node.link, call)}{where}"]
         factor = node.factor
         if factor is None:  # observed, in q

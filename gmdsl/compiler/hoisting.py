@@ -72,7 +72,8 @@ def _hoisted_graph(graph: Graph, dimensions: dict[str, frozenset[str]]) -> Graph
     nodes = []
     for node in graph.nodes:
         if isinstance(node, LetNode):
-            node = node.model_copy(update={"hoisted": hoistable(node.inputs, dimensions)})
+            if node.network is not None:  # a function has no first layer to split
+                node = node.model_copy(update={"hoisted": hoistable(node.inputs, dimensions)})
         elif node.factor is not None:
             parameters = [
                 b.model_copy(update={"hoisted": hoistable(b.inputs, dimensions)})

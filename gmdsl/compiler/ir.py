@@ -93,7 +93,9 @@ class VariableNode(_Frozen):
 
 
 class LetNode(_Frozen):
-    """A deterministic node: a network's output, through the link its type names."""
+    """A deterministic node: a network's output, through the link its type names, or a
+    built-in function's value (`function`, from the registry's FUNCTIONS; then `network` is
+    None and the link the identity)."""
 
     kind: Literal["let"]
     name: str
@@ -102,9 +104,10 @@ class LetNode(_Frozen):
     shape: list[int]
     line: int
     column: int
-    network: str
+    network: str | None
     inputs: list[str]
     link: str
+    function: str | None = None
     hoisted: list[str] = []  # as in NetworkParameter
 
 

@@ -54,7 +54,7 @@ def _graph(checked: CheckedSpec, model: str) -> ir.Graph:
             if name not in nodes:
                 if name not in scope.lets:
                     raise InternalCompilerError(f"`{name}` is read in {model} but has no {model} factor")
-                nodes[name] = _let(scope.lets[name])
+                nodes[name] = _let(scope.lets[name], scope.calls_function(scope.lets[name].call))
                 written[name] = scope.order[name]
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
@@ -86,16 +86,20 @@ def _variable(declaration: ast.VarDecl, span: ast.Span, factor: ir.Factor | None
     )
 
 
-def _let(let: ast.LetDecl) -> ir.LetNode:
+def _let(let: ast.LetDecl, calls_function: bool) -> ir.LetNode:
+    callee = let.call.net.name
     return ir.LetNode(
         kind="let",
-        link=CONSTRAINTS[let.type.base.name].link,  # a let's type (real, positive, unit) names its constraint
+        # a network's let takes the link its type (real, positive, unit) names; a function's
+        # value is used as it is (the checker made its let `real`)
+        link="identity" if calls_function else CONSTRAINTS[let.type.base.name].link,
         name=let.name.name,
         type=let.type.base.name,
         shape=list(let.type.shape),
         line=let.span.line,
         column=let.span.column,
-        network=let.call.net.name,
+        network=None if calls_function else callee,
+        function=callee if calls_function else None,
         inputs=[a.name for a in let.call.args],
     )
 

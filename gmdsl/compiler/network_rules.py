@@ -4,7 +4,7 @@ width (image builders need images)."""
 
 from __future__ import annotations
 
-from gmdsl.runtime.registry import NETWORK_BUILDERS
+from gmdsl.runtime.registry import FUNCTIONS, NETWORK_BUILDERS
 
 from . import ast
 from .checked import CheckedFactor, CheckedNetwork
@@ -37,9 +37,27 @@ class NetworkRules(Rules):
                         help=f"call a network on it instead, e.g. `net({name})`, with `net NAME = mlp(...)` defined",
                     )
                 )
+            elif scope.calls_function(use.call):  # a function called in a factor, not in a `let`
+                self.report(
+                    error(
+                        "E0406",
+                        f"`{name}` is a built-in function: it is called in a `let`, not in a distribution",
+                        use.call.net.span,
+                        help=f"write `let NAME : real[...] = {name}(...)` and pass NAME here",
+                    )
+                )
             elif name not in scope.nets:
-                self.unknown_name(use.call.net, "network", scope.nets)
+                self.unknown_name(use.call.net, "network", {*scope.nets, *FUNCTIONS})
         for name, net in scope.nets.items():
+            if name in FUNCTIONS:
+                self.report(
+                    error(
+                        "E0407",
+                        f"`{name}` is the name of a built-in function",
+                        net.name.span,
+                        help=f"name the network otherwise; `{name}` means {FUNCTIONS[name].signature}",
+                    )
+                )
             builder = NETWORK_BUILDERS.get(net.builder.name)
             if builder is None:
                 self.report(unknown("E0401", "network builder", net.builder.name, net.builder.span, NETWORK_BUILDERS))
@@ -117,7 +135,7 @@ class NetworkRules(Rules):
 
 def _calls(scope: Scope) -> list[ast.NetCall]:
     """Every network call the spec writes, whether or not its factor checks."""
-    calls = [let.call for let in scope.lets.values()]
+    calls = [let.call for let in scope.lets.values() if not scope.calls_function(let.call)]
     for factor in scope.factors.values():
         calls += [arg.value for arg in factor.distribution.args if isinstance(arg.value, ast.NetCall)]
     return calls

@@ -7,6 +7,7 @@ from gmdsl.runtime.registry import (
     CONSTRAINTS,
     DISTRIBUTIONS,
     ESTIMATORS,
+    FUNCTIONS,
     NETWORK_BUILDERS,
     OBJECTIVES,
     TYPES,
@@ -61,7 +62,18 @@ def reference() -> str:
     for b in NETWORK_BUILDERS.values():
         lines += [f"### `{b.name}`", "", b.doc + ".", "", "| option | value | default | meaning |", "|---|---|---|---|"]
         lines += _option_rows(b.options) + [""]
-    lines += ["## Estimators (`by ...`, discrete q factors only)", ""]
+    lines += [
+        "## Built-in functions",
+        "",
+        "Known physics, fixed and differentiable, with no weights: `let NAME : real[SHAPE] = FUNCTION(ARGS)` "
+        "calls one where a network would be called. Its arguments are variables or `let` nodes, their shapes "
+        "must fit its signature, and the `let` is declared `real` of the shape it gives (no link is applied).",
+        "",
+        "| function | signature | computes |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{f.name}` | `{f.signature}` | {f.doc} |" for f in FUNCTIONS.values()]
+    lines += ["", "## Estimators (`by ...`, discrete q factors only)", ""]
     for e in ESTIMATORS.values():
         lines += [f"### `{e.name}`", "", e.doc + ".", ""]
         if e.options:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gmdsl.runtime.registry import FUNCTIONS
+
 from . import ast
 from .diagnostics import Diagnostic, error
 
@@ -30,6 +32,11 @@ class Scope:
 
     def declaration(self, name: str) -> ast.VarDecl | ast.LetDecl | ast.NetDecl | None:
         return self.variables.get(name) or self.lets.get(name) or self.nets.get(name)
+
+    def calls_function(self, call: ast.NetCall) -> bool:
+        """Whether a call is of a built-in function rather than a network (a network named
+        like a function is an error of its own; its calls stay network calls)."""
+        return call.net.name in FUNCTIONS and call.net.name not in self.nets
 
     def factor(self, model: str, variable: str) -> ast.Factor | None:
         return self.factors.get((model, variable))

@@ -41,7 +41,8 @@ def network_uses(scope: Scope, factors: Iterable[tuple[str, tuple[Bound, ...]]])
     the factors given as (variable, its bound arguments)."""
     uses: list[NetworkUse] = []
     for let in scope.lets.values():
-        uses.append(_use(scope, let.call, let.type.shape))
+        if not scope.calls_function(let.call):  # a built-in function has no widths to agree on
+            uses.append(_use(scope, let.call, let.type.shape))
     for variable, bound in factors:
         shape = scope.variables[variable].type.shape
         for item in bound:
