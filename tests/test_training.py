@@ -287,6 +287,26 @@ def test_each_training_knob_trains_and_changes_the_weights(
     assert any(not torch.equal(trained["default"][k], trained["knob"][k]) for k in trained["default"])
 
 
+def test_the_supervised_only_baseline_trains_q_of_the_labels_alone(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+    """--supervised-only fits q(y | x) on the labelled rows: the classifier learns from them
+    (differently for other labels), while the generative model and q(z | x, y), which only the
+    ELBO trains, keep their initial weights (the same seed's in both runs)."""
+    trained = {}
+    for labels in ("20", "40"):
+        run_dir = tmp_path / labels
+        flags = [*FAST, "--labels", labels, "--supervised-only", "--run", str(run_dir)]
+        code, _, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "2", *flags)
+        assert code == 0, err
+        trained[labels] = weights(run_dir)
+    changed = {k for k in trained["20"] if not torch.equal(trained["20"][k], trained["40"][k])}
+    assert changed and all(k.startswith("encoder.classifier.") for k in changed), changed
+    code, _, err = gmdsl_cli(
+        "train", MNIST, "--dataset", str(tiny), "--labels", "0", "--supervised-only", "--run", str(tmp_path / "none")
+    )
+    assert code != 0 and "supervised_only trains on the labelled examples alone, and this run has none" in err
+    assert "Traceback" not in err
+
+
 def test_importance_prediction_runs_through_validation_and_eval(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     flags = ["--epochs", "1", "--prediction", "importance", "--predict-samples", "2", "--run", str(run_dir), *FAST]

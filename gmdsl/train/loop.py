@@ -22,7 +22,7 @@ from gmdsl.runtime.model import CompiledModel, Objective
 from .checkpoints import Checkpoints
 from .data import TrainingData, label_indices
 from .metrics import write_metrics
-from .settings import TrainSettings
+from .settings import ConfigError, TrainSettings
 
 
 class TrainingDiverged(UserError, RuntimeError):
@@ -112,6 +112,8 @@ def training_loss(
 
     def loss(batch: dict[str, torch.Tensor], labelled: torch.Tensor, beta: float) -> torch.Tensor:
         scored = objective(batch, beta)
+        if settings.supervised_only:  # every row is labelled (Trainer.batches)
+            return -scored.log_q_supervised.mean()
         if settings.label_weight == "row":
             return scored.loss
         return -dataset_objective(scored, labelled, labelled_share, alpha)
@@ -153,7 +155,15 @@ class Trainer:
         self.checkpoints = Checkpoints(self.run / "checkpoint")
         self.order = torch.Generator().manual_seed(self.settings.seed)  # batch order, saved with the run
         self.labelled_index = torch.nonzero(self.data.labelled).flatten()
-        per_batch = round(self.settings.label_fraction * self.settings.batch_size) if len(self.labelled_index) else 0
+        if self.settings.supervised_only and not len(self.labelled_index):
+            raise ConfigError(
+                "supervised_only trains on the labelled examples alone, and this run has none: "
+                "give it labels (--labels N) of a dataset with fields for the supervised variables"
+            )
+        # the supervised-only baseline's epoch is its labelled examples, with nothing to top up
+        self.rows = self.labelled_index if self.settings.supervised_only else torch.arange(self.data.size)
+        mixes_labels = len(self.labelled_index) and not self.settings.supervised_only
+        per_batch = round(self.settings.label_fraction * self.settings.batch_size) if mixes_labels else 0
         self.labelled_per_batch = min(per_batch, self.settings.batch_size - 1)
         share = self.data.labelled.float().mean().item()
         self.loss_of = training_loss(self.model, self.settings, share, given_rows=self.labelled_per_batch)
@@ -176,10 +186,11 @@ class Trainer:
     def batches(self) -> list[torch.Tensor]:
         """One epoch of index batches: every example once (in a fresh order), each batch topped
         up at its end with `labelled_per_batch` examples from the labelled subset, which cycle
-        in their own order (the loss scores those last rows apart where it enumerates)."""
+        in their own order (the loss scores those last rows apart where it enumerates). The
+        supervised-only baseline's examples are the labelled ones alone."""
         fresh = self.settings.batch_size - self.labelled_per_batch
-        everyone = torch.randperm(self.data.size, generator=self.order)
-        steps = math.ceil(self.data.size / fresh)
+        everyone = self.rows[torch.randperm(len(self.rows), generator=self.order)]
+        steps = math.ceil(len(self.rows) / fresh)
         extra = torch.empty(0, dtype=torch.long)
         if self.labelled_per_batch:
             rounds = math.ceil(steps * self.labelled_per_batch / len(self.labelled_index))

@@ -58,7 +58,7 @@ class TrainSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dataset: str = _setting("mnist", "mnist, fashion-mnist, a folder of IDX files, or an .npz file.")
+    dataset: str = _setting("mnist", "mnist, fashion-mnist, faces, a folder of IDX files, or an .npz file.")
     fields: dict[str, str] = _setting({}, "variable -> dataset field, where names differ", flag=False)
     validation: int | None = _setting(
         None,
@@ -77,6 +77,11 @@ class TrainSettings(BaseModel):
         "row: every row of a batch counts once (the paper's objective); dataset: the batch estimates the "
         "whole training set's objective, each labelled example's ELBO counting as one of N and its "
         "log q(y | x) term alpha times a batch mean (Kingma et al.'s alpha N / N_labelled per label).",
+    )
+    supervised_only: bool = _setting(
+        False,
+        "The supervised-only baseline: train q's networks for the supervised variables on the labelled "
+        "examples alone, by log q(labels | x); no unlabelled data, no generative model.",
     )
     label_seed: int = _setting(0, "Seed of the labelled subset.")
     epochs: int = _setting(5, "Epochs to train (a resumed run goes on to this many).", ge=1, resumable=True)
