@@ -98,3 +98,37 @@ def test_a_stopped_table_resumes_and_a_finished_one_is_not_rerun(tmp_path: Path)
     record = json.loads((tmp_path / "out" / "mnist.json").read_text())["settings"][0]
     assert record["selection"] == "validation" and record["runs"][0]["chosen_epoch"] in (1, 2)
     assert (tmp_path / "out" / "mnist_curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_faces_table_trains_evaluates_and_draws_on_small_generated_faces(tmp_path: Path) -> None:
+    """bench/faces_table.py end to end on 114 generated faces, one epoch per run: the table has
+    its rows (a setting not run says so), the test numbers come from each run's eval.json, and
+    the figures are drawn; run again, it reads the finished runs back instead of training."""
+    import subprocess
+
+    import numpy as np
+
+    from gmdsl.train import faces
+
+    data = tmp_path / "faces.npz"
+    np.savez_compressed(data, **faces.generate(train_per_identity=3, test_per_identity=1, seed=3))
+    command = [sys.executable, "bench/faces_table.py", "--dataset", str(data), "--labels", "38", "--seeds", "1"]
+    command += ["--epochs", "1", "--only", "faces_physics", "supervised_only"]
+    command += ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "out" / "faces.md").read_text()
+    assert "| setting | 38 labels (1 per identity) |" in table
+    assert "| `faces` (specs/faces.gm;" in table and table.count("not run") == 1
+    results = json.loads((tmp_path / "out" / "faces.json").read_text())
+    for run in results["runs"]:
+        evaluation = json.loads((tmp_path / "out" / "logs" / f"{run['name']}.eval.json").read_text())
+        assert run["identity_error"] == evaluation["test_error_identity"]
+        assert run["light_angle"] == evaluation["test_angle_light"]
+        assert 0 <= run["light_angle"] <= 180
+    for figure in ("faces_relit.png", "faces_identities.png", "faces_light.png"):
+        assert (tmp_path / "out" / figure).stat().st_size > 1000
+    logs = {log: log.read_text() for log in (tmp_path / "out" / "logs").glob("*.log")}
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert logs and all(log.read_text() == text for log, text in logs.items())  # nothing trained again

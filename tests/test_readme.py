@@ -108,9 +108,11 @@ RUN_BELOW = (
     "gmdsl graph ",
     "gmdsl data fetch fashion-mnist",
     "gmdsl data fetch faces",
+    "gmdsl train specs/faces.gm",
     ".venv/bin/python bench/step_time.py",
     ".venv/bin/python bench/reproduce_mnist.py",
     ".venv/bin/python bench/screen_mnist.py",
+    ".venv/bin/python bench/faces_table.py",
     ".venv/bin/python bench/performance.py",
 )
 
@@ -234,6 +236,27 @@ def test_fetching_faces(tmp_path: Path, monkeypatch) -> None:
     assert cli.main(line.split()[1:]) == 0
     dataset = open_dataset("faces", fetch_missing=False)
     assert dataset.train["image"].shape == (76, 1, 32, 32) and dataset.test["identity"].tolist() == list(range(38))
+
+
+def test_training_the_faces_spec(tmp_path: Path, monkeypatch) -> None:
+    """The README's faces line on generated faces of 30 training images per identity, for one
+    epoch (the last --epochs wins): it trains and chooses a checkpoint on identity error."""
+    import functools
+
+    from gmdsl import cli
+    from gmdsl.train import faces
+
+    (line,) = _lines_starting("gmdsl train specs/faces.gm")
+    monkeypatch.setattr(
+        faces, "generate", functools.partial(faces.generate, train_per_identity=30, test_per_identity=1)
+    )
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path / "cache"))
+    monkeypatch.chdir(ROOT)
+    run = tmp_path / "run"
+    assert cli.main([*line.split("#")[0].split()[1:], "--epochs", "1", "--run", str(run), "--no-progress"]) == 0
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"validation_error_identity", "validation_rmse_light", "validation_angle_light"} <= set(record)
+    assert json.loads((run / "checkpoint" / "best.json").read_text())["metric"] == "validation_error_identity"
 
 
 def test_the_step_time_bench() -> None:

@@ -170,7 +170,7 @@ def run_evaluation(path: Path, samples: int | None, rows: int, device: str, chec
         if key in ("checkpoint", "epoch"):
             continue
         text = f"{value:.3f}" if isinstance(value, float) else str(value)
-        unit = " %" if "_error_" in key else ""
+        unit = " %" if "_error_" in key else " degrees" if "_angle_" in key else ""
         click.echo(f"  {key:<{width}}  {text}{unit}")
     click.echo(f"wrote {path / 'eval.json'}")
     return results
