@@ -26,21 +26,24 @@ class Encoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.identity_net = rt.conv((1, 32, 32), 1024, 38, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:25
-        self.light_net = rt.conv((1, 32, 32), 1024, 6, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:26
-        self.shading_net = rt.conv((1, 32, 32), 1024, 32, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:27
-        self.reflectance_net = rt.conv((1, 32, 32), 1024, 32, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:28
+        self.trunk = rt.conv((1, 32, 32), 1024, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:26
+        self.identity_net = rt.mlp(256, 38, hidden=[256], activation="relu")  # faces.gm:27
+        self.light_net = rt.mlp(256, 6, hidden=[256], activation="relu")  # faces.gm:28
+        self.shading_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:29
+        self.reflectance_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:30
 
     def forward(self, q: rt.Recognition) -> None:
         x = q.observed("x")  # faces.gm:7
-        # q(identity | x) = Categorical(logits = identity_net(x)) by relaxation(temperature = 0.66)
-        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(x))), relaxation=0.66)  # faces.gm:19
-        # q(light | x) = Normal(light_net(x))
-        q.sample("light", rt.Normal.from_network(self.light_net(rt.join(x))))  # faces.gm:20
-        # q(shading | x) = Normal(shading_net(x))
-        q.sample("shading", rt.Normal.from_network(self.shading_net(rt.join(x))))  # faces.gm:21
-        # q(reflectance | x) = Normal(reflectance_net(x))
-        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(x))))  # faces.gm:22
+        # let features : real[256] = trunk(x)
+        features = self.trunk(rt.join(x))  # faces.gm:19
+        # q(identity | x) = Categorical(logits = identity_net(features)) by relaxation(temperature = 0.66)
+        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(features))), relaxation=0.66)  # faces.gm:20
+        # q(light | x) = Normal(light_net(features))
+        q.sample("light", rt.Normal.from_network(self.light_net(rt.join(features))))  # faces.gm:21
+        # q(shading | x) = Normal(shading_net(features))
+        q.sample("shading", rt.Normal.from_network(self.shading_net(rt.join(features))))  # faces.gm:22
+        # q(reflectance | x) = Normal(reflectance_net(features))
+        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(features))))  # faces.gm:23
 
 
 class Decoder(torch.nn.Module):
@@ -48,7 +51,7 @@ class Decoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.renderer = rt.deconv(73, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:24
+        self.renderer = rt.deconv(73, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:25
 
     def forward(self, p: rt.Generation) -> None:
         # p(identity) = Categorical(probs = uniform)

@@ -26,21 +26,24 @@ class Encoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.identity_net = rt.conv((1, 32, 32), 1024, 38, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:30
-        self.light_net = rt.conv((1, 32, 32), 1024, 6, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:31
-        self.shape_net = rt.conv((1, 32, 32), 1024, 32, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:32
-        self.reflectance_net = rt.conv((1, 32, 32), 1024, 32, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:33
+        self.trunk = rt.conv((1, 32, 32), 1024, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:31
+        self.identity_net = rt.mlp(256, 38, hidden=[256], activation="relu")  # faces_physics.gm:32
+        self.light_net = rt.mlp(256, 6, hidden=[256], activation="relu")  # faces_physics.gm:33
+        self.shape_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces_physics.gm:34
+        self.reflectance_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces_physics.gm:35
 
     def forward(self, q: rt.Recognition) -> None:
         x = q.observed("x")  # faces_physics.gm:7
-        # q(identity | x) = Categorical(logits = identity_net(x)) by relaxation(temperature = 0.66)
-        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(x))), relaxation=0.66)  # faces_physics.gm:23
-        # q(light | x) = Normal(light_net(x))
-        q.sample("light", rt.Normal.from_network(self.light_net(rt.join(x))))  # faces_physics.gm:24
-        # q(shape | x) = Normal(shape_net(x))
-        q.sample("shape", rt.Normal.from_network(self.shape_net(rt.join(x))))  # faces_physics.gm:25
-        # q(reflectance | x) = Normal(reflectance_net(x))
-        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(x))))  # faces_physics.gm:26
+        # let features : real[256] = trunk(x)
+        features = self.trunk(rt.join(x))  # faces_physics.gm:23
+        # q(identity | x) = Categorical(logits = identity_net(features)) by relaxation(temperature = 0.66)
+        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(features))), relaxation=0.66)  # faces_physics.gm:24
+        # q(light | x) = Normal(light_net(features))
+        q.sample("light", rt.Normal.from_network(self.light_net(rt.join(features))))  # faces_physics.gm:25
+        # q(shape | x) = Normal(shape_net(features))
+        q.sample("shape", rt.Normal.from_network(self.shape_net(rt.join(features))))  # faces_physics.gm:26
+        # q(reflectance | x) = Normal(reflectance_net(features))
+        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(features))))  # faces_physics.gm:27
 
 
 class Decoder(torch.nn.Module):
@@ -48,8 +51,8 @@ class Decoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.surface = rt.deconv(54, (3, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:28
-        self.skin = rt.deconv(54, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:29
+        self.surface = rt.deconv(54, (3, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:29
+        self.skin = rt.deconv(54, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:30
 
     def forward(self, p: rt.Generation) -> None:
         # p(identity) = Categorical(probs = uniform)
