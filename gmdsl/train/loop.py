@@ -160,8 +160,6 @@ class Trainer:
                 "supervised_only trains on the labelled examples alone, and this run has none: "
                 "give it labels (--labels N) of a dataset with fields for the supervised variables"
             )
-        # the supervised-only baseline's epoch is its labelled examples, with nothing to top up
-        self.rows = self.labelled_index if self.settings.supervised_only else torch.arange(self.data.size)
         mixes_labels = len(self.labelled_index) and not self.settings.supervised_only
         per_batch = round(self.settings.label_fraction * self.settings.batch_size) if mixes_labels else 0
         self.labelled_per_batch = min(per_batch, self.settings.batch_size - 1)
@@ -187,10 +185,17 @@ class Trainer:
         """One epoch of index batches: every example once (in a fresh order), each batch topped
         up at its end with `labelled_per_batch` examples from the labelled subset, which cycle
         in their own order (the loss scores those last rows apart where it enumerates). The
-        supervised-only baseline's examples are the labelled ones alone."""
+        supervised-only baseline's rows are the labelled examples alone, cycling in fresh orders
+        until it has as many as the training set: its epochs are as long as a full run's, so
+        that the two compare epoch for epoch."""
         fresh = self.settings.batch_size - self.labelled_per_batch
-        everyone = self.rows[torch.randperm(len(self.rows), generator=self.order)]
-        steps = math.ceil(len(self.rows) / fresh)
+        if self.settings.supervised_only:
+            rounds = math.ceil(self.data.size / len(self.labelled_index))
+            orders = [torch.randperm(len(self.labelled_index), generator=self.order) for _ in range(rounds)]
+            everyone = torch.cat([self.labelled_index[order] for order in orders])[: self.data.size]
+        else:
+            everyone = torch.randperm(self.data.size, generator=self.order)
+        steps = math.ceil(len(everyone) / fresh)
         extra = torch.empty(0, dtype=torch.long)
         if self.labelled_per_batch:
             rounds = math.ceil(steps * self.labelled_per_batch / len(self.labelled_index))
