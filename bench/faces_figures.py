@@ -29,7 +29,12 @@ def _best_runs(results: dict, runs_root: Path, labels: int) -> dict[str, runs.Ru
     for setting in SPECS:
         chosen = [r for r in results["runs"] if r["setting"] == setting and r["labels"] == labels]
         if chosen:
-            run = min(chosen, key=lambda r: r["validation_identity_error"] or 0.0)
+            run = min(
+                chosen,
+                key=lambda r: (
+                    r["validation_identity_error"] if r["validation_identity_error"] is not None else math.inf
+                ),
+            )
             best[setting] = runs.open_run(runs_root / run["name"], "cpu", "best")
     return best
 

@@ -49,15 +49,23 @@ PAPER = [
 KEPT = ("metrics.jsonl", "eval.json", "config.json", "labelled.json")
 
 
-def run_name(setting: str, epochs: int, labels: int, seed: int) -> str:
-    return f"faces-{setting}-e{epochs}-l{labels}-seed{seed}"
+def run_name(dataset: str, setting: str, epochs: int, labels: int, seed: int) -> str:
+    """faces-SETTING-...; a dataset other than the generated faces puts its own name first."""
+    prefix = "faces" if dataset == "faces" else f"{Path(dataset).stem}-faces"
+    return f"{prefix}-{setting}-e{epochs}-l{labels}-seed{seed}"
+
+
+def finished(logs: Path, name: str, dataset: str) -> bool:
+    """Whether logs/ holds this run evaluated, on this dataset (a resumed table keeps it)."""
+    config, evaluation = logs / f"{name}.config.json", logs / f"{name}.eval.json"
+    return evaluation.exists() and config.exists() and json.loads(config.read_text())["dataset"] == dataset
 
 
 def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, threads: int) -> dict:
-    name = run_name(setting, args.epochs, labels, seed)
+    name = run_name(args.dataset, setting, args.epochs, labels, seed)
     run_dir = ROOT / args.runs / name
     evaluation_file = logs / f"{name}.eval.json"
-    if not evaluation_file.exists():
+    if not finished(logs, name, args.dataset):
         spec, flags, _ = SETTINGS[setting]
         options = ["--dataset", args.dataset, "--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed)]
         options += ["--device", args.device, *flags]

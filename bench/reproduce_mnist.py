@@ -73,20 +73,27 @@ TABLES = {
 def setting_name(args) -> str:
     if args.name:
         return args.name
-    return f"{Path(args.spec).stem}-e{args.epochs}" + ("" if args.lr_schedule == "constant" else f"-{args.lr_schedule}")
+    dataset = "" if args.dataset == "mnist" else f"{args.dataset}-"
+    return f"{dataset}{Path(args.spec).stem}-e{args.epochs}" + (
+        "" if args.lr_schedule == "constant" else f"-{args.lr_schedule}"
+    )
 
 
-def finished(logs: Path, name: str, epochs: int) -> bool:
-    """Whether logs/ already holds this run evaluated after `epochs` epochs (a resumed table keeps it)."""
+def finished(logs: Path, name: str, epochs: int, dataset: str) -> bool:
+    """Whether logs/ already holds this run, on this dataset, evaluated after `epochs` epochs
+    (a resumed table keeps it)."""
     config, evaluation = logs / f"{name}.config.json", logs / f"{name}.eval.json"
-    return evaluation.exists() and config.exists() and json.loads(config.read_text())["epochs"] == epochs
+    if not (evaluation.exists() and config.exists()):
+        return False
+    saved = json.loads(config.read_text())
+    return saved["epochs"] == epochs and saved["dataset"] == dataset
 
 
 def train_and_evaluate(args, labels: int, seed: int, logs: Path, threads: int) -> dict:
     name = f"{setting_name(args)}-n{labels}-seed{seed}"
     log = logs / f"{name}.log"
     started = time.perf_counter()
-    if not finished(logs, name, args.epochs):
+    if not finished(logs, name, args.epochs, args.dataset):
         run_dir = ROOT / args.runs / name
         options = ["--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed), "--device", args.device]
         options += ["--dataset", args.dataset]

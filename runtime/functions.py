@@ -12,7 +12,8 @@ def lambert(normals: torch.Tensor, light: torch.Tensor) -> torch.Tensor:
     """max(0, n . light) per pixel: normals [..., 3 * P] (channels first, as real[3, H, W]
     flattens), light [..., 3] -> [..., P]. Each normal is scaled to unit length first."""
     vectors = normals.unflatten(-1, (3, -1))
-    unit = vectors / vectors.norm(dim=-2, keepdim=True).clamp_min(1e-6)
+    # a smoothed length, so a normal near zero gets a bounded gradient (at most about 1e3)
+    unit = vectors / torch.sqrt(vectors.square().sum(-2, keepdim=True) + 1e-6)
     return (unit * light.unsqueeze(-1)).sum(-2).clamp_min(0)
 
 

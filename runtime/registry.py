@@ -310,7 +310,7 @@ class FunctionInfo:
 
 
 def _lambert_shape(shapes: tuple[Shape, ...]) -> Shape | None:
-    if len(shapes) == 2 and len(shapes[0]) >= 2 and shapes[0][0] == 3 and shapes[1] == (3,):
+    if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][0] == 3 and shapes[1] == (3,):
         return (1, *shapes[0][1:])
     return None
 

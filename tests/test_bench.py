@@ -125,7 +125,6 @@ def test_the_faces_table_trains_evaluates_and_draws_on_small_generated_faces(tmp
         evaluation = json.loads((tmp_path / "out" / "logs" / f"{run['name']}.eval.json").read_text())
         assert run["identity_error"] == evaluation["test_error_identity"]
         assert run["light_angle"] == evaluation["test_angle_light"]
-        assert 0 <= run["light_angle"] <= 180
     for figure in ("faces_relit.png", "faces_identities.png", "faces_light.png"):
         assert (tmp_path / "out" / figure).stat().st_size > 1000
     logs = {log: log.read_text() for log in (tmp_path / "out" / "logs").glob("*.log")}

@@ -96,7 +96,11 @@ def test_fetching_faces_generates_caches_and_checks_them(tmp_path: Path, monkeyp
     assert not datasets.is_fetched("faces", folder)
     monkeypatch.undo()
     monkeypatch.setenv("GMDSL_DATA", str(tmp_path))
-    # a damaged file is refused with what to do
+    # a damaged manifest makes the copy stale too; a damaged file is refused with what to do
+    manifest = (folder / "faces.json").read_text()
+    (folder / "faces.json").write_text("{not json")
+    assert not datasets.is_fetched("faces", folder)
+    (folder / "faces.json").write_text(manifest)
     data = bytearray((folder / "faces.npz").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (folder / "faces.npz").write_bytes(bytes(data))

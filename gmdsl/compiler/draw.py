@@ -28,7 +28,8 @@ def layout(graph: Graph) -> dict[str, tuple[float, float]]:
     """Layered top-down positions: a node's row is its depth, rows are centred, and nodes
     in a row keep the graph's order. Columns are wide enough for two edge labels side by side."""
     longest = max((len(", ".join(e.networks)) for e in graph.edges), default=0)
-    # edges that meet at one node have labels 30% of the way down: 70% of a column apart
+    # edges that meet at one node have labels 30% of the way down (where that is free): 70% of a
+    # column apart
     column = max(_COLUMN_WIDTH, (longest * _CHARACTER + 0.4) / 0.7)
     positions = {}
     for depth, layer in enumerate(nx.topological_generations(graph.digraph)):

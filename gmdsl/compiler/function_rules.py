@@ -1,18 +1,18 @@
 """The checker's rules for built-in functions (the registry's FUNCTIONS) called in `let`s:
-their arguments' shapes fit the function's signature, and the `let` is declared as what the
-function gives, `real` of its output shape (no link is applied to a function's value)."""
+their arguments are continuous and their shapes fit the function's signature, and the `let` is
+declared as what the function gives, `real` of its output shape (no link is applied to a
+function's value)."""
 
 from __future__ import annotations
 
-from gmdsl.runtime.registry import FUNCTIONS
+from gmdsl.runtime.registry import FUNCTIONS, TYPES
 
 from .diagnostics import error
 from .rules import Rules
-from .widths import shape_of
 
 
-def _typed(name: str, shape: tuple[int, ...]) -> str:
-    return f"{name} : real[{', '.join(map(str, shape))}]"
+def _typed(name: str, base: str, shape: tuple[int, ...]) -> str:
+    return f"{name} : {base}[{', '.join(map(str, shape))}]"
 
 
 class FunctionRules(Rules):
@@ -22,19 +22,23 @@ class FunctionRules(Rules):
             if not scope.calls_function(let.call):
                 continue
             function = FUNCTIONS[let.call.net.name]
-            shapes = [shape_of(scope, arg.name) for arg in let.call.args]
-            if any(shape is None for shape in shapes):
+            declarations = [scope.variables.get(arg.name) or scope.lets.get(arg.name) for arg in let.call.args]
+            if any(d is None for d in declarations):
                 continue  # an unknown argument is reported by the `let` rules
-            known = tuple(s for s in shapes if s is not None)
-            output = function.output_shape(known)
+            types = [d.type for d in declarations if d is not None]
+            known = tuple(t.shape for t in types)
+            discrete = any(TYPES[t.base.name].discrete for t in types if t.base.name in TYPES)
+            output = None if discrete else function.output_shape(known)
             if output is None:
-                given = ", ".join(_typed(arg.name, shape) for arg, shape in zip(let.call.args, known, strict=True))
+                given = ", ".join(
+                    _typed(arg.name, t.base.name, t.shape) for arg, t in zip(let.call.args, types, strict=True)
+                )
                 self.report(
                     error(
                         "E0408",
                         f"`{function.name}` cannot take ({given})",
                         let.call.span,
-                        help=f"it is {function.signature}",
+                        help=f"it is {function.signature}; its arguments are continuous values",
                     )
                 )
             elif output != let.type.shape or let.type.base.name != "real":
@@ -44,6 +48,6 @@ class FunctionRules(Rules):
                         f"`{function.name}` gives real[{', '.join(map(str, output))}] here, but `{name}` is "
                         f"declared {let.type.base.name}[{', '.join(map(str, let.type.shape))}]",
                         let.type.span,
-                        help=f"write `let {_typed(name, output)} = ...`",
+                        help=f"write `let {_typed(name, 'real', output)} = ...`",
                     )
                 )

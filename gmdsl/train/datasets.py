@@ -222,8 +222,7 @@ def _faces_current(folder: Path) -> bool:
     manifest = folder / FACES_MANIFEST
     if not manifest.exists() or not (folder / FACES_FILE).exists():
         return False
-    recorded = json.loads(manifest.read_text(encoding="utf-8"))
-    return recorded.get("settings") == _faces_settings()
+    return _manifest(folder).get("settings") == _faces_settings()
 
 
 def _fetch_faces(scratch: Path, folder: Path) -> None:
@@ -243,12 +242,21 @@ def _fetch_faces(scratch: Path, folder: Path) -> None:
     write_atomically(folder / FACES_MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
+def _manifest(folder: Path) -> dict:
+    """faces.json; a damaged one reads as empty (it matches no settings and no checksum)."""
+    try:
+        recorded = json.loads((folder / FACES_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def _read_faces(folder: Path) -> Dataset:
-    recorded = json.loads((folder / FACES_MANIFEST).read_text(encoding="utf-8"))
+    expected = _manifest(folder).get("sha256")
     digest = _sha256(folder / FACES_FILE)
-    if digest != recorded["sha256"]:
+    if digest != expected:
         raise DataError(
-            f"{folder / FACES_FILE} has sha256 {digest}, not the {recorded['sha256']} it was written with: "
+            f"{folder / FACES_FILE} has sha256 {digest}, not the {expected} its {FACES_MANIFEST} records: "
             f"delete {folder} and run `gmdsl data fetch faces` again"
         )
     dataset = read_npz(folder / FACES_FILE)

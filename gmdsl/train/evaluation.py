@@ -54,7 +54,8 @@ def supervised_metrics(
             out[f"{split}_error_{name}"] = 100.0 * ((predicted > 0.5).float() != truth.round()).float().mean().item()
         else:
             out[f"{split}_rmse_{name}"] = math.sqrt(((predicted - truth) ** 2).mean().item())
-            if predicted.shape[-1] > 1:  # a vector: how far its direction is off (a light's, say)
+            shape = model.by_name[name].shape
+            if len(shape) == 1 and shape[0] > 1:  # a vector: how far its direction is off (a light's, say)
                 cosine = torch.nn.functional.cosine_similarity(predicted, truth.to(predicted.dtype), dim=-1)
                 out[f"{split}_angle_{name}"] = torch.rad2deg(torch.arccos(cosine.clamp(-1, 1))).mean().item()
                 out[f"{split}_cosine_distance_{name}"] = (1 - cosine).mean().item()

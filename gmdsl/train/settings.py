@@ -81,8 +81,8 @@ class TrainSettings(BaseModel):
     supervised_only: bool = _setting(
         False,
         "The supervised-only baseline: train q's networks for the supervised variables on the labelled "
-        "examples alone, by log q(labels | x); no unlabelled data, no generative model. Its epochs are as long "
-        "as a full run's (the labelled examples cycle).",
+        "examples alone, by log q(labels | x); no unlabelled data, and no gradient reaches the generative "
+        "model. Its epochs are as long as a full run's (the labelled examples cycle).",
     )
     label_seed: int = _setting(0, "Seed of the labelled subset.")
     epochs: int = _setting(5, "Epochs to train (a resumed run goes on to this many).", ge=1, resumable=True)
