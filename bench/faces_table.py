@@ -84,6 +84,7 @@ def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, t
         "setting": setting,
         "labels": labels,
         "seed": seed,
+        "epochs": args.epochs,
         "identity_error": evaluation["test_error_identity"],
         "light_angle": evaluation["test_angle_light"],
         "light_cosine_distance": evaluation["test_cosine_distance_light"],
@@ -125,7 +126,8 @@ def markdown(results: dict) -> str:
             chosen = [r for r in runs if r["setting"] == setting and r["labels"] == n]
             identity = _mean_sd([r["identity_error"] for r in chosen], 1) if chosen else ""
             light = _mean_sd([r["light_angle"] for r in chosen], 1) if chosen else ""
-            cells.append(f"{identity} / {light}" if chosen else "not run")
+            seeds = f"{len(chosen)} seed" + ("s" if len(chosen) > 1 else "")
+            cells.append(f"{identity} / {light} ({seeds})" if chosen else "not run")
         lines.append(f"| `{setting}` ({spec}; {what}) | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -139,7 +141,8 @@ def markdown(results: dict) -> str:
     hours = sum(r["train_seconds"] for r in runs) / 3600
     lines += [
         "",
-        f"Made by `{results['command']}` at commit {results['commit']}, {results['epochs']} epochs per run, "
+        f"Last made by `{results['command']}` at commit {results['commit']}; "
+        f"{' or '.join(str(e) for e in sorted({r.get('epochs', results['epochs']) for r in runs}))} epochs per run, "
         f"on {hardware}; {hours:.1f} hours of training in all.",
         "",
         f"Figures, from each spec's run with {results['figure_labels']} labels and the lowest validation "
@@ -180,6 +183,11 @@ def main() -> None:
             runs = [future.result() for future in futures]
         except mnist_runs.Failed as exc:
             sys.exit(str(exc))
+    # runs of earlier invocations (other settings or label counts) stay; a run trained again replaces its own
+    path = out / "faces.json"
+    earlier = json.loads(path.read_text())["runs"] if path.exists() else []
+    names = {r["name"] for r in runs}
+    runs = [r for r in earlier if r["name"] not in names] + runs
     results = {
         "command": " ".join([".venv/bin/python", "bench/faces_table.py", *sys.argv[1:]]),
         "commit": mnist_runs.commit(),
