@@ -145,6 +145,10 @@ def markdown(results: dict) -> str:
         f"{' or '.join(str(e) for e in sorted({r.get('epochs', results['epochs']) for r in runs}))} epochs per run, "
         f"on {hardware}; {hours:.1f} hours of training in all.",
         "",
+    ]
+    if not any(r["setting"] in ("faces", "faces_physics") for r in runs):
+        return "\n".join([*lines, "No figures yet: they are drawn from the generative specs' runs.", ""])
+    lines += [
         f"Figures, from each spec's run with {results['figure_labels']} labels and the lowest validation "
         "identity error:",
         "",
