@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mnist_runs
-from mnist_runs import GMDSL, ROOT
+from mnist_runs import ROOT
 
 # name -> (spec, extra `gmdsl train` flags, what it is)
 SETTINGS = {
@@ -46,7 +45,6 @@ PAPER = [
     ("Siddharth et al. 2017, 20 labels per axis", "10.2 ±2.31", "18.2 ±2.23"),
     ("Jampani et al. 2015 (read off their plots)", "about 30", "about 10"),
 ]
-KEPT = ("metrics.jsonl", "eval.json", "config.json", "labelled.json")
 
 
 def run_name(dataset: str, setting: str, epochs: int, labels: int, seed: int) -> str:
@@ -55,26 +53,16 @@ def run_name(dataset: str, setting: str, epochs: int, labels: int, seed: int) ->
     return f"{prefix}-{setting}-e{epochs}-l{labels}-seed{seed}"
 
 
-def finished(logs: Path, name: str, dataset: str) -> bool:
-    """Whether logs/ holds this run evaluated, on this dataset (a resumed table keeps it)."""
-    config, evaluation = logs / f"{name}.config.json", logs / f"{name}.eval.json"
-    return evaluation.exists() and config.exists() and json.loads(config.read_text())["dataset"] == dataset
-
-
 def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, threads: int) -> dict:
     name = run_name(args.dataset, setting, args.epochs, labels, seed)
     run_dir = ROOT / args.runs / name
     evaluation_file = logs / f"{name}.eval.json"
-    if not finished(logs, name, args.dataset):
+    if not mnist_runs.finished(logs, name, args.dataset, args.epochs):
         spec, flags, _ = SETTINGS[setting]
         options = ["--dataset", args.dataset, "--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed)]
         options += ["--device", args.device, *flags]
-        log = logs / f"{name}.log"
-        mnist_runs.train(spec, run_dir, args.epochs, options, log, threads)
-        command = [GMDSL, "eval", str(run_dir), "--samples", "10", "--rows", "500", "--device", args.device]
-        mnist_runs.run(command, log, threads)  # the test split, read once, for the checkpoint chosen on validation
-        for file in KEPT:
-            shutil.copy(run_dir / file, logs / f"{name}.{file}")
+        evaluation = ["--samples", "10", "--rows", "500", "--device", args.device]
+        mnist_runs.train_and_keep(spec, run_dir, args.epochs, options, logs, threads, evaluation)
     evaluation = json.loads(evaluation_file.read_text())
     metrics = [json.loads(line) for line in (logs / f"{name}.metrics.jsonl").read_text().splitlines()]
     identity, light = evaluation["test_error_identity"], evaluation["test_angle_light"]

@@ -55,6 +55,32 @@ def train(spec: str, run_dir: Path, epochs: int, options: list[str], log: Path, 
     run(command, log, threads)
 
 
+KEPT = ("metrics.jsonl", "eval.json", "config.json", "labelled.json")  # what results/logs/ keeps of a run
+
+
+def finished(logs: Path, name: str, dataset: str, epochs: int) -> bool:
+    """Whether logs/ already holds run `name` evaluated, trained on `dataset` for `epochs`
+    epochs (a resumed table keeps it instead of training it again)."""
+    config, evaluation = logs / f"{name}.config.json", logs / f"{name}.eval.json"
+    if not (evaluation.exists() and config.exists()):
+        return False
+    saved = json.loads(config.read_text())
+    return saved["epochs"] == epochs and saved["dataset"] == dataset
+
+
+def train_and_keep(
+    spec: str, run_dir: Path, epochs: int, options: list[str], logs: Path, threads: int, evaluation: list[str]
+) -> None:
+    """Train (or resume) a run, evaluate the checkpoint chosen on validation on the test split,
+    read once, with `gmdsl eval` flags `evaluation`, and copy what a table needs into logs/."""
+    name = run_dir.name
+    log = logs / f"{name}.log"
+    train(spec, run_dir, epochs, options, log, threads)
+    run([GMDSL, "eval", str(run_dir), *evaluation], log, threads)
+    for file in KEPT:
+        shutil.copy(run_dir / file, logs / f"{name}.{file}")
+
+
 def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 

@@ -47,7 +47,6 @@ REFERENCES = [
     ("Kingma et al. 2014, M2", [(11.97, 1.71), (4.94, 0.13), (3.60, 0.56), (3.92, 0.63)], ""),
     ("Pyro SS-VAE tutorial, best variant", [(6.81, None), (5.63, None), (5.13, None), (4.18, None)], ""),
 ]
-KEPT = ("metrics.jsonl", "eval.json", "config.json", "labelled.json")  # each run's files under logs/
 
 
 @dataclass(frozen=True)
@@ -79,30 +78,15 @@ def setting_name(args) -> str:
     )
 
 
-def finished(logs: Path, name: str, epochs: int, dataset: str) -> bool:
-    """Whether logs/ already holds this run, on this dataset, evaluated after `epochs` epochs
-    (a resumed table keeps it)."""
-    config, evaluation = logs / f"{name}.config.json", logs / f"{name}.eval.json"
-    if not (evaluation.exists() and config.exists()):
-        return False
-    saved = json.loads(config.read_text())
-    return saved["epochs"] == epochs and saved["dataset"] == dataset
-
-
 def train_and_evaluate(args, labels: int, seed: int, logs: Path, threads: int) -> dict:
     name = f"{setting_name(args)}-n{labels}-seed{seed}"
-    log = logs / f"{name}.log"
     started = time.perf_counter()
-    if not finished(logs, name, args.epochs, args.dataset):
-        run_dir = ROOT / args.runs / name
+    if not mnist_runs.finished(logs, name, args.dataset, args.epochs):
         options = ["--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed), "--device", args.device]
         options += ["--dataset", args.dataset]
         options += ["--lr-schedule", args.lr_schedule] + (["--config", args.config] if args.config else [])
-        mnist_runs.train(args.spec, run_dir, args.epochs, options, log, threads)
-        command = [GMDSL, "eval", str(run_dir), "--samples", "20", "--rows", "500", "--device", args.device]
-        mnist_runs.run(command, log, threads)  # the test set, read once, for the checkpoint chosen on validation
-        for file in KEPT:
-            shutil.copy(run_dir / file, logs / f"{name}.{file}")
+        evaluation = ["--samples", "20", "--rows", "500", "--device", args.device]
+        mnist_runs.train_and_keep(args.spec, ROOT / args.runs / name, args.epochs, options, logs, threads, evaluation)
     metrics = [json.loads(line) for line in (logs / f"{name}.metrics.jsonl").read_text().splitlines()]
     evaluation = json.loads((logs / f"{name}.eval.json").read_text())
     print(f"{name}: test error {evaluation['test_error_y']:.2f}% at epoch {evaluation.get('epoch')}", flush=True)
