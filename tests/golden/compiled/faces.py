@@ -26,24 +26,24 @@ class Encoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.trunk = rt.conv((1, 32, 32), 1024, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:26
-        self.identity_net = rt.mlp(256, 38, hidden=[256], activation="relu")  # faces.gm:27
-        self.light_net = rt.mlp(256, 6, hidden=[256], activation="relu")  # faces.gm:28
-        self.shading_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:29
-        self.reflectance_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:30
+        self.trunk = rt.conv((1, 32, 32), 1024, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:28
+        self.identity_net = rt.mlp(256, 38, hidden=[256], activation="relu")  # faces.gm:29
+        self.light_net = rt.mlp(256, 3, hidden=[256], activation="relu")  # faces.gm:30
+        self.shading_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:31
+        self.reflectance_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:32
 
     def forward(self, q: rt.Recognition) -> None:
         x = q.observed("x")  # faces.gm:7
         # let features : real[256] = trunk(x)
-        features = self.trunk(rt.join(x))  # faces.gm:19
+        features = self.trunk(rt.join(x))  # faces.gm:21
         # q(identity | x) = Categorical(logits = identity_net(features)) by relaxation(temperature = 0.66)
-        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(features))), relaxation=0.66)  # faces.gm:20
-        # q(light | x) = Normal(light_net(features))
-        q.sample("light", rt.Normal.from_network(self.light_net(rt.join(features))))  # faces.gm:21
+        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(features))), relaxation=0.66)  # faces.gm:22
+        # q(light | x) = Normal(loc = light_net(features), scale = 0.1)
+        q.sample("light", rt.Normal(loc=self.light_net(rt.join(features)), scale=0.1))  # faces.gm:23
         # q(shading | x) = Normal(shading_net(features))
-        q.sample("shading", rt.Normal.from_network(self.shading_net(rt.join(features))))  # faces.gm:22
+        q.sample("shading", rt.Normal.from_network(self.shading_net(rt.join(features))))  # faces.gm:24
         # q(reflectance | x) = Normal(reflectance_net(features))
-        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(features))))  # faces.gm:23
+        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(features))))  # faces.gm:25
 
 
 class Decoder(torch.nn.Module):
@@ -51,7 +51,7 @@ class Decoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.renderer = rt.deconv(73, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:25
+        self.renderer = rt.deconv(73, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:27
 
     def forward(self, p: rt.Generation) -> None:
         # p(identity) = Categorical(probs = uniform)
