@@ -95,7 +95,7 @@ def _labels_header(count: int) -> str:
 
 def markdown(results: dict) -> str:
     runs = results["runs"]
-    labels = sorted({r["labels"] for r in runs})
+    labels = sorted({r["labels"] for r in runs}) or list(LABELS)
     lines = [
         "# Intrinsic faces: identity and light direction from few labels",
         "",
@@ -125,6 +125,8 @@ def markdown(results: dict) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {who} | {identity} | {light} |" for who, identity, light in PAPER]
+    if not runs:
+        return "\n".join([*lines, "", "No runs yet: `.venv/bin/python bench/faces_table.py --epochs 40 --jobs 2`.", ""])
     hardware = mnist_runs.describe(results["hardware"])
     hours = sum(r["train_seconds"] for r in runs) / 3600
     lines += [
