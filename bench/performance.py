@@ -258,7 +258,7 @@ def epochs(rate: float, device: str) -> list[dict]:
         with tempfile.TemporaryDirectory() as folder:
             trainer, test = _trainer(spec, settings, Path(folder))
             steps_per_epoch = len(trainer.batches())
-            trainer.fit(0)
+            trainer.fit()
             started = time.perf_counter()
             supervised_metrics(trainer.model, test, "test")
             test_seconds = time.perf_counter() - started
@@ -308,7 +308,7 @@ def gmdsl_accuracy(spec: str, labels: int, evaluate_every: int, budget: float, d
         trainer, test = _trainer(spec, settings, Path(folder), on_step)
         clock["start"] = time.perf_counter()
         try:
-            trainer.fit(0)
+            trainer.fit()
         except _Stop:
             pass
     return records

@@ -98,6 +98,11 @@ def compile_spec(spec: str | os.PathLike, hoisting: bool = True) -> Compilation:
     return compile_checked(check_spec(spec), hoisting)
 
 
+def compile_text(text: str, path: str) -> Compilation:
+    """Compile a spec's text, naming it `path` in messages and in the module's comments."""
+    return compile_checked(check(parse(text, path)))
+
+
 def load(spec: str | os.PathLike) -> ModelIR:
     """The typed model graph (IR) of a spec (a path or its text); raises `SpecError`."""
     return compile_spec(spec).model

@@ -178,6 +178,13 @@ def distributions_for(type_name: str) -> list[str]:
 # --- options of networks, estimators and objectives -------------------------------------
 
 
+# The largest whole-number option (a width, a channel count, a sample count): larger ones are
+# typing slips that would try to allocate terabytes, not models.
+LARGEST_WHOLE_OPTION = 2**16
+# The most values one example of a variable may hold (a 3 x 2048 x 2048 image is 12.6 million).
+LARGEST_VARIABLE = 2**24
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One `key = value` option. `kind`: "int", "number", "int_list" or "choice"."""
@@ -198,6 +205,8 @@ class OptionSpec:
             what += f" > {self.exclusive_minimum:g}"
         elif self.minimum is not None:
             what += f" >= {self.minimum:g}"
+        if self.kind in ("int", "int_list"):
+            what += f" and <= {LARGEST_WHOLE_OPTION}"
         return what
 
 

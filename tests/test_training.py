@@ -112,10 +112,10 @@ def test_an_interrupted_cosine_run_resumes_onto_the_same_curve(
 
     save = Checkpoints.save
 
-    def stop_after_epoch_1(self, epoch, model, state):
-        if epoch == 2:
+    def stop_after_epoch_1(self, position, model, state):
+        if position.epoch == 2:
             raise KeyboardInterrupt
-        save(self, epoch, model, state)
+        save(self, position, model, state)
 
     monkeypatch.setattr(Checkpoints, "save", stop_after_epoch_1)
     code, _, err = gmdsl_cli("train", MNIST, "--run", str(interrupted), *cosine)  # as after Ctrl-C
@@ -406,7 +406,11 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
         "the loss stopped being a finite number (nan or inf) at epoch 2, step 1; the last good checkpoint is epoch 1"
         in err
     )
-    assert json.loads((run_dir / "checkpoint" / "latest.json").read_text()) == {"epoch": 1}
+    assert json.loads((run_dir / "checkpoint" / "latest.json").read_text()) == {
+        "epoch": 1,
+        "step": 0,
+        "file": "epoch-0001",
+    }
 
 
 def test_a_failed_train_leaves_nothing_and_the_fixed_command_reruns(

@@ -16,7 +16,7 @@ import math
 
 import networkx as nx
 
-from gmdsl.runtime.registry import DEFAULT_OBJECTIVE, OBJECTIVES, RESERVED_NAMES, TYPES
+from gmdsl.runtime.registry import DEFAULT_OBJECTIVE, LARGEST_VARIABLE, OBJECTIVES, RESERVED_NAMES, TYPES
 
 from . import ast
 from .checked import CheckedFactor, CheckedNetwork, CheckedSpec, ResolvedOptions
@@ -115,6 +115,16 @@ class _Checker(Rules):
             return
         if any(size < 1 for size in type_expr.shape):
             self.report(error("E0501", "every size in a shape must be at least 1", type_expr.span))
+        elif math.prod(type_expr.shape) > LARGEST_VARIABLE:
+            self.report(
+                error(
+                    "E0501",
+                    f"this shape holds {math.prod(type_expr.shape):,} values per example, more than the "
+                    f"{LARGEST_VARIABLE:,} gmdsl allows",
+                    type_expr.span,
+                    help="check the sizes for a typing slip",
+                )
+            )
         if base == "onehot" and type_expr.shape[-1] < 2:
             self.report(
                 error(

@@ -60,7 +60,7 @@ CODES: dict[str, str] = {
     "E0407": "a network named like a built-in function",
     "E0408": "a built-in function's arguments do not fit its signature",
     "E0409": "a `let` of a built-in function not declared as the `real` shape the function gives",
-    "E0501": "a bad shape (a size below 1, a onehot with fewer than 2 categories)",
+    "E0501": "a bad shape (a size below 1, more than 16,777,216 values, a onehot with fewer than 2 categories)",
     "E0502": "a `let` node of a discrete type",
     "E0601": "unknown estimator",
     "E0602": "a bad estimator option",

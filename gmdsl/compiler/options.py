@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gmdsl.runtime.registry import OptionSpec
+from gmdsl.runtime.registry import LARGEST_WHOLE_OPTION, OptionSpec
 
 from . import ast
 from .diagnostics import Diagnostic, did_you_mean, error
@@ -87,7 +87,7 @@ def _number(value: ast.Literal, integer: bool, spec: OptionSpec) -> int | float 
     if not isinstance(value, ast.Number):
         return None
     number = value.value
-    if integer and not isinstance(number, int):
+    if integer and not (isinstance(number, int) and number <= LARGEST_WHOLE_OPTION):
         return None
     if spec.minimum is not None and number < spec.minimum:
         return None

