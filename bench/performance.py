@@ -154,14 +154,14 @@ def mnist_step(samples: int, batch_size: int, device: str, compiled: bool = Fals
     where = torch.device(device)
     torch.manual_seed(0)
     model = compile_spec(ROOT / "specs" / "mnist.gm").new_model().to(where)
-    loss_of = training_loss(model, TrainSettings(samples=samples, compile=compiled))
+    loss_of = training_loss(model, TrainSettings(samples=samples, compile=compiled), labelled_share=0.1)
     optimiser = torch.optim.Adam(model.parameters(), 1e-3, fused=True)
     batch = {k: v.to(where) for k, v in batch_of(batch_size, torch.Generator().manual_seed(0)).items()}
 
     def step() -> float:
         synchronise(where)
         start = time.perf_counter()
-        loss = loss_of(batch)
+        loss = loss_of(batch, batch["y_observed"], 1.0, 0, None)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

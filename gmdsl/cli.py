@@ -10,6 +10,7 @@ never a traceback; `gmdsl --debug ...` shows the traceback of an internal error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -248,17 +249,53 @@ def _model_to_train(spec: str) -> ModelToTrain:
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the run in this directory.")
 @settings_options
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Train in N processes on this machine (DistributedDataParallel through torchrun: one per GPU, "
+    "or CPU processes sharing the cores); the batch size stays the global batch.",
+)
+@click.pass_context
 def train(
-    spec: str | None, config_file: str | None, run_dir: str | None, resume_dir: str | None, progress: bool, **flags: Any
+    context: click.Context,
+    spec: str | None,
+    config_file: str | None,
+    run_dir: str | None,
+    resume_dir: str | None,
+    progress: bool,
+    nproc: int,
+    **flags: Any,
 ) -> int:
     """Train a spec (or a compiled model) on a dataset; writes a run directory."""
     from .train.command import run_training
 
     if (spec is None) == (resume_dir is None):
         raise _UsageError("give a spec to train, or --resume RUN to continue a run (not both)")
-    model = _model_to_train(spec) if spec is not None else None
+    model = _model_to_train(spec) if spec is not None else None  # a bad spec is told once, here
+    if nproc > 1:
+        if "WORLD_SIZE" in os.environ:
+            raise _UsageError("this process was started by torchrun, which chose the processes: drop --nproc")
+        from .train.distributed import launch
+
+        return launch(nproc, _without_nproc((context.obj or {}).get("argv") or sys.argv[1:]))
     run_training(model, config_file, run_dir, resume_dir, flags, progress)
     return EXIT_OK
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line again, for each process torchrun starts, less --nproc N."""
+    out: list[str] = []
+    skip = False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument == "--nproc":
+            skip = True
+        elif not argument.startswith("--nproc="):
+            out.append(argument)
+    return out
 
 
 _checkpoint_option = click.option(
@@ -332,7 +369,7 @@ def _missing_package(exc: ModuleNotFoundError) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
-        code = cli.main(args=args, prog_name="gmdsl", standalone_mode=False)
+        code = cli.main(args=args, prog_name="gmdsl", standalone_mode=False, obj={"argv": args})
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code

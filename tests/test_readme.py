@@ -102,6 +102,8 @@ def _lines_starting(prefix: str) -> list[str]:
 
 # The README lines that the tests below run (besides the two gmdsl blocks above), by their start.
 RUN_BELOW = (
+    "gmdsl train specs/mnist.gm --device cpu --run runs/mnist-2",
+    "torchrun ",
     "make demo",
     "make test",
     "source .venv/bin/activate",
@@ -133,6 +135,21 @@ def _tiny_cache(tmp_path: Path) -> dict[str, str]:
 def _venv_words(line: str) -> list[str]:
     """A README line's words, with `.venv` standing for the environment running the tests."""
     return [word.replace(".venv/", f"{VENV}/", 1) if word.startswith(".venv/") else word for word in line.split()]
+
+
+@pytest.mark.parametrize("launcher", ["gmdsl train", "torchrun "])
+def test_the_many_process_commands(launcher: str, tmp_path: Path) -> None:
+    """The README's two ways of training in two processes, as written, on tiny data for one
+    short epoch, in tmp_path."""
+    (line,) = [line for line in _readme_lines() if line.startswith(launcher) and "--run runs/mnist-2" in line]
+    words = _venv_words(line)
+    words[0] = str(VENV / "bin" / words[0])
+    short = ["--epochs", "1", "--batch-size", "64", "--labels", "20", "--no-progress"]
+    (tmp_path / "specs").symlink_to(ROOT / "specs")
+    result = subprocess.run([*words, *short], cwd=tmp_path, env=_tiny_cache(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "in 2 processes" in result.stdout
+    assert (tmp_path / "runs" / "mnist-2" / "checkpoint" / "epoch-0001.safetensors").exists()
 
 
 def test_make_demo(tmp_path: Path) -> None:

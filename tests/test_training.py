@@ -585,7 +585,7 @@ def test_the_compiled_training_step_computes_the_eager_loss() -> None:
     for compiled in (False, True):
         torch.manual_seed(1)
         settings = TrainSettings(samples=2, compile=compiled, label_weight="dataset")
-        loss = training_loss(model, settings, 0.1)(batch, batch["y_observed"], 0.5)
+        loss = training_loss(model, settings, 0.1)(batch, batch["y_observed"], 0.5, 0, None)
         model.zero_grad()
         loss.backward()
         losses.append(loss.detach())
@@ -658,8 +658,8 @@ net dec = mlp(hidden = [5])
     labelled = torch.tensor([False, True, False, False, True, True])  # the last two: the labelled top-up
     batch = {"x": (torch.rand(6, 6) < 0.5).double(), "y": torch.tensor([0, 1, 2, 0, 1, 2]), "y_observed": labelled}
     settings = TrainSettings(label_weight=label_weight)
-    whole = training_loss(model, settings, 0.1)(batch, labelled, 1.0)
-    apart = training_loss(model, settings, 0.1, given_rows=2)(batch, labelled, 1.0)
+    whole = training_loss(model, settings, 0.1)(batch, labelled, 1.0, 0, None)
+    apart = training_loss(model, settings, 0.1)(batch, labelled, 1.0, 2, None)
     torch.testing.assert_close(apart, whole, rtol=1e-12, atol=1e-12)
 
 

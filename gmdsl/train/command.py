@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,9 @@ from gmdsl.build import ModelClass
 from gmdsl.runtime.model import CompiledModel
 from gmdsl.runtime.trace import Variable
 
-from . import runs
+from . import distributed, runs
 from .checkpoints import Checkpoints, Position
+from .distributed import Ranks
 from .evaluation import evaluate, supervised_metrics
 from .loop import Trainer
 from .settings import RESUMABLE, TrainSettings, changed_on_resume, resolve
@@ -42,38 +44,71 @@ def run_training(
     flags: dict[str, Any],
     progress: bool,
 ) -> Path:
-    """Train a new run of `model`, or continue the run in `resume_dir`.
+    """Train a new run of `model`, or continue the run in `resume_dir`; in each of the
+    processes torchrun started, when it started several (gmdsl.train.distributed).
 
     A new run is all or nothing: the settings, the data binding and the labelled subset are
     checked before its directory is written, and a run that stops before its first epoch is
     saved leaves nothing behind, so the same command can simply be run again."""
-    if resume_dir is not None:
-        path = Path(resume_dir)
-        saved = runs.config_of(path)
-        settings = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
-        _check_resume(saved, settings)
-        with runs.training_lock(path):
+    ranks = distributed.from_environment()
+    try:
+        if resume_dir is not None:
+            return _resume(ranks, Path(resume_dir), config_file, flags, progress)
+        assert model is not None
+        return _start(ranks, model, config_file, run_dir, flags, progress)
+    finally:
+        distributed.leave()
+
+
+def _resume(ranks: Ranks, path: Path, config_file: str | None, flags: dict[str, Any], progress: bool) -> Path:
+    saved = runs.config_of(path)
+    settings = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
+    _check_resume(saved, settings)
+    device = distributed.device_of(ranks, runs.choose_device(settings.device))
+    distributed.join(ranks, device)
+    with runs.training_lock(path) if ranks.main else contextlib.nullcontext():
+        if ranks.main:  # first: it compiles model.py again where it differs, for the others to read
             model_class = runs.model_class_of(path)
-            bound = runs.bind_data(
-                model_class.variables,
-                settings,
-                runs.saved_indices(path, "validation"),
-                runs.saved_indices(path, "labelled"),
-            )
-            device = runs.choose_device(settings.device)
+        distributed.barrier(ranks)
+        if not ranks.main:
+            model_class = runs.model_class_of(path)
+        bound = runs.bind_data(
+            model_class.variables,
+            settings,
+            runs.saved_indices(path, "validation"),
+            runs.saved_indices(path, "labelled"),
+        )
+        if ranks.main:
             (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
-            return _train(path, model_class, bound, settings, device, progress, resuming=True)
-    assert model is not None
+        return _train(path, model_class, bound, settings, device, progress, ranks, resuming=True)
+
+
+def _start(
+    ranks: Ranks,
+    model: ModelToTrain,
+    config_file: str | None,
+    run_dir: str | None,
+    flags: dict[str, Any],
+    progress: bool,
+) -> Path:
     settings = resolve(Path(config_file) if config_file else None, flags)
     bound = runs.bind_data(model.variables, settings)
-    device = runs.choose_device(settings.device)  # a missing GPU is found out before anything is written
-    path = Path(run_dir) if run_dir else runs.new_run_path(model.name)
+    # a missing GPU is found out before anything is written
+    device = distributed.device_of(ranks, runs.choose_device(settings.device))
+    distributed.join(ranks, device)
+    chosen = (Path(run_dir) if run_dir else runs.new_run_path(model.name)) if ranks.main else None
+    path = Path(distributed.broadcast_text(ranks, str(chosen) if chosen else None))
+    if not ranks.main:
+        distributed.barrier(ranks)  # rank 0 has written the run directory
+        model_class = model.model_class or runs.model_class_of(path)
+        return _train(path, model_class, bound, settings, device, progress, ranks, resuming=False)
     created = runs.create(path, model.source, model.spec_text, settings)
     try:
         with runs.training_lock(path):
             runs.save_data(path, bound)
             model_class = model.model_class or runs.model_class_of(path)
-            return _train(path, model_class, bound, settings, device, progress, resuming=False)
+            distributed.barrier(ranks)
+            return _train(path, model_class, bound, settings, device, progress, ranks, resuming=False)
     except BaseException:
         if Checkpoints(path / "checkpoint").position() is None:
             runs.remove(path, created)
@@ -87,33 +122,34 @@ def _train(
     settings: TrainSettings,
     device: torch.device,
     progress: bool,
+    ranks: Ranks,
     resuming: bool,
 ) -> Path:
+    say = click.echo if ranks.main else _silent  # one process tells the user
     for name in bound.unlabelled:
-        click.echo(
+        say(
             f"note: dataset {bound.dataset} has no field for supervised variable `{name}`, so it is trained "
             f'as never labelled; bind one with fields = {{ {name} = "FIELD" }} if the dataset has it'
         )
     if settings.compile and device.type == "cpu":
-        click.echo("note: --compile measured slower than eager steps on CPUs (results/performance.md); it is for GPUs")
+        say("note: --compile measured slower than eager steps on CPUs (results/performance.md); it is for GPUs")
     torch.manual_seed(settings.seed)  # before the model is built: the seed fixes its initial weights
     compiled = runs.build_model(model_class, device)
     data = runs.training_data(bound, device)
-    trainer = Trainer(compiled, data, settings, path, device, progress=progress)
+    trainer = Trainer(compiled, data, settings, path, device, progress=progress, ranks=ranks)
     start = trainer.resume() if resuming else Position(0)
     if start.epoch >= settings.epochs:
-        click.echo(
-            f"{path} has already trained {start.epoch} epochs; pass --epochs N (more than {start.epoch}) to go on"
-        )
+        say(f"{path} has already trained {start.epoch} epochs; pass --epochs N (more than {start.epoch}) to go on")
         return path
     begin = f"epochs {start.epoch + 1}..{settings.epochs}"
     if start.step:
         begin = f"epoch {start.epoch + 1} from step {start.step + 1}, to epoch {settings.epochs}"
     labelled = int(data.labelled.sum())
     validation = len(next(iter(data.validation.values())))
-    click.echo(
+    processes = f" in {ranks.world} processes" if ranks.distributed else ""
+    say(
         f"training {compiled.name} on {settings.dataset} ({data.size} examples, {labelled} labelled; "
-        f"{validation} held out for validation) on {device}, {begin}; run: {path}"
+        f"{validation} held out for validation) on {device}{processes}, {begin}; run: {path}"
     )
 
     def report(record: dict) -> None:
@@ -134,13 +170,18 @@ def _train(
             return {}
         return supervised_metrics(model, data.validation, "validation", settings.predict_samples, settings.prediction)
 
-    trainer.fit(start, evaluate=validate, on_epoch=report)
+    if ranks.main:
+        trainer.fit(start, evaluate=validate, on_epoch=report)
+    else:
+        trainer.fit(start)
     best = trainer.checkpoints.best()
     chosen = f"; the best on validation is epoch {best['epoch']} ({best['metric']} {best['value']:.2f})" if best else ""
-    click.echo(
-        f"done: {path} (metrics.csv, curves.png, checkpoint/){chosen}; next: gmdsl eval {path}; gmdsl show {path}"
-    )
+    say(f"done: {path} (metrics.csv, curves.png, checkpoint/){chosen}; next: gmdsl eval {path}; gmdsl show {path}")
     return path
+
+
+def _silent(*_: Any, **__: Any) -> None:
+    """click.echo's stand-in on processes other than rank 0."""
 
 
 def _check_resume(saved: TrainSettings, asked: TrainSettings) -> None:

@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
 from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel, Objective
 
+from . import distributed
 from .checkpoints import Checkpoints, Position
 from .data import TrainingData, label_indices
 from .metrics import write_metrics
@@ -64,8 +66,24 @@ def beta_at(settings: TrainSettings, step: int, steps_per_epoch: int, beta: floa
     return beta * min(1.0, (step + 1) / (settings.kl_warmup * steps_per_epoch))
 
 
+class Shard(NamedTuple):
+    """A process's part of a global batch split over `world` processes: the global batch's rows
+    and labelled rows, which each process's loss is normalised by. DistributedDataParallel
+    averages the processes' gradients, so each loss is scaled by `world` to make the average
+    the gradient of the global batch's loss."""
+
+    rows: int
+    labelled: torch.Tensor  # a 0-dim count, left on the device (no step waits to read it)
+    world: int
+
+
+def _row_mean(values: torch.Tensor, shard: Shard | None) -> torch.Tensor:
+    """The mean over the (global) batch's rows of `values`, this process's share of it."""
+    return values.mean() if shard is None else values.sum() * shard.world / shard.rows
+
+
 def dataset_objective(
-    objective: Objective, labelled: torch.Tensor, labelled_share: float, alpha: float
+    objective: Objective, labelled: torch.Tensor, labelled_share: float, alpha: float, shard: Shard | None = None
 ) -> torch.Tensor:
     """The batch's estimate of the training set's objective per example, (1/N) [sum over
     unlabelled examples of their ELBO + sum over labelled ones of (ELBO + alpha N / N_l log q(y | x))]:
@@ -74,20 +92,28 @@ def dataset_objective(
     log_q = torch.where(labelled, objective.log_q_supervised, 0.0)
     elbo = objective.elbo - alpha * log_q  # each row's own ELBO, without the labels' extra term
     rows = labelled.to(elbo.dtype)
-    labelled_rows = rows.sum().clamp(min=1)
-    unlabelled_rows = (1 - rows).sum().clamp(min=1)
-    return (
+    if shard is None:
+        labelled_rows = rows.sum().clamp(min=1)
+        unlabelled_rows = (1 - rows).sum().clamp(min=1)
+        scale = 1
+    else:  # the global batch's strata, this process's share of each sum
+        labelled_rows = shard.labelled.to(elbo.dtype).clamp(min=1)
+        unlabelled_rows = (shard.rows - shard.labelled.to(elbo.dtype)).clamp(min=1)
+        scale = shard.world
+    return scale * (
         (1 - labelled_share) * (elbo * (1 - rows)).sum() / unlabelled_rows
         + labelled_share * (elbo * rows).sum() / labelled_rows
         + alpha * log_q.sum() / labelled_rows
     )
 
 
-def training_loss(
-    model: CompiledModel, settings: TrainSettings, labelled_share: float, given_rows: int = 0
-) -> Callable[[dict[str, torch.Tensor], torch.Tensor, float], torch.Tensor]:
-    """The loss of a training batch, given its labelled rows and the objective's beta: the
-    negative objective, averaged over rows or weighted as the whole data set
+TrainingLoss = Callable[[dict[str, torch.Tensor], torch.Tensor, float, int, "Shard | None"], torch.Tensor]
+
+
+def training_loss(model: CompiledModel, settings: TrainSettings, labelled_share: float) -> TrainingLoss:
+    """The loss of a training batch, given its labelled rows, the objective's beta, how many of
+    its last rows are all labelled, and the process's shard of the global batch (None: one
+    process): the negative objective, averaged over rows or weighted as the whole data set
     (`label_weight`). The data was checked once, so not again per batch. Through torch.compile
     when the settings ask for it, with dynamic shapes, so an epoch's shorter last batch does
     not compile it a second time.
@@ -98,7 +124,7 @@ def training_loss(
     a 1.6x faster step)."""
     alpha = model.options.alpha if settings.alpha is None else settings.alpha
 
-    def objective(batch: dict[str, torch.Tensor], beta: float) -> Objective:
+    def objective(batch: dict[str, torch.Tensor], beta: float, given_rows: int) -> Objective:
         def score(part: dict[str, torch.Tensor]) -> Objective:
             return model.objective(part, samples=settings.samples, alpha=alpha, beta=beta, check_values=False)
 
@@ -111,13 +137,15 @@ def training_loss(
             torch.cat([mixed.elbo, given.elbo]), torch.cat([mixed.log_q_supervised, given.log_q_supervised]), {}
         )
 
-    def loss(batch: dict[str, torch.Tensor], labelled: torch.Tensor, beta: float) -> torch.Tensor:
-        scored = objective(batch, beta)
+    def loss(
+        batch: dict[str, torch.Tensor], labelled: torch.Tensor, beta: float, given_rows: int, shard: Shard | None
+    ) -> torch.Tensor:
+        scored = objective(batch, beta, given_rows)
         if settings.supervised_only:  # every row is labelled (Trainer.batches)
-            return -scored.log_q_supervised.mean()
+            return -_row_mean(scored.log_q_supervised, shard)
         if settings.label_weight == "row":
-            return scored.loss
-        return -dataset_objective(scored, labelled, labelled_share, alpha)
+            return -_row_mean(scored.elbo, shard)
+        return -dataset_objective(scored, labelled, labelled_share, alpha, shard)
 
     if not settings.compile:
         return loss
@@ -127,6 +155,26 @@ def training_loss(
     # arithmetic still rounds a little differently, so results match eager ones closely, not bitwise)
     inductor.fallback_random = True
     return torch.compile(loss, dynamic=True)
+
+
+def _rank_seed(seed: int, *parts: int) -> int:
+    """A seed for a process other than rank 0, from the run's seed and its rank (and position)."""
+    for part in parts:
+        seed = seed * 65_537 + part + 1
+    return seed % 2**63
+
+
+class _LossModule(torch.nn.Module):
+    """The training loss as a module's forward, which DistributedDataParallel wraps: its
+    gradients are averaged over the processes in backward."""
+
+    def __init__(self, model: CompiledModel, loss: TrainingLoss) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, *arguments: Any) -> torch.Tensor:
+        return self.loss(*arguments)
 
 
 def selection_metric(record: dict) -> str | None:
@@ -149,6 +197,7 @@ class Trainer:
     progress: bool = True
     log: list[dict] = field(default_factory=list)
     on_step: Callable[[int], None] | None = None  # told of each finished step (its number from 1), for benchmarks
+    ranks: distributed.Ranks = field(default_factory=distributed.Ranks)  # the processes training together
     # a step checkpoint's running totals of the epoch it stopped in: {"total", "first_bad", "seconds"}
     resumed_partial: dict | None = field(default=None, init=False)
     last_saved: float = field(default=0.0, init=False)  # time.monotonic() of the last checkpoint
@@ -168,7 +217,18 @@ class Trainer:
         per_batch = round(self.settings.label_fraction * self.settings.batch_size) if mixes_labels else 0
         self.labelled_per_batch = min(per_batch, self.settings.batch_size - 1)
         share = self.data.labelled.float().mean().item()
-        self.loss_of = training_loss(self.model, self.settings, share, given_rows=self.labelled_per_batch)
+        loss = training_loss(self.model, self.settings, share)
+        self.loss_of: TrainingLoss | torch.nn.Module = loss
+        if self.ranks.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.loss_of = DistributedDataParallel(
+                _LossModule(self.model, loss),
+                device_ids=[self.device] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.settings.supervised_only,  # p's networks get no gradient
+            )
+            if self.ranks.rank:  # each process its own sampling noise (rank 0's is a lone process's)
+                torch.manual_seed(_rank_seed(self.settings.seed, self.ranks.rank))
 
     def resume(self) -> Position:
         """Load the newest checkpoint; where training stands (Position(0) when nothing was saved)."""
@@ -179,12 +239,38 @@ class Trainer:
         for group in self.optimiser.param_groups:  # a checkpoint from before fused Adam restores fused=None
             group["fused"] = True
         self.order.set_state(state["order"])  # mid-epoch: the state the epoch's order was drawn from
-        torch.set_rng_state(state["torch"])
-        if torch.cuda.is_available() and state.get("cuda") is not None:
-            torch.cuda.set_rng_state_all(state["cuda"])
+        self._restore_random(state, position)
         self.log = state["metrics"]
         self.resumed_partial = state.get("partial")
         return position
+
+    def _restore_random(self, state: dict, position: Position) -> None:
+        """Each process's random generators as they were; a process the checkpoint has no state
+        for (a run resumed with more processes) draws from a seed of its rank and position."""
+        if not self.ranks.distributed:
+            torch.set_rng_state(state["torch"])
+            if torch.cuda.is_available() and state.get("cuda") is not None:
+                torch.cuda.set_rng_state_all(state["cuda"])
+            return
+        saved = state.get("torch_ranks") or [state["torch"]]
+        if self.ranks.rank < len(saved):
+            torch.set_rng_state(saved[self.ranks.rank])
+        else:
+            torch.manual_seed(_rank_seed(self.settings.seed, self.ranks.rank, position.epoch, position.step))
+        on_devices = state.get("cuda_ranks") or []
+        if self.device.type == "cuda" and self.ranks.rank < len(on_devices):
+            torch.cuda.set_rng_state(on_devices[self.ranks.rank], self.device)
+
+    def shard_of(self, index: torch.Tensor) -> tuple[torch.Tensor, int, Shard | None]:
+        """This process's rows of a global batch (its share of the new rows, then of the
+        labelled rows that end every batch), how many of them are those labelled rows, and
+        the shard to normalise its loss by (None for a lone process: the batch is its own)."""
+        if not self.ranks.distributed:
+            return index, self.labelled_per_batch, None
+        split = len(index) - self.labelled_per_batch
+        extra = self.ranks.shard(index[split:])
+        mine = torch.cat([self.ranks.shard(index[:split]), extra])
+        return mine, len(extra), Shard(len(index), self.data.labelled[index].sum(), self.ranks.world)
 
     def batches(self) -> list[torch.Tensor]:
         """One epoch of index batches: every example once (in a fresh order), each batch topped
@@ -306,8 +392,9 @@ class Trainer:
         return self.log
 
     def state(self, order: torch.Tensor, partial: dict | None = None) -> dict:
-        """What a checkpoint holds besides the weights: enough to go on bitwise."""
-        return {
+        """What a checkpoint holds besides the weights: enough to go on bitwise. With several
+        processes, every process's random generators (gathered: every process calls this)."""
+        state = {
             "optimiser": self.optimiser.state_dict(),
             "order": order,
             "torch": torch.get_rng_state(),
@@ -315,13 +402,29 @@ class Trainer:
             "metrics": self.log,
             **({"partial": partial} if partial is not None else {}),
         }
+        if self.ranks.distributed:
+            state["torch_ranks"] = distributed.all_ranks(self.ranks, torch.get_rng_state(), self.device)
+            if self.device.type == "cuda":
+                own = torch.cuda.get_rng_state(self.device)
+                state["cuda_ranks"] = distributed.all_ranks(self.ranks, own, self.device)
+        return state
+
+    def save(self, position: Position, order: torch.Tensor, partial: dict | None = None) -> None:
+        """A checkpoint at `position`, written by rank 0 (every process takes part in gathering it)."""
+        state = self.state(order, partial)
+        if self.ranks.main:
+            self.checkpoints.save(position, self.model, state)
+        self.last_saved = time.monotonic()
 
     def step_checkpoint_due(self, step: int, steps: int) -> bool:
         """Whether to checkpoint after `step` of an epoch of `steps` (its end has its own)."""
         if step == steps:
             return False
         every, minutes = self.settings.checkpoint_every, self.settings.checkpoint_minutes
-        return bool(every and step % every == 0) or bool(minutes and time.monotonic() - self.last_saved >= 60 * minutes)
+        due = bool(every and step % every == 0) or bool(minutes and time.monotonic() - self.last_saved >= 60 * minutes)
+        if self.ranks.distributed and minutes:  # clocks differ: the processes agree to checkpoint together
+            due = bool(distributed.total(self.ranks, torch.tensor(int(due), device=self.device), "max"))
+        return due
 
     def epoch(
         self,
@@ -350,7 +453,7 @@ class Trainer:
         bar = tqdm(
             batches[done_steps:],
             desc=f"epoch {epoch}/{self.settings.epochs}",
-            disable=not self.progress or not sys.stderr.isatty(),  # no bar in logs
+            disable=not self.progress or not sys.stderr.isatty() or not self.ranks.main,  # no bar in logs
             leave=False,
             dynamic_ncols=True,
             initial=done_steps,
@@ -360,26 +463,31 @@ class Trainer:
             done = (epoch - 1) * len(batches) + step - 1  # steps before this one
             for group in self.optimiser.param_groups:
                 group["lr"] = learning_rate_at(self.settings, done, len(batches))
-            batch, labelled = self.batch(index)
-            loss = self.loss_of(batch, labelled, beta_at(self.settings, done, len(batches), self.model.options.beta))
+            rows, given_rows, shard = self.shard_of(index)
+            batch, labelled = self.batch(rows)
+            beta = beta_at(self.settings, done, len(batches), self.model.options.beta)
+            loss = self.loss_of(batch, labelled, beta, given_rows, shard)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self.optimiser.step()
             total += loss.detach()
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss.detach()), step, first_bad)
             if step % _CHECK_EVERY == 0 or step == len(batches):  # the loss is read only here
+                first_bad = distributed.total(self.ranks, first_bad, "max")  # all processes stop together
                 self.check_finite(int(first_bad), epoch)
                 if not bar.disable:
                     bar.set_postfix(loss=f"{total.item() / step:.2f}", **self.labelled_accuracy(index))
             if self.step_checkpoint_due(step, len(batches)):
+                first_bad = distributed.total(self.ranks, first_bad, "max")
                 self.check_finite(int(first_bad), epoch)  # never a checkpoint of diverged weights
                 seconds = earlier_seconds + time.perf_counter() - started
                 partial = {"total": total, "first_bad": int(first_bad), "seconds": seconds}
-                self.checkpoints.save(Position(epoch - 1, step), self.model, self.state(order, partial))
-                self.last_saved = time.monotonic()
+                self.save(Position(epoch - 1, step), order, partial)
             if self.on_step is not None:
                 self.on_step((epoch - 1) * len(batches) + step)
         seconds = earlier_seconds + time.perf_counter() - started
+        if self.ranks.distributed:  # each process's losses were scaled by the number of processes
+            total = distributed.total(self.ranks, total) / self.ranks.world
         record = {"epoch": epoch, "loss": total.item() / len(batches), "seconds": seconds}
         if evaluate is not None:
             self.model.eval()
@@ -393,8 +501,8 @@ class Trainer:
             # before the epoch's checkpoint: a run stopped between the two redoes this epoch
             self.checkpoints.save_best(epoch, self.model, key, record[key])
         self.log.append(record)
-        self.checkpoints.save(Position(epoch), self.model, self.state(self.order.get_state()))
-        self.last_saved = time.monotonic()
-        write_metrics(self.run, self.log)
+        self.save(Position(epoch), self.order.get_state())
+        if self.ranks.main:
+            write_metrics(self.run, self.log)
         if on_epoch is not None:
             on_epoch(record)

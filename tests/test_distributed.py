@@ -1,0 +1,100 @@
+"""Training in several processes (DistributedDataParallel through torchrun, gloo on CPUs): two
+processes on one global batch train as one process does, only rank 0 writes, and a stopped
+two-process run resumes to the end it would have reached."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+from tiny_data import make_tiny_mnist
+
+from gmdsl.train.distributed import Ranks
+
+ROOT = Path(__file__).resolve().parent.parent
+# Nothing in it is sampled (y is summed over), so one process and two compute the same
+# objective, and differ only in how floats are summed.
+COUNTED = """
+model counted
+observed   x : binary[784]
+supervised y : onehot[10]
+p(y)     = Categorical(probs = uniform)
+p(x | y) = Bernoulli(logits = decoder(y))
+q(y | x) = Categorical(logits = classifier(x)) by enumeration
+net classifier = mlp(hidden = [32])
+net decoder    = mlp(hidden = [32])
+objective semisupervised(alpha = 1, samples = 1)
+"""
+# the last batch of each epoch is shorter (334 rows, 32 new ones a batch): shards of unequal size
+OPTIONS = ["--epochs", "2", "--batch-size", "64", "--labels", "20", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_mnist(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def _gmdsl(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "gmdsl", *args], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(run_dir / "checkpoint" / "epoch-0002.safetensors")
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("label_weight", ["row", "dataset"])
+def test_two_processes_train_as_one_process_on_the_same_global_batch(
+    tiny: Path, tmp_path: Path, label_weight: str
+) -> None:
+    spec = tmp_path / "counted.gm"
+    spec.write_text(COUNTED)
+    one, two = tmp_path / "one", tmp_path / "two"
+    options = [*OPTIONS, "--dataset", str(tiny), "--label-weight", label_weight]
+    _gmdsl("train", str(spec), "--run", str(one), *options)
+    result = _gmdsl("train", str(spec), "--run", str(two), *options, "--nproc", "2")
+    assert "in 2 processes" in result.stdout
+    assert result.stdout.count("done:") == 1 and result.stdout.count("epoch 2/2, loss") == 1  # rank 0 speaks
+    a, b = _weights(one), _weights(two)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    assert _losses(one) == pytest.approx(_losses(two), rel=1e-5)
+    assert json.loads((two / "checkpoint" / "latest.json").read_text())["epoch"] == 2
+    state = json.loads((two / "checkpoint" / "epoch-0002.state.json").read_text())["dict"]
+    assert len(state["torch_ranks"]) == 2  # each process's random numbers, to resume
+
+
+def test_a_stopped_two_process_run_resumes_to_the_same_end(tiny: Path, tmp_path: Path) -> None:
+    """With sampling noise (each process its own), a two-process run stopped after epoch 1 and
+    resumed in two processes ends bitwise as the run never stopped."""
+    spec = str(ROOT / "specs" / "mnist_one_sample.gm")
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    options = [*OPTIONS, "--dataset", str(tiny), "--nproc", "2"]
+    _gmdsl("train", spec, "--run", str(straight), *options)
+    _gmdsl("train", spec, "--run", str(stopped), *options, "--epochs", "1")
+    _gmdsl("train", "--resume", str(stopped), "--epochs", "2", "--nproc", "2", "--no-progress")
+    a, b = _weights(straight), _weights(stopped)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert _losses(straight) == _losses(stopped)
+
+
+@given(rows=st.integers(0, 50), world=st.integers(1, 8))
+def test_the_shards_of_a_batch_are_the_batch_in_order_and_differ_by_at_most_one_row(rows: int, world: int) -> None:
+    batch = torch.arange(rows)
+    shards = [Ranks(rank, world).shard(batch) for rank in range(world)]
+    assert torch.equal(torch.cat(shards), batch)
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
