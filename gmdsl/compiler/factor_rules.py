@@ -183,6 +183,8 @@ class FactorRules(Rules):
 
     def check_enumeration_size(self, variable: ast.VarDecl, estimator: ast.Estimator) -> None:
         choices, count = discrete_values(variable.type.base.name, variable.type.shape)
+        if choices < 1:  # an empty shape, reported as E0501 already
+            return
         if count * math.log(choices) > math.log(ENUMERATION_LIMIT):  # choices ** count may be astronomical
             self.report(
                 error(
