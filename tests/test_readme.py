@@ -110,6 +110,7 @@ RUN_BELOW = (
     "gmdsl graph ",
     "gmdsl data fetch fashion-mnist",
     "gmdsl data fetch faces",
+    "gmdsl data fetch multi-mnist",  # tests/test_multi_mnist.py
     "gmdsl train specs/faces.gm",
     ".venv/bin/python bench/step_time.py",
     ".venv/bin/python bench/reproduce_mnist.py",

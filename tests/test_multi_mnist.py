@@ -1,0 +1,89 @@
+"""The generated multi-MNIST (gmdsl/train/multi_mnist.py): balanced counts and classes, digits
+where their boxes say, test canvases from test digits only, seeding, and the cached copy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_data import make_tiny_mnist
+
+from gmdsl.train import multi_mnist
+from gmdsl.train.datasets import DataError, open_dataset
+
+
+def _digits(value: int, count: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """`count` solid 28x28 squares of grey `value`, classes 0..9 in turn."""
+    return np.full((count, 28, 28), value, dtype=np.uint8), np.arange(count) % 10
+
+
+@pytest.fixture(scope="module")
+def made() -> dict[str, np.ndarray]:
+    return multi_mnist.generate(_digits(255), _digits(100), train=300, test=60, seed=3)
+
+
+def test_counts_and_classes_are_balanced(made: dict[str, np.ndarray]) -> None:
+    assert np.bincount(made["count_train"]).tolist() == [0, 100, 100, 100]
+    classes = made["digits_train"][made["digits_train"] >= 0]
+    assert len(classes) == 600 and set(np.bincount(classes, minlength=10)) == {60}
+    for split in ("train", "test"):
+        count, digits, boxes = (made[f"{f}_{split}"] for f in ("count", "digits", "boxes"))
+        steps = np.arange(multi_mnist.MAX_COUNT)
+        assert ((digits >= 0) == (steps < count[:, None])).all()  # -1 exactly past the count
+        assert ((boxes[..., 0] >= 0) == (steps < count[:, None])).all()
+
+
+def test_each_digit_is_where_its_box_says_and_nowhere_else(made: dict[str, np.ndarray]) -> None:
+    canvas = multi_mnist.CANVAS
+    for image, count, boxes in zip(made["image_train"], made["count_train"], made["boxes_train"], strict=True):
+        inside = np.zeros((canvas, canvas), dtype=bool)
+        for x, y, width, height in boxes[:count]:
+            assert 0 <= x and x + width <= canvas and 0 <= y and y + height <= canvas
+            assert multi_mnist.MIN_SIZE <= width == height <= 28
+            # a solid square stays solid where it is scaled: its box's middle is full grey
+            assert image[0, y + height // 2, x + width // 2] == 255
+            inside[y : y + height, x : x + width] = True
+        assert not image[0][~inside].any()
+
+
+def test_boxes_do_not_overlap_where_the_canvas_has_room(made: dict[str, np.ndarray]) -> None:
+    for count, boxes in zip(made["count_train"], made["boxes_train"], strict=True):
+        placed = boxes[:count]
+        for i in range(count):
+            for j in range(i):
+                (xi, yi, si, _), (xj, yj, sj, _) = placed[i], placed[j]
+                assert xi + si <= xj or xj + sj <= xi or yi + si <= yj or yj + sj <= yi
+
+
+def test_test_canvases_use_only_test_digits(made: dict[str, np.ndarray]) -> None:
+    assert made["image_train"].max() == 255
+    assert made["image_test"].max() == 100  # the test digits' grey, never the training digits'
+
+
+def test_the_same_seed_gives_the_same_data() -> None:
+    a = multi_mnist.generate(_digits(255), _digits(100), train=30, test=6, seed=1)
+    b = multi_mnist.generate(_digits(255), _digits(100), train=30, test=6, seed=1)
+    c = multi_mnist.generate(_digits(255), _digits(100), train=30, test=6, seed=2)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["boxes_train"], c["boxes_train"])
+
+
+def test_fetch_builds_it_from_the_cached_mnist_and_checks_it(gmdsl_cli, tmp_path: Path, monkeypatch) -> None:
+    make_tiny_mnist(tmp_path / "mnist")
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path))
+    monkeypatch.setattr(multi_mnist, "TRAIN", 90)
+    monkeypatch.setattr(multi_mnist, "TEST", 30)
+    code, out, err = gmdsl_cli("data", "fetch", "multi-mnist")
+    assert code == 0, err
+    folder = tmp_path / "multi-mnist"
+    manifest = json.loads((folder / "multi-mnist.json").read_text())
+    assert manifest["settings"]["train"] == 90 and len(manifest["sha256"]) == 64
+    dataset = open_dataset("multi-mnist")
+    assert dataset.fields() == ["boxes", "count", "digits", "image"]
+    assert dataset.train["image"].shape == (90, 1, 64, 64) and dataset.test["count"].shape == (30,)
+    data = (folder / "multi-mnist.npz").read_bytes()
+    (folder / "multi-mnist.npz").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(DataError, match="delete .* and run `gmdsl data fetch multi-mnist` again"):
+        open_dataset("multi-mnist")
