@@ -142,3 +142,15 @@ def test_mutated_specs_end_in_diagnostics_not_crashes(text: str) -> None:
 @given(st.text(max_size=80))
 def test_arbitrary_text_parses_or_raises_syntax_error(text: str) -> None:
     _front_end(text)
+
+
+def test_the_strategies_reach_every_built_in_function() -> None:
+    """Random specs pass values through `lambert` and `product` lets, so the property tests
+    (and users' `gmdsl test`) cover known physics too."""
+    from hypothesis import find, settings
+
+    from gmdsl.runtime.registry import FUNCTIONS
+
+    for function in FUNCTIONS:
+        spec = find(models(), lambda text, f=function: f"= {f}(" in text, settings=settings(max_examples=2000))
+        assert gmdsl.check(gmdsl.parse(spec)).diagnostics == ()

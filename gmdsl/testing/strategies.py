@@ -3,8 +3,8 @@ shows a user's test file).
 
 - `models()` draws random valid specs as text; `spec_trees()` draws the `ast.Spec` itself.
   Every drawn spec checks clean (no errors, no warnings), and covers variables of every role
-  and type, random p and q DAGs, `let` nodes, networks of every builder that fits, estimators
-  and objectives.
+  and type, random p and q DAGs, `let` nodes of networks and of built-in functions, networks of
+  every builder that fits, estimators and objectives.
 - `batches(model)` draws valid batches for a compiled model, with random label masks.
 - `random_batch(model, rows, seed)` is one such batch, without hypothesis.
 """
@@ -24,6 +24,7 @@ from gmdsl.runtime.registry import (
     CONSTRAINTS,
     DISTRIBUTIONS,
     ENUMERATION_LIMIT,
+    FUNCTIONS,
     OBJECTIVES,
     TYPES,
     distributions_for,
@@ -75,19 +76,24 @@ def _shape(draw, type_name: str) -> tuple[int, ...]:
     if type_name == "onehot":
         return (draw(st.integers(2, 6)),)
     if draw(st.integers(0, 5)) == 0:  # now and then an image
-        return (draw(st.integers(1, 2)), draw(st.integers(2, 5)), draw(st.integers(2, 5)))
+        # 3 channels now and then: an image of normals that `lambert` takes
+        return (draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 5)))
     return (draw(st.integers(1, 6)),)
 
 
 @st.composite
 def _variables(draw, max_variables: int) -> list[_Variable]:
     names = draw(st.lists(st.sampled_from(NAME_POOL), min_size=1, max_size=max_variables, unique=True))
-    variables = []
+    variables: list[_Variable] = []
     for index, name in enumerate(names):
         role = "observed" if index == 0 else draw(st.sampled_from(("observed", "supervised", "latent")))
         type_name = draw(st.sampled_from(sorted(TYPES)))
         distribution = draw(st.sampled_from(distributions_for(type_name)))
-        variables.append(_Variable(name, role, type_name, draw(_shape(type_name)), distribution))
+        shape = draw(_shape(type_name))
+        earlier = [v.shape for v in variables if not TYPES[v.type].discrete]
+        if not TYPES[type_name].discrete and earlier and draw(st.integers(0, 2)) == 0:
+            shape = draw(st.sampled_from(earlier))  # one that meets an earlier one's in `product`
+        variables.append(_Variable(name, role, type_name, shape, distribution))
     return variables
 
 
@@ -111,6 +117,7 @@ class _Builder:
         self.nets: list[ast.NetDecl] = []
         self.lets: list[ast.LetDecl] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.types: dict[str, str] = {}
 
     def network(self, inputs: list[str], output_shape: tuple[int, ...]) -> ast.NetCall:
         draw = self.draw
@@ -137,17 +144,47 @@ class _Builder:
         return ast.NetCall(_ident(name), tuple(_ident(i) for i in inputs))
 
     def inputs_via_lets(self, parents: list[str]) -> list[str]:
-        """The network inputs for these parents: now and then some go through a `let`."""
+        """The network inputs for these parents: now and then some go through a `let` of a
+        network, or two continuous ones through a built-in function."""
         if len(parents) < 1 or not self.draw(st.booleans()):
             return parents
+        through_function = self.function_let(parents)
+        if through_function is not None:
+            return through_function
         through = self.draw(st.lists(st.sampled_from(parents), min_size=1, unique=True))
         name = f"t{len(self.lets)}"
         shape = (self.draw(st.integers(1, 8)),)
         call = self.network(through, shape)
         let_type = self.draw(st.sampled_from([t for t in sorted(TYPES) if TYPES[t].let_allowed]))
         self.lets.append(ast.LetDecl(_ident(name), ast.TypeExpr(_ident(let_type), shape), call))
-        self.shapes[name] = shape
+        self.shapes[name], self.types[name] = shape, let_type
         return [p for p in parents if p not in through] + [name]
+
+    def function_let(self, parents: list[str]) -> list[str] | None:
+        """Now and then, continuous parents go through a built-in function in a `let`: the
+        inputs then, else None. `product` of two parents of one shape (or of one with itself);
+        `lambert` of a 3-channel image and a direction from a network of the parents."""
+        continuous = [p for p in parents if not TYPES[self.types[p]].discrete]
+        pairs = [(a, b) for a in continuous for b in continuous if self.shapes[a] == self.shapes[b]]
+        images = [p for p in continuous if len(self.shapes[p]) == 3 and self.shapes[p][0] == 3]
+        choices = (["product"] if pairs else []) + (["lambert"] if images else [])
+        if not choices or not self.draw(st.booleans()):
+            return None
+        function = self.draw(st.sampled_from(choices))
+        if function == "product":
+            a, b = self.draw(st.sampled_from(pairs))
+        else:
+            a, b = self.draw(st.sampled_from(images)), f"t{len(self.lets)}"
+            call = self.network(parents, (3,))
+            self.lets.append(ast.LetDecl(_ident(b), ast.TypeExpr(_ident("real"), (3,)), call))
+            self.shapes[b], self.types[b] = (3,), "real"
+        shape = FUNCTIONS[function].output_shape((self.shapes[a], self.shapes[b]))
+        assert shape is not None
+        name = f"t{len(self.lets)}"
+        call = ast.NetCall(_ident(function), (_ident(a), _ident(b)))
+        self.lets.append(ast.LetDecl(_ident(name), ast.TypeExpr(_ident("real"), shape), call))
+        self.shapes[name], self.types[name] = shape, "real"
+        return [p for p in parents if p not in (a, b)] + [name]
 
     def factor(self, model: str, variable: _Variable, parents: list[str]) -> ast.Factor:
         draw = self.draw
@@ -227,6 +264,7 @@ def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
     variables = draw(_variables(max_variables))
     builder = _Builder(draw)
     builder.shapes = {v.name: v.shape for v in variables}
+    builder.types = {v.name: v.type for v in variables}
     by_name = {v.name: v for v in variables}
 
     p_order = draw(st.permutations([v.name for v in variables]))
