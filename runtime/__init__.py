@@ -25,6 +25,8 @@ _EXPORTS = {
     "UserError": "errors",
     "lambert": "functions",
     "product": "functions",
+    "glimpse": "functions",
+    "place": "functions",
     "sigmoid": "links",
     "softplus": "links",
     "CompiledModel": "model",

@@ -127,8 +127,13 @@ class Conv(_LeadingDims):
         self.image_shape = tuple(image_shape)
         self.image_width = math.prod(image_shape)
         layers: list[nn.Module] = []
+        size = list(image_shape[1:])
         for c_in, c_out in zip([image_shape[0], *channels[:-1]], channels, strict=False):
-            layers += [nn.Conv2d(c_in, c_out, kernel, stride, padding=(kernel - 1) // 2), _activation(activation)]
+            # an image narrower than the kernel (a small one, or deep in the stack) gets a kernel of its size
+            kernels = (min(kernel, size[0]), min(kernel, size[1]))
+            padding = ((kernels[0] - 1) // 2, (kernels[1] - 1) // 2)
+            layers += [nn.Conv2d(c_in, c_out, kernels, stride, padding=padding), _activation(activation)]
+            size = [(s + 2 * p - k) // stride + 1 for s, p, k in zip(size, padding, kernels, strict=True)]
         self.convolutions = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             features = self.convolutions(torch.zeros(1, *self.image_shape)).shape[-1]

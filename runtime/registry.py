@@ -259,7 +259,13 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
             ("image_shape", "input_width", "output_width"),
             (
                 OptionSpec("channels", "int_list", (32, 64), minimum=1, doc="output channels of each convolution"),
-                OptionSpec("kernel", "int", 4, minimum=1, doc="kernel size; each layer pads by (kernel - 1) // 2"),
+                OptionSpec(
+                    "kernel",
+                    "int",
+                    4,
+                    minimum=1,
+                    doc="kernel size (at most the image's size at each layer); each layer pads by (kernel - 1) // 2",
+                ),
                 OptionSpec(
                     "stride",
                     "int",
@@ -309,23 +315,46 @@ class FunctionInfo:
     """A fixed, differentiable function that a `let` may call instead of a network: known
     physics, with no weights. `signature` shows the shapes it takes (for messages and the
     docs); `output_shape` maps its arguments' shapes to its output's, or to None when they do
-    not fit the signature. Its output is `real` and passes through no link. The runtime
-    computes it as `rt.NAME(...)` on flat values (runtime/functions.py)."""
+    not fit the signature, given also the shape its `let` declares (a glimpse's size is the
+    declared one). Its output is `real` and passes through no link. The runtime computes it as
+    `rt.NAME(...)` on flat values (runtime/functions.py), told the arguments' shapes
+    (`shapes=`) where `shaped`. `reads_discrete`: it also takes binary or onehot values (an
+    observed image of 0/1 pixels), which other functions refuse."""
 
     name: str
     signature: str
-    output_shape: Callable[[tuple[Shape, ...]], Shape | None]
+    output_shape: Callable[[tuple[Shape, ...], Shape], Shape | None]
     doc: str
+    shaped: bool = False
+    reads_discrete: bool = False
 
 
-def _lambert_shape(shapes: tuple[Shape, ...]) -> Shape | None:
+def _lambert_shape(shapes: tuple[Shape, ...], declared: Shape) -> Shape | None:
     if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][0] == 3 and shapes[1] == (3,):
         return (1, *shapes[0][1:])
     return None
 
 
-def _product_shape(shapes: tuple[Shape, ...]) -> Shape | None:
+def _product_shape(shapes: tuple[Shape, ...], declared: Shape) -> Shape | None:
     return shapes[0] if len(shapes) == 2 and shapes[0] == shapes[1] else None
+
+
+def _glimpse_shape(shapes: tuple[Shape, ...], declared: Shape) -> Shape | None:
+    if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[1] == (3,) and len(declared) == 3:
+        return declared if declared[0] == shapes[0][0] else None
+    return None
+
+
+def _place_shape(shapes: tuple[Shape, ...], declared: Shape) -> Shape | None:
+    if len(shapes) == 3 and len(shapes[0]) == 3 and shapes[1] == (3,) and len(shapes[2]) == 3:
+        return shapes[2] if shapes[0][0] == shapes[2][0] else None
+    return None
+
+
+_WHERE = (
+    "`where` = (s, x, y): the window's side as a share of the image's (|s|, at least 0.001) and its "
+    "centre, x to the right and y down, from -1 to 1 across the image"
+)
 
 
 FUNCTIONS: dict[str, FunctionInfo] = {
@@ -343,6 +372,22 @@ FUNCTIONS: dict[str, FunctionInfo] = {
             "product(a : real[S], b : real[S]) -> real[S]",
             _product_shape,
             "the elementwise product of two values of one shape, e.g. reflectance times shading",
+        ),
+        FunctionInfo(
+            "glimpse",
+            "glimpse(image : real[C, H, W], where : real[3]) -> real[C, h, w]",
+            _glimpse_shape,
+            "attention: the window `where` of the image, read bilinearly at the size its `let` declares; " + _WHERE,
+            shaped=True,
+            reads_discrete=True,
+        ),
+        FunctionInfo(
+            "place",
+            "place(patch : real[C, h, w], where : real[3], canvas : real[C, H, W]) -> real[C, H, W]",
+            _place_shape,
+            "writing: the canvas plus the patch stretched onto the window `where` (bilinearly, nothing "
+            "outside it); " + _WHERE,
+            shaped=True,
         ),
     ]
 }

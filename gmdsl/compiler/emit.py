@@ -13,7 +13,7 @@ import json
 import keyword
 from pathlib import Path
 
-from gmdsl.runtime.registry import NETWORK_BUILDERS
+from gmdsl.runtime.registry import FUNCTIONS, NETWORK_BUILDERS
 
 from .analyses import constant_weights, estimators
 from .docstring import objective_lines
@@ -156,6 +156,10 @@ class _Emitter:
 
     # --- one node -------------------------------------------------------------------------
 
+    def shape_of(self, name: str) -> list[int]:
+        """The declared shape of a variable or `let` node."""
+        return next(n.shape for graph in (self.model.p, self.model.q) for n in graph.nodes if n.name == name)
+
     def statement(self, which: str, node: VariableNode | LetNode, is_read: bool) -> list[str]:
         """The node's line; its value gets a local name only when a later line reads it."""
         where = f"  # {self.spec_file}:{node.line}"
@@ -165,7 +169,11 @@ class _Emitter:
             shape = ", ".join(map(str, node.shape))
             text = f"let {node.name} : {node.type}[{shape}] = {network_call_text(callee, node.inputs)}"
             if node.function is not None:  # a built-in function on the flat values (runtime/functions.py)
-                call = f"rt.{node.function}({', '.join(self.local(name) for name in node.inputs)})"
+                arguments = [self.local(name) for name in node.inputs]
+                if FUNCTIONS[node.function].shaped:  # flat values do not say their shapes: the inputs', then its own
+                    shapes = (*(tuple(self.shape_of(name)) for name in node.inputs), tuple(node.shape))
+                    arguments.append(f"shapes={shapes!r}")
+                call = f"rt.{node.function}({', '.join(arguments)})"
                 return [f"        # {text}", f"        {target}{call}{where}"]
             call = self.call(callee, node.inputs, node.hoisted)
             return [f"        # {text}", *self.take_hoisted(), f"        {target}{_linked(node.link, call)}{where}"]

@@ -28,7 +28,8 @@ class FunctionRules(Rules):
             types = [d.type for d in declarations if d is not None]
             known = tuple(t.shape for t in types)
             discrete = any(TYPES[t.base.name].discrete for t in types if t.base.name in TYPES)
-            output = None if discrete else function.output_shape(known)
+            refused = discrete and not function.reads_discrete
+            output = None if refused else function.output_shape(known, let.type.shape)
             if output is None:
                 given = ", ".join(
                     _typed(arg.name, t.base.name, t.shape) for arg, t in zip(let.call.args, types, strict=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from hypothesis import strategies as st
@@ -161,30 +162,51 @@ class _Builder:
         return [p for p in parents if p not in through] + [name]
 
     def function_let(self, parents: list[str]) -> list[str] | None:
-        """Now and then, continuous parents go through a built-in function in a `let`: the
-        inputs then, else None. `product` of two parents of one shape (or of one with itself);
-        `lambert` of a 3-channel image and a direction from a network of the parents."""
+        """Now and then, parents go through a built-in function in a `let`: the inputs then,
+        else None. `product` of two continuous parents of one shape (or of one with itself);
+        `lambert` of normals and a direction; `glimpse` of any image at a window; `place` of a
+        continuous image onto another of its channels at a window. Normals (a continuous
+        3-channel parent, or else a network's), directions and windows come from networks of
+        the parents."""
         continuous = [p for p in parents if not TYPES[self.types[p]].discrete]
+        images = [p for p in parents if len(self.shapes[p]) == 3]
         pairs = [(a, b) for a in continuous for b in continuous if self.shapes[a] == self.shapes[b]]
-        images = [p for p in continuous if len(self.shapes[p]) == 3 and self.shapes[p][0] == 3]
-        choices = (["product"] if pairs else []) + (["lambert"] if images else [])
+        normals: list[str | None] = [p for p in continuous if p in images and self.shapes[p][0] == 3] or [None]
+        canvases = [(a, b) for a in continuous for b in continuous if a in images and b in images]
+        canvases = [(a, b) for a, b in canvases if self.shapes[a][0] == self.shapes[b][0]]
+        options: dict[str, list[Any]] = {"product": pairs, "lambert": normals, "glimpse": images, "place": canvases}
+        choices = [name for name, candidates in options.items() if candidates]
         if not choices or not self.draw(st.booleans()):
             return None
         function = self.draw(st.sampled_from(choices))
+        picked = self.draw(st.sampled_from(options[function]))
         if function == "product":
-            a, b = self.draw(st.sampled_from(pairs))
+            arguments = list(picked)
+        elif function == "lambert":
+            arguments = [
+                picked or self.vector_let(parents, (3, self.draw(st.integers(1, 4)), 2)),
+                self.vector_let(parents),
+            ]
+        elif function == "glimpse":
+            arguments = [picked, self.vector_let(parents)]
         else:
-            a, b = self.draw(st.sampled_from(images)), f"t{len(self.lets)}"
-            call = self.network(parents, (3,))
-            self.lets.append(ast.LetDecl(_ident(b), ast.TypeExpr(_ident("real"), (3,)), call))
-            self.shapes[b], self.types[b] = (3,), "real"
-        shape = FUNCTIONS[function].output_shape((self.shapes[a], self.shapes[b]))
+            arguments = [picked[0], self.vector_let(parents), picked[1]]
+        declared = (self.shapes[arguments[0]][0], self.draw(st.integers(1, 4)), self.draw(st.integers(1, 4)))
+        shape = FUNCTIONS[function].output_shape(tuple(self.shapes[a] for a in arguments), declared)
         assert shape is not None
         name = f"t{len(self.lets)}"
-        call = ast.NetCall(_ident(function), (_ident(a), _ident(b)))
+        call = ast.NetCall(_ident(function), tuple(_ident(a) for a in arguments))
         self.lets.append(ast.LetDecl(_ident(name), ast.TypeExpr(_ident("real"), shape), call))
         self.shapes[name], self.types[name] = shape, "real"
-        return [p for p in parents if p not in (a, b)] + [name]
+        return [p for p in parents if p not in arguments] + [name]
+
+    def vector_let(self, parents: list[str], shape: tuple[int, ...] = (3,)) -> str:
+        """A `let` of a network of the parents, real[3] (a light's direction or a window) or
+        another shape."""
+        name = f"t{len(self.lets)}"
+        self.lets.append(ast.LetDecl(_ident(name), ast.TypeExpr(_ident("real"), shape), self.network(parents, shape)))
+        self.shapes[name], self.types[name] = shape, "real"
+        return name
 
     def factor(self, model: str, variable: _Variable, parents: list[str]) -> ast.Factor:
         draw = self.draw
