@@ -34,6 +34,7 @@ _EXPORTS = {
     "ObjectiveOptions": "model",
     "conv": "networks",
     "deconv": "networks",
+    "gru": "networks",
     "join": "networks",
     "mlp": "networks",
     "Share": "networks",

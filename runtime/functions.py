@@ -47,7 +47,8 @@ def glimpse(image: torch.Tensor, where: torch.Tensor, *, shapes: tuple[Shape, ..
     """The window `where` of each image, read bilinearly: image [..., C*H*W] (shapes[0] =
     (C, H, W)), where [..., 3], the output's shape shapes[2] = (C, h, w) -> [..., C*h*w].
     Outside the image reads as 0."""
-    images, leading = _images(image, shapes[0])
+    leading = torch.broadcast_shapes(image.shape[:-1], where.shape[:-1])  # e.g. one image, S windows
+    images, _ = _images(image.expand(*leading, image.shape[-1]), shapes[0])
     windows = where.expand(*leading, 3).reshape(-1, 3)
     side, x, y = _window(windows)
     output = (len(images), *shapes[2])

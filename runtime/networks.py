@@ -203,7 +203,27 @@ class Deconv(_LeadingDims):
         return self._image(self.dense.finish(*inputs))
 
 
+class Gru(nn.Module):
+    """A GRU cell over inputs with any leading dimensions: the joined inputs' last
+    `output_width` columns are the state it updates, the columns before them its input."""
+
+    def __init__(self, input_width: int, output_width: int):
+        super().__init__()
+        self.state_width = output_width
+        self.cell = nn.GRUCell(input_width - output_width, output_width)
+
+    def forward(self, joined: torch.Tensor) -> torch.Tensor:
+        lead, width = joined.shape[:-1], self.state_width
+        flat = joined.reshape(-1, joined.shape[-1])
+        return self.cell(flat[:, :-width], flat[:, -width:]).reshape(*lead, width)
+
+    def finish(self, *inputs: torch.Tensor | Share) -> torch.Tensor:
+        """Hoisting saves nothing here: the cell's gates mix every input at once."""
+        return self(join(*(i.value if isinstance(i, Share) else i for i in inputs)))
+
+
 # The builders a compiled module calls: `rt.NAME(*arguments, **options)`, with the arguments
 # the registry's NetworkBuilder.arguments names.
 conv = Conv
 deconv = Deconv
+gru = Gru

@@ -238,6 +238,7 @@ class NetworkBuilder:
     doc: str
     image_input: bool = False
     image_output: bool = False
+    state_input: bool = False  # the last argument is a recurrent state, as wide as the output
 
 
 NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
@@ -301,6 +302,14 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
             ),
             "dense layers then transposed convolutions up to an image-shaped output [C, H, W]",
             image_output=True,
+        ),
+        NetworkBuilder(
+            "gru",
+            ("input_width", "output_width"),
+            (),
+            "a gated recurrent cell: the arguments but the last, joined, update the last, the state "
+            "(`let h : real[256] = cell(x, h[k - 1])` in a `repeat`, zeros before the first step)",
+            state_input=True,
         ),
     ]
 }

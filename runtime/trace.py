@@ -19,6 +19,7 @@ import torch
 
 from .distributions import Distribution
 from .registry import ENUMERATION_LIMIT
+from .repeat import Repeat
 from .shapes import broadcast_shapes
 
 
@@ -27,27 +28,63 @@ class Variable:
     name: str
     role: str  # "observed" | "supervised" | "latent"
     type: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # a repeated variable's starts with its steps: (K_max, *one step's shape)
+    repeat: str | None = None  # the index of the `repeat` it is declared in
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def step_size(self) -> int:
+        """The size of one draw: one step's, for a repeated variable."""
+        return math.prod(self.shape[1:]) if self.repeat is not None else self.size
+
 
 class _Trace:
+    sums: tuple[str, ...] = ()  # the running sums a `repeat` weights by its count (runtime/repeat.py)
+
     def __init__(self, variables: dict[str, Variable], dtype: torch.dtype, device: torch.device):
         self.variables = variables
         self.dtype = dtype
         self.device = device
         self.values: dict[str, torch.Tensor] = {}
         self.distributions: dict[str, Distribution] = {}
+        self.repeating: Repeat | None = None  # the `repeat` block running now
+        self.repeated: dict[str, Repeat] = {}  # each kept `let` of a finished block -> its block
+
+    def repeat(self, index: str, bound: str, steps: int, lets: dict[str, int] | None = None):
+        """Run `repeat index < bound`: iterate over the steps 1..steps (see runtime/repeat.py);
+        `lets` names the block's `let`s read at the step before or after the block, with their sizes."""
+        block = Repeat(self, index, bound, steps, lets or {})
+        self.repeating = block
+        yield from block.run()
+        self.repeating = None
+        self.repeated.update({name: block for name in block.let_sizes})
+
+    def _block(self) -> Repeat:
+        # compiled code calls before/keep only inside the loop of a repeat
+        assert self.repeating is not None, "before() and keep() are for the steps of a repeat"
+        return self.repeating
+
+    def before(self, name: str) -> torch.Tensor:
+        """A name's value at the step before, inside a repeat (zeros at step 1)."""
+        return self._block().before(name)
+
+    def keep(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """Record a `let`'s value at this step (for `before` and `final`); returns it."""
+        return self._block().keep(name, value)
+
+    def final(self, name: str) -> torch.Tensor:
+        """A repeat's `let` after the block: its value at the last step that holds."""
+        return self.repeated[name].final(name)
 
     def _zero(self) -> torch.Tensor:
         return torch.zeros((), dtype=self.dtype, device=self.device)
 
     def _bind(self, name: str, distribution: Distribution) -> Distribution:
         variable = self.variables[name]
-        distribution.size = variable.size
+        distribution.size = variable.step_size
         if hasattr(distribution, "categories"):
             distribution.categories = variable.shape[-1]
         self.distributions[name] = distribution
@@ -63,6 +100,8 @@ class Recognition(_Trace):
     """A pass of q. Supervised values given in the batch are used where their mask is set and
     sampled elsewhere; `log_q` scores every value, `log_enumeration` holds the log-weights of
     enumerated values, `log_w_supervised` the log q of the given labels (the importance weights)."""
+
+    sums = ("log_q", "log_enumeration", "log_w_supervised")
 
     def __init__(
         self,
@@ -96,7 +135,9 @@ class Recognition(_Trace):
     ) -> torch.Tensor:
         distribution = self._bind(name, distribution)
         given, mask = self.data.get(name), self.masks.get(name)
-        if relaxation is not None and self.enumerate_relaxed and distribution.support_size() <= ENUMERATION_LIMIT:
+        # a repeated variable stays relaxed: its steps' values would multiply
+        summable = self.enumerate_relaxed and self.repeating is None
+        if relaxation is not None and summable and distribution.support_size() <= ENUMERATION_LIMIT:
             relaxation, enumeration = None, True
         if given is not None and mask is None:  # labelled on every row: nothing to draw
             value = given
@@ -143,6 +184,8 @@ class Generation(_Trace):
     """A pass of p: scores the values it is given (from q and the data) and draws the others
     (for `Model.sample`). Log-probabilities of observed variables and of the rest are kept apart,
     so the objective can weight the latter by beta."""
+
+    sums = ("log_p_observed", "log_p_latent")
 
     def __init__(
         self,

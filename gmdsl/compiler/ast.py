@@ -32,11 +32,33 @@ def _span() -> Span:
 
 
 @dataclass(frozen=True)
+class Step:
+    """Which step of a repeated name a reference reads: `[k]` (offset 0, this step) or
+    `[k - 1]` (offset -1, the step before); as written, so a wrong index can be reported."""
+
+    index: Ident
+    offset: int = 0
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Ident:
-    """A name as written, with where it was written."""
+    """A name as written, with where it was written; a reference inside a `repeat` may name
+    a step of it (`canvas[k - 1]`)."""
 
     name: str
     span: Span = _span()
+    step: Step | None = None
+
+    @property
+    def earlier(self) -> bool:
+        """Whether it reads an earlier step than the current one (`name[k - 1]`)."""
+        return self.step is not None and self.step.offset < 0
+
+    @property
+    def other_step(self) -> bool:
+        """Whether it reads another step than the current one (earlier, or later: an error)."""
+        return self.step is not None and self.step.offset != 0
 
 
 @dataclass(frozen=True)
@@ -174,7 +196,28 @@ class ObjectiveDecl:
     span: Span = _span()
 
 
-Statement = ModelDecl | VarDecl | LetDecl | Factor | NetDecl | ObjectiveDecl
+@dataclass(frozen=True)
+class Repeat:
+    """`repeat k < count { ... }`: the body's variables, `let`s and factors hold once per step
+    k = 1..K_max, where count is onehot[K_max + 1]; `bound` is None when the spec leaves it out
+    (an error the checker reports)."""
+
+    index: Ident
+    bound: Ident | None
+    body: tuple[Statement, ...]
+    span: Span = _span()
+
+
+Statement = ModelDecl | VarDecl | LetDecl | Factor | NetDecl | ObjectiveDecl | Repeat
+
+
+def flat_statements(statements: tuple[Statement, ...], within: Repeat | None = None):
+    """Every statement with the `repeat` it is written in (None at the top level), in source
+    order; a repeat block itself comes before its body."""
+    for statement in statements:
+        yield statement, within
+        if isinstance(statement, Repeat):
+            yield from flat_statements(statement.body, statement)
 
 
 @dataclass(frozen=True)
@@ -194,6 +237,10 @@ def to_dict(node) -> object:
     if isinstance(node, tuple):
         return [to_dict(item) for item in node]
     if hasattr(node, "__dataclass_fields__"):
-        fields = {name: to_dict(getattr(node, name)) for name in node.__dataclass_fields__ if name != "source"}
+        fields = {
+            name: to_dict(getattr(node, name))
+            for name in node.__dataclass_fields__
+            if name != "source" and not (name == "step" and getattr(node, name) is None)  # a plain name stays plain
+        }
         return {"node": type(node).__name__, **fields}
     return node

@@ -25,6 +25,7 @@ from .factor_rules import FactorRules
 from .function_rules import FunctionRules
 from .network_rules import NetworkRules
 from .options import resolve_options
+from .repeat_rules import RepeatRules
 from .rules import Rules
 from .scope import Edge, argument_names, build_scope, dependency_edges
 
@@ -50,10 +51,11 @@ class _Checker(Rules):
         self.check_numbers()
         self.check_factor_coverage()
         factor_rules = FactorRules(self.scope, self.report)
-        for factor in self.spec.statements:
+        for factor, _ in ast.flat_statements(self.spec.statements):
             if isinstance(factor, ast.Factor) and (checked := factor_rules.check_factor(factor)) is not None:
                 self.factors[(factor.model, factor.variable.name)] = checked
         self.check_lets()
+        RepeatRules(self.scope, self.report).check_repeats(self.spec)
         FunctionRules(self.scope, self.report).check_functions()
         self.networks = NetworkRules(self.scope, self.report).check_networks(self.factors)
         self.check_objective()
@@ -75,7 +77,7 @@ class _Checker(Rules):
                     help="declare the data: `observed x : binary[784]`",
                 )
             )
-        for statement in self.spec.statements:
+        for statement, _ in ast.flat_statements(self.spec.statements):
             if isinstance(statement, (ast.VarDecl, ast.LetDecl)):
                 self.check_type(statement)
             if isinstance(statement, (ast.VarDecl, ast.LetDecl, ast.NetDecl)) and statement.name.name in RESERVED_NAMES:
@@ -190,8 +192,15 @@ class _Checker(Rules):
         read |= {a.name for let in scope.lets.values() for a in let.call.args}
         for name, let in scope.lets.items():
             for arg in let.call.args:
-                if arg.name == name:
-                    self.report(error("E0205", f"`let` node `{name}` is computed from itself", arg.span))
+                if arg.name == name and not arg.other_step:
+                    self.report(
+                        error(
+                            "E0205",
+                            f"`let` node `{name}` is computed from itself",
+                            arg.span,
+                            help=f"inside a `repeat k`, `{name}[k - 1]` reads its value at the step before",
+                        )
+                    )
                 elif arg.name in scope.nets:
                     self.report(error("E0103", f"`{arg.name}` is a network, not a variable", arg.span))
                 elif arg.name not in scope.variables and arg.name not in scope.lets:
@@ -229,6 +238,35 @@ class _Checker(Rules):
             components = [c for c in nx.strongly_connected_components(graph) if len(c) > 1]
             for component in sorted(components, key=lambda c: min(self.scope.order[n] for n in c)):
                 self.report_cycle(model, graph.subgraph(component))
+            if not components:
+                self.check_repeat_cycles(model, graph)
+
+    def check_repeat_cycles(self, model: str, graph: nx.DiGraph) -> None:
+        """A repeat runs as one block, after its bound and whatever its steps read, and before
+        whatever reads its `let`s: with each repeat drawn as one node, the graph is a DAG."""
+        scope = self.scope
+        blocks = nx.relabel_nodes(graph, {n: f"repeat {i}" for n, i in scope.repeat_of.items()}, copy=True)
+        blocks.remove_edges_from(list(nx.selfloop_edges(blocks)))
+        for index, repeat in scope.repeats.items():
+            if repeat.bound is not None and repeat.bound.name in graph and f"repeat {index}" in blocks:
+                blocks.add_edge(repeat.bound.name, f"repeat {index}")
+        try:
+            cycle = [source for source, _ in nx.find_cycle(blocks)]
+        except nx.NetworkXNoCycle:
+            return
+        block = next(n for n in cycle if n.startswith("repeat "))
+        start = cycle.index(block)
+        cycle = cycle[start:] + cycle[:start] + [block]
+        what = "generative model p" if model == "p" else "recognition model q"
+        self.report(
+            error(
+                "E0205",
+                f"the {what} has a cycle through a repeat: {' -> '.join(cycle)}",
+                scope.repeats[block.removeprefix("repeat ")].span,
+                help="a repeat runs after its bound and what its steps read, and before what reads its `let`s; "
+                "remove one of these dependencies",
+            )
+        )
 
     def report_cycle(self, model: str, component: nx.DiGraph) -> None:
         """Name the cycle from the node whose definition closes it (the last one written)."""

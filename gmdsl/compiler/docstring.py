@@ -80,6 +80,13 @@ def objective_lines(model: ModelIR) -> list[str]:
         lines.append(
             f"  {node.name} is summed by enumeration: every one of its {choices**positions} values, weighted by q"
         )
+    for repeat in model.repeats:
+        names = ", ".join(node.name for node in model.variables() if node.repeat == repeat.index)
+        lines.append(
+            f"  {names} repeat for {repeat.index} = 1..{repeat.steps}: a step's log-densities count where "
+            f"{repeat.index} <= {repeat.bound}, and the repeat's `let`s read after it are their values at step "
+            f"{repeat.bound}"
+        )
     return lines
 
 

@@ -1,7 +1,8 @@
 """Pictures of a model: p and q side by side, as PNG or SVG (matplotlib, no system
 binary) or as Graphviz DOT text. Observed nodes are shaded, supervised ones drawn with a
 double ring and half shaded, `let` nodes are small squares, and each edge carries the
-name of the network that reads its source."""
+name of the network that reads its source. A `repeat`'s nodes sit in a box (a plate)
+labelled with its steps, in columns of their own."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 import networkx as nx
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle, FancyArrowPatch, Rectangle, Wedge
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle, Wedge
 
-from .ir import Graph, LetNode, ModelIR
+from .ir import Graph, LetNode, ModelIR, Repeat
 
 FORMATS = ("png", "svg", "dot")
 _FILL = {"observed": "#b8b8b8", "supervised": "#dedede", "latent": "white", "deterministic": "#f4f4f4"}
@@ -31,12 +32,39 @@ def layout(graph: Graph) -> dict[str, tuple[float, float]]:
     # edges that meet at one node have labels 30% of the way down (where that is free): 70% of a
     # column apart
     column = max(_COLUMN_WIDTH, (longest * _CHARACTER + 0.4) / 0.7)
+    layers = [sorted(layer, key=graph.order.index) for layer in nx.topological_generations(graph.digraph)]
+    groups = list(dict.fromkeys(node.repeat for node in graph.nodes))
+    if groups == [None]:  # no repeat: each row centred
+        return {
+            node: (column * (index - (len(layer) - 1) / 2), -_ROW_HEIGHT * depth)
+            for depth, layer in enumerate(layers)
+            for index, node in enumerate(layer)
+        }
+    # each repeat's nodes in columns of their own, right of the others, so its box holds only them
+    widths = {g: max(sum(graph.node(n).repeat == g for n in layer) for layer in layers) for g in groups}
+    starts, start = {}, 0
+    for group in groups:
+        starts[group] = start
+        start += widths[group]
     positions = {}
-    for depth, layer in enumerate(nx.topological_generations(graph.digraph)):
-        layer = sorted(layer, key=graph.order.index)
-        for index, node in enumerate(layer):
-            positions[node] = (column * (index - (len(layer) - 1) / 2), -_ROW_HEIGHT * depth)
+    for depth, layer in enumerate(layers):
+        for group in groups:
+            members = [n for n in layer if graph.node(n).repeat == group]
+            for index, node in enumerate(members):
+                x = starts[group] + index + (widths[group] - len(members)) / 2 - (start - 1) / 2
+                positions[node] = (column * x, -_ROW_HEIGHT * depth)
     return positions
+
+
+def plates(graph: Graph, positions: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float, float, float]]:
+    """Each repeat's box around its nodes: (left, bottom, width, height)."""
+    boxes = {}
+    for index in dict.fromkeys(n.repeat for n in graph.nodes if n.repeat is not None):
+        xs, ys = zip(*(positions[n.name] for n in graph.nodes if n.repeat == index), strict=True)
+        pad = _RADIUS * 1.5
+        below = pad + 0.35  # room for the label, two lines at the bottom right
+        boxes[index] = (min(xs) - pad, min(ys) - below, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + pad + below)
+    return boxes
 
 
 def _node_label(graph: Graph, name: str) -> str:
@@ -73,10 +101,11 @@ def _draw_node(axes, graph: Graph, name: str, xy: tuple[float, float]) -> None:
     axes.text(xy[0], xy[1], _node_label(graph, name), ha="center", va="center", fontsize=6.5, zorder=3)
 
 
-def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str, along: float = 0.3):
+def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str, along: float = 0.3, bend: float = 0.8):
     """(start, end, bend, label position) of an arrow from rim to rim. An edge that skips a
-    row bends (matplotlib's arc3), so it passes beside the nodes in between, and its label sits
-    outside the bend; a straight edge's label sits `along` of the way down."""
+    row bends (matplotlib's arc3; a negative bend to the other side), so it passes beside the
+    nodes in between, and its label sits outside the bend; a straight edge's label sits `along`
+    of the way down."""
     (x1, y1), (x2, y2) = source_xy, target_xy
     dx, dy = x2 - x1, y2 - y1
     length = max((dx * dx + dy * dy) ** 0.5, 1e-9)
@@ -86,19 +115,18 @@ def _edge_geometry(source_xy, target_xy, skips_rows: bool, label: str, along: fl
     cdx, cdy = end[0] - start[0], end[1] - start[1]
     if not skips_rows:
         return start, end, 0.0, (start[0] + along * cdx, start[1] + along * cdy)
-    bend = 0.8
     # the curve's apex: the chord's midpoint moved by bend / 2 * (dy, -dx) of the chord; the
     # label goes half its width further out, along the same direction
     apex = ((start[0] + end[0]) / 2 + bend / 2 * cdy, (start[1] + end[1]) / 2 - bend / 2 * cdx)
     chord = max((cdx * cdx + cdy * cdy) ** 0.5, 1e-9)
-    out = len(label) * _CHARACTER / 2 + 0.1
+    out = (len(label) * _CHARACTER / 2 + 0.1) * (1 if bend > 0 else -1)
     return start, end, bend, (apex[0] + out * cdy / chord, apex[1] - out * cdx / chord)
 
 
 def _draw_edge(axes, geometry, label: str):
     """The arrow, and its label's text (None without a label)."""
     start, end, bend, label_xy = geometry
-    axes.add_patch(
+    arrow = axes.add_patch(
         FancyArrowPatch(
             start,
             end,
@@ -113,8 +141,8 @@ def _draw_edge(axes, geometry, label: str):
         )
     )
     if not label:
-        return None
-    return axes.text(
+        return arrow, None
+    return arrow, axes.text(
         *label_xy,
         label,
         gid="edge-label",
@@ -127,6 +155,8 @@ def _draw_edge(axes, geometry, label: str):
     )
 
 
+# how far an edge that skips rows may bend, in the order tried, to either side
+_BENDS = (0.8, -0.8, 0.4, -0.4, 1.3, -1.3)
 # where along a straight edge its label may sit, in the order tried: near the source first, so
 # that the labels of edges meeting at one node stay apart
 _ALONG = (0.3, 0.6, 0.45, 0.2, 0.75)
@@ -134,14 +164,17 @@ _ALONG = (0.3, 0.6, 0.45, 0.2, 0.75)
 
 def _candidates(graph: Graph, positions) -> dict:
     """Each edge's geometries, one per place its label may take (`_ALONG`; a bent edge's label
-    has one place, outside the bend), bent edges first."""
+    sits outside the bend, bent to either side), bent edges first."""
     candidates = {}
     for e in sorted(graph.edges, key=lambda e: abs(positions[e.source][1] - positions[e.target][1]), reverse=True):
         source, target = positions[e.source], positions[e.target]
         skips_rows = abs(source[1] - target[1]) > _ROW_HEIGHT * 1.5
         label = ", ".join(e.networks)
-        places = _ALONG[:1] if skips_rows else _ALONG
-        candidates[(e.source, e.target)] = [_edge_geometry(source, target, skips_rows, label, a) for a in places]
+        if skips_rows:
+            places = [_edge_geometry(source, target, True, label, bend=bend) for bend in _BENDS]
+        else:
+            places = [_edge_geometry(source, target, False, label, a) for a in _ALONG]
+        candidates[(e.source, e.target)] = places
     return candidates
 
 
@@ -153,12 +186,13 @@ def _half_width(graph: Graph) -> float:
     return max(xs, default=0.0) + _RADIUS + 0.6
 
 
-def _draw_graph(axes, graph: Graph, title: str, rows: int) -> None:
+def _draw_graph(axes, graph: Graph, title: str, rows: int, repeats: dict[str, Repeat]) -> None:
     """Nodes, then edges; each edge's label takes the place, of its candidates, whose rendered
     box covers the fewest nodes and then the fewest labels placed before it."""
     half_width = _half_width(graph)
     axes.set_xlim(-half_width, half_width)
-    axes.set_ylim(-_ROW_HEIGHT * (rows - 1) - 0.7, 0.7)
+    below = 1.3 if repeats else 0.7  # room under the last row for a plate's edge
+    axes.set_ylim(-_ROW_HEIGHT * (rows - 1) - below, below)
     axes.set_aspect("equal")
     axes.set_title(title, fontsize=10)
     axes.axis("off")
@@ -166,12 +200,20 @@ def _draw_graph(axes, graph: Graph, title: str, rows: int) -> None:
     positions = layout(graph)
     for node, xy in positions.items():
         _draw_node(axes, graph, node, xy)
+    for index, (left, bottom, width, height) in plates(graph, positions).items():
+        label = _plate_label(repeats[index])
+        axes.add_patch(
+            FancyBboxPatch(
+                (left, bottom), width, height, boxstyle="round,pad=0,rounding_size=0.2", facecolor="none", zorder=1
+            )
+        )
+        axes.text(left + width - 0.1, bottom + 0.1, label, ha="right", va="bottom", fontsize=6.5)
     renderer = axes.figure.canvas.get_renderer()
     nodes = [patch.get_window_extent(renderer) for patch in axes.patches if patch.get_gid() == "node"]
     placed: list = []
     networks = {(e.source, e.target): e.networks for e in graph.edges}
     for edge, places in _candidates(graph, positions).items():
-        text = _draw_edge(axes, places[0], ", ".join(networks[edge]))
+        arrow, text = _draw_edge(axes, places[0], ", ".join(networks[edge]))
         if text is None:
             continue
 
@@ -180,8 +222,14 @@ def _draw_graph(axes, graph: Graph, title: str, rows: int) -> None:
             box = text.get_window_extent(renderer)
             return sum(box.overlaps(n) for n in nodes), sum(box.overlaps(p) for p in placed)
 
-        text.set_position(min(places, key=covered)[3])
+        best = min(places, key=covered)
+        text.set_position(best[3])
+        arrow.set_connectionstyle(f"arc3,rad={best[2]}")  # a bent edge takes its label's side
         placed.append(text.get_window_extent(renderer))
+
+
+def _plate_label(repeat: Repeat) -> str:
+    return f"{repeat.index} = 1..{repeat.bound}\n(at most {repeat.steps})"
 
 
 def _legend(figure) -> None:
@@ -219,7 +267,8 @@ def figure_of(model: ModelIR) -> Figure:
     FigureCanvasAgg(figure)  # a renderer, to measure the labels while placing them
     axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": widths})
     for ax, which in zip(axes, ("p", "q"), strict=False):
-        _draw_graph(ax, model.p if which == "p" else model.q, _TITLES[which], rows)
+        repeats = {r.index: r for r in model.repeats}
+        _draw_graph(ax, model.p if which == "p" else model.q, _TITLES[which], rows, repeats)
     figure.suptitle(f"model {model.name}", fontsize=11)
     _legend(figure)
     return figure
@@ -236,6 +285,11 @@ def to_dot(model: ModelIR) -> str:
     for which in ("p", "q"):
         graph = model.graph(which)
         lines += [f"  subgraph cluster_{which} {{", f'    label="{_TITLES[which]}";']
+        for repeat in model.repeats:
+            members = " ".join(f"{which}_{n.name};" for n in graph.nodes if n.repeat == repeat.index)
+            if members:
+                label = _plate_label(repeat).replace("\n", " ")
+                lines.append(f'    subgraph cluster_{which}_{repeat.index} {{ label="{label}"; {members} }}')
         for node in graph.nodes:
             is_let = isinstance(node, LetNode)
             shape = "box" if is_let else ("doublecircle" if node.role == "supervised" else "circle")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import keyword
+import math
 from pathlib import Path
 
 from gmdsl.runtime.registry import FUNCTIONS, NETWORK_BUILDERS
 
 from .analyses import constant_weights, estimators
 from .docstring import objective_lines
-from .ir import Graph, LetNode, ModelIR, Network, NetworkParameter, Parameter, VariableNode
+from .ir import Graph, LetNode, ModelIR, Network, NetworkParameter, Parameter, VariableNode, read
 from .pretty import factor_head, factor_line, network_call_text, number_text
 from .reserved import MODULE_ATTRIBUTES
 
@@ -57,6 +58,7 @@ class _Emitter:
         self.attribute = _Names(set(MODULE_ATTRIBUTES))
         self.hoisted_lines: list[str] = []  # lines the current statement needs first
         self.shared: set[str] = set()  # the Share locals the current forward has named
+        self.which = "q"  # the trace of the forward being written: q or p
 
     # --- the module ---------------------------------------------------------------------
 
@@ -90,11 +92,58 @@ class _Emitter:
         ]
         trace = "rt.Recognition" if which == "q" else "rt.Generation"
         lines += ["", f"    def forward(self, {which}: {trace}) -> None:"]
-        read = _read_in(graph)
-        self.shared = set()
+        read_now, read_before = _read_in(graph)
+        kept = _kept_lets(graph, read_before)
+        self.shared, self.which = set(), which
+        current = None  # the repeat whose loop is open
         for node in graph.nodes:
-            lines += self.statement(which, node, node.name in read)
+            if node.repeat != current:
+                if current is not None:
+                    lines += self.finals(graph, current, kept)
+                if node.repeat is not None:
+                    lines += self.loop(node.repeat, kept)
+                current = node.repeat
+            statement = self.statement(which, node, node.name in read_now, node.name in kept)
+            lines += [("    " + line if current is not None else line) for line in statement]
+        if current is not None:
+            lines += self.finals(graph, current, kept)
         return "\n".join(lines)
+
+    def loop(self, index: str, kept: dict[str, int]) -> list[str]:
+        """The head of a repeat's loop: every step 1..K_max runs; the bound weighs them after."""
+        repeat = self.model.repeat(index)
+        lets = {name: size for name, size in kept.items() if self.repeat_of(name) == index}
+        keyword = f", lets={{{', '.join(f'{_str(n)}: {size}' for n, size in lets.items())}}}" if lets else ""
+        bound = repeat.bound
+        return [
+            f"        # repeat {index} < {bound}: steps 1..{repeat.steps}; those past the value of {bound} add nothing",
+            f"        for _ in {self.which}.repeat({_str(index)}, "
+            f"{_str(repeat.bound)}, steps={repeat.steps}{keyword}):  # {self.spec_file}:{repeat.line}",
+        ]
+
+    def finals(self, graph: Graph, index: str, kept: dict[str, int]) -> list[str]:
+        """After a repeat's loop: each of its `let`s read later, at the last step that holds."""
+        after = {
+            name
+            for node in graph.nodes
+            if node.repeat != index
+            for name in _inputs_of(node)
+            if self.repeat_of(name) == index
+        }
+        bound = self.model.repeat(index).bound
+        return [
+            f"        {self.local(name)} = {self.which}.final({_str(name)})  # its value at step {bound}"
+            for name in kept
+            if name in after
+        ]
+
+    def repeat_of(self, name: str) -> str | None:
+        return next((n.repeat for graph in (self.model.p, self.model.q) for n in graph.nodes if n.name == name), None)
+
+    def value(self, text: str) -> str:
+        """The expression for an input: its local, or the trace's value of the step before."""
+        name, earlier = read(text)
+        return f"{self.which}.before({_str(name)})" if earlier else self.local(name)
 
     def networks_of(self, graph: Graph) -> list[Network]:
         """The networks a graph calls, in the order of their first call."""
@@ -132,8 +181,12 @@ class _Emitter:
             "    variables = (",
         ]
         for node in model.variables():
+            if node.repeat is None:
+                shape, where = tuple(node.shape), ""
+            else:  # its steps side by side
+                shape, where = (model.repeat(node.repeat).steps, *node.shape), f", repeat={_str(node.repeat)}"
             lines.append(
-                f"        rt.Variable({_str(node.name)}, {_str(node.role)}, {_str(node.type)}, {tuple(node.shape)!r}),"
+                f"        rt.Variable({_str(node.name)}, {_str(node.role)}, {_str(node.type)}, {shape!r}{where}),"
             )
         lines += [
             "    )",
@@ -160,23 +213,27 @@ class _Emitter:
         """The declared shape of a variable or `let` node."""
         return next(n.shape for graph in (self.model.p, self.model.q) for n in graph.nodes if n.name == name)
 
-    def statement(self, which: str, node: VariableNode | LetNode, is_read: bool) -> list[str]:
-        """The node's line; its value gets a local name only when a later line reads it."""
+    def statement(self, which: str, node: VariableNode | LetNode, is_read: bool, kept: bool = False) -> list[str]:
+        """The node's line; its value gets a local name only when a later line reads it, and a
+        repeat's `let` read at the step before or after the block is kept by the trace."""
         where = f"  # {self.spec_file}:{node.line}"
         target = f"{self.local(node.name)} = " if is_read else ""
         if isinstance(node, LetNode):
             callee = node.network or node.function or ""
             shape = ", ".join(map(str, node.shape))
-            text = f"let {node.name} : {node.type}[{shape}] = {network_call_text(callee, node.inputs)}"
+            inputs = [_spec_text(name) for name in node.inputs]
+            text = f"let {node.name} : {node.type}[{shape}] = {network_call_text(callee, inputs)}"
             if node.function is not None:  # a built-in function on the flat values (runtime/functions.py)
-                arguments = [self.local(name) for name in node.inputs]
+                arguments = [self.value(name) for name in node.inputs]
                 if FUNCTIONS[node.function].shaped:  # flat values do not say their shapes: the inputs', then its own
-                    shapes = (*(tuple(self.shape_of(name)) for name in node.inputs), tuple(node.shape))
+                    shapes = (*(tuple(self.shape_of(read(name)[0])) for name in node.inputs), tuple(node.shape))
                     arguments.append(f"shapes={shapes!r}")
                 call = f"rt.{node.function}({', '.join(arguments)})"
-                return [f"        # {text}", f"        {target}{call}{where}"]
-            call = self.call(callee, node.inputs, node.hoisted)
-            return [f"        # {text}", *self.take_hoisted(), f"        {target}{_linked(node.link, call)}{where}"]
+            else:
+                call = _linked(node.link, self.call(callee, node.inputs, node.hoisted))
+            if kept:
+                call = f"{which}.keep({_str(node.name)}, {call})"
+            return [f"        # {text}", *self.take_hoisted(), f"        {target}{call}{where}"]
         factor = node.factor
         if factor is None:  # observed, in q
             return [f"        {target}q.observed({_str(node.name)}){where}"]
@@ -207,7 +264,7 @@ class _Emitter:
             elif binding.kind == "uniform":
                 value = "rt.UNIFORM"
             elif binding.kind == "reference":
-                value = self.local(binding.source)
+                value = self.value(binding.source)
             else:
                 param = binding.argument or param
                 value = _linked(binding.link or "identity", self.call(binding.network, binding.inputs, binding.hoisted))
@@ -236,10 +293,10 @@ class _Emitter:
         hoisted input named as an `rt.Share` on a line of its own (`take_hoisted`)."""
         net = f"self.{self.attribute(network)}"
         if not hoisted:
-            return f"{net}(rt.join({', '.join(self.local(i) for i in inputs)}))"
+            return f"{net}(rt.join({', '.join(self.value(i) for i in inputs)}))"
         arguments = []
         for name in inputs:
-            argument = self.local(name)
+            argument = self.value(name)
             if name in hoisted:
                 argument = self.local(f"{network}.share({name})", preferred=f"{network}_{name}")
                 if argument in self.shared:  # named already, for an earlier call of the network
@@ -264,19 +321,47 @@ class _Emitter:
         return f"rt.{network.builder}({', '.join(sizes + options)})"
 
 
-def _read_in(graph: Graph) -> set[str]:
-    """The nodes whose value some node of the graph reads (as a network input or a parameter)."""
-    read: set[str] = set()
+def _inputs_of(node: VariableNode | LetNode) -> list[str]:
+    """What a node reads (as a network input or a parameter), as the IR writes it."""
+    if isinstance(node, LetNode):
+        return list(node.inputs)
+    names: list[str] = []
+    for binding in node.factor.parameters if node.factor is not None else []:
+        if binding.kind == "network":
+            names += binding.inputs
+        elif binding.kind == "reference":
+            names.append(binding.source)
+    return names
+
+
+def _read_in(graph: Graph) -> tuple[set[str], set[str]]:
+    """The nodes whose value some node of the graph reads at its own step, and those read at
+    the step before (inside a repeat)."""
+    now: set[str] = set()
+    before: set[str] = set()
     for node in graph.nodes:
-        if isinstance(node, LetNode):
-            read.update(node.inputs)
-        elif node.factor is not None:
-            for binding in node.factor.parameters:
-                if binding.kind == "network":
-                    read.update(binding.inputs)
-                elif binding.kind == "reference":
-                    read.add(binding.source)
-    return read
+        for text in _inputs_of(node):
+            name, earlier = read(text)
+            (before if earlier else now).add(name)
+    return now, before
+
+
+def _kept_lets(graph: Graph, read_before: set[str]) -> dict[str, int]:
+    """A repeat's `let`s that the trace keeps, with their flat sizes: those read at the step
+    before, or by a node outside the repeat (as their value at the last step that holds)."""
+    read_after = {read(text)[0] for node in graph.nodes for text in _inputs_of(node) if node.repeat is None}
+    return {
+        node.name: math.prod(node.shape)
+        for node in graph.nodes
+        if isinstance(node, LetNode)
+        and node.repeat is not None
+        and (node.name in read_before or node.name in read_after)
+    }
+
+
+def _spec_text(text: str) -> str:
+    """An input as the spec writes it: `h[k - 1]` for the IR's `h[k-1]`."""
+    return text.replace("-1]", " - 1]")
 
 
 def _linked(link: str, code: str) -> str:
@@ -286,7 +371,7 @@ def _linked(link: str, code: str) -> str:
 
 def _parameter_text(binding: Parameter) -> str:
     if binding.kind == "network":
-        value = network_call_text(binding.network, binding.inputs)
+        value = network_call_text(binding.network, [_spec_text(name) for name in binding.inputs])
         if len(binding.params) > 1:  # one network emits every parameter
             return value
     elif binding.kind == "constant":
@@ -294,7 +379,7 @@ def _parameter_text(binding: Parameter) -> str:
     elif binding.kind == "uniform":
         value = "uniform"
     else:
-        value = binding.source
+        value = _spec_text(binding.source)
     return f"{binding.params[0]} = {value}"
 
 

@@ -103,6 +103,8 @@ class FactorRules(Rules):
         read: set[str] = set()
         for ident in argument_names(factor.distribution):
             name = ident.name
+            if ident.other_step and (name in scope.lets or name in scope.variables):
+                continue  # another step is history, not a parent (repeat_rules.py checks the step)
             if name in scope.lets:
                 inputs = scope.let_variable_inputs(name)
                 read |= inputs

@@ -12,7 +12,9 @@ the first layer at its own dimensions and adds the products, broadcasting them
 
 from __future__ import annotations
 
-from .ir import Graph, LetNode, ModelIR, NetworkParameter, VariableNode
+from gmdsl.runtime.registry import NETWORK_BUILDERS
+
+from .ir import Graph, LetNode, ModelIR, NetworkParameter, VariableNode, read
 
 BATCH = "batch"
 SAMPLES = "samples"
@@ -26,7 +28,7 @@ def leading_dimensions(model: ModelIR) -> dict[str, frozenset[str]]:
     dimensions: dict[str, frozenset[str]] = {}
 
     def of(names: list[str]) -> frozenset[str]:
-        return frozenset().union(*(dimensions.get(name, frozenset({BATCH})) for name in names))
+        return frozenset().union(*(dimensions.get(read(name)[0], frozenset({BATCH})) for name in names))
 
     for graph in (model.q, model.p):
         for node in graph.nodes:
@@ -58,26 +60,31 @@ def _read_by(node: VariableNode) -> list[str]:
 def hoistable(inputs: list[str], dimensions: dict[str, frozenset[str]]) -> list[str]:
     """The inputs of a network call that vary over fewer dimensions than the call (none when
     all vary alike: then there is nothing to save)."""
-    call = frozenset().union(*(dimensions[name] for name in inputs))
-    return [name for name in inputs if dimensions[name] < call]
+    of = {name: dimensions.get(read(name)[0], frozenset({BATCH})) for name in inputs}
+    call = frozenset().union(*of.values())
+    # a value of the step before is a different tensor at every step: nothing to hoist
+    return [name for name in inputs if of[name] < call and not read(name)[1]]
 
 
 def hoist(model: ModelIR) -> ModelIR:
     """The model with `hoisted` set on every network call that has inputs to hoist."""
     dimensions = leading_dimensions(model)
-    return model.model_copy(update={"q": _hoisted_graph(model.q, dimensions), "p": _hoisted_graph(model.p, dimensions)})
+    # a recurrent cell's gates mix all its inputs at once: it has no first layer to split
+    whole = {n.name for n in model.networks if NETWORK_BUILDERS[n.builder].state_input}
+    q, p = (_hoisted_graph(graph, dimensions, whole) for graph in (model.q, model.p))
+    return model.model_copy(update={"q": q, "p": p})
 
 
-def _hoisted_graph(graph: Graph, dimensions: dict[str, frozenset[str]]) -> Graph:
+def _hoisted_graph(graph: Graph, dimensions: dict[str, frozenset[str]], whole: set[str]) -> Graph:
     nodes = []
     for node in graph.nodes:
         if isinstance(node, LetNode):
-            if node.network is not None:  # a function has no first layer to split
+            if node.network is not None and node.network not in whole:  # a function has no first layer to split
                 node = node.model_copy(update={"hoisted": hoistable(node.inputs, dimensions)})
         elif node.factor is not None:
             parameters = [
                 b.model_copy(update={"hoisted": hoistable(b.inputs, dimensions)})
-                if isinstance(b, NetworkParameter)
+                if isinstance(b, NetworkParameter) and b.network not in whole
                 else b
                 for b in node.factor.parameters
             ]

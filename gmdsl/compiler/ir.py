@@ -37,7 +37,7 @@ class UniformParameter(_Frozen):
 class ReferenceParameter(_Frozen):
     kind: Literal["reference"]
     params: list[str]
-    source: str  # a variable or `let` node passed through unchanged
+    source: str  # a variable or `let` node passed through unchanged (`name[k-1]`: see `read`)
 
 
 class NetworkParameter(_Frozen):
@@ -58,6 +58,18 @@ class NetworkParameter(_Frozen):
 Parameter = Annotated[
     ConstantParameter | UniformParameter | ReferenceParameter | NetworkParameter, Field(discriminator="kind")
 ]
+
+
+def earlier(name: str, index: str) -> str:
+    """How an input read at the step before (`h[k - 1]` in the spec) is written in `inputs`."""
+    return f"{name}[{index}-1]"
+
+
+def read(text: str) -> tuple[str, bool]:
+    """An entry of `inputs` (or a reference's `source`): (the node it reads, whether at the step before)."""
+    if text.endswith("-1]"):
+        return text[: text.index("[")], True
+    return text, False
 
 
 # --- nodes -------------------------------------------------------------------------------
@@ -90,6 +102,7 @@ class VariableNode(_Frozen):
     line: int  # where its factor (or, without one, its declaration) is written
     column: int
     factor: Factor | None = None
+    repeat: str | None = None  # the index of the `repeat` it is declared in: one value per step
 
 
 class LetNode(_Frozen):
@@ -105,10 +118,11 @@ class LetNode(_Frozen):
     line: int
     column: int
     network: str | None
-    inputs: list[str]
+    inputs: list[str]  # node names; `h[k-1]` reads h at the step before (see `read`)
     link: str
     function: str | None = None
     hoisted: list[str] = []  # as in NetworkParameter
+    repeat: str | None = None  # as in VariableNode
 
 
 Node = Annotated[VariableNode | LetNode, Field(discriminator="kind")]
@@ -122,7 +136,8 @@ class Edge(_Frozen):
 
 class Graph(_Frozen):
     """p or q: its nodes in order (topological, ties broken by the order the spec writes the
-    factors and `let`s in), and its edges."""
+    factors and `let`s in; a repeat's nodes together, where the block is first needed), and its
+    edges (within a step: reads of the step before are no edges)."""
 
     model: Literal["p", "q"]
     nodes: list[Node]
@@ -172,6 +187,17 @@ class Network(_Frozen):
     column: int
 
 
+class Repeat(_Frozen):
+    """`repeat index < bound`: its nodes hold once per step 1..steps, where bound is
+    onehot[steps + 1]; steps past the bound's value count for nothing."""
+
+    index: str
+    bound: str
+    steps: int
+    line: int
+    column: int
+
+
 class Objective(_Frozen):
     kind: str
     options: dict[str, Any]  # alpha, samples, beta, estimator for `semisupervised`
@@ -185,6 +211,10 @@ class ModelIR(_Frozen):
     q: Graph
     networks: list[Network]
     objective: Objective
+    repeats: list[Repeat] = []
+
+    def repeat(self, index: str) -> Repeat:
+        return next(r for r in self.repeats if r.index == index)
 
     def graph(self, model: str) -> Graph:
         return self.p if model == "p" else self.q

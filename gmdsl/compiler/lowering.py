@@ -33,7 +33,26 @@ def lower(checked: CheckedSpec) -> ir.ModelIR:
         q=_graph(checked, "q"),
         networks=[_network(checked, name) for name, network in checked.networks.items() if network.use is not None],
         objective=ir.Objective(kind=checked.objective.name, options=dict(checked.objective.options)),
+        repeats=[_repeat(checked, repeat) for repeat in scope.repeats.values()],
     )
+
+
+def _repeat(checked: CheckedSpec, repeat: ast.Repeat) -> ir.Repeat:
+    if repeat.bound is None:
+        raise InternalCompilerError(f"repeat {repeat.index.name} of a checked spec has no bound")
+    bound = checked.scope.variables[repeat.bound.name]
+    return ir.Repeat(
+        index=repeat.index.name,
+        bound=repeat.bound.name,
+        steps=bound.type.shape[-1] - 1,
+        line=repeat.span.line,
+        column=repeat.span.column,
+    )
+
+
+def _input(ident: ast.Ident) -> str:
+    """An input as the IR writes it: its name, or `name[k-1]` for the step before."""
+    return ir.earlier(ident.name, ident.step.index.name) if ident.step is not None and ident.earlier else ident.name
 
 
 def _graph(checked: CheckedSpec, model: str) -> ir.Graph:
@@ -61,16 +80,44 @@ def _graph(checked: CheckedSpec, model: str) -> ir.Graph:
     graph.add_edges_from((source, target) for source, target, _ in edges)
     if not nx.is_directed_acyclic_graph(graph):
         raise InternalCompilerError(f"the {model} graph of a checked spec has a cycle")
-    order = list(nx.lexicographical_topological_sort(graph, key=written.__getitem__))
+    order = _order(checked, graph, written)
     position = {name: index for index, name in enumerate(order)}
+    in_repeat = {name: nodes[name].model_copy(update={"repeat": scope.repeat_of.get(name)}) for name in order}
     return ir.Graph(
         model=model,  # type: ignore[arg-type]  # "p" or "q", by construction
-        nodes=[nodes[name] for name in order],
+        nodes=[in_repeat[name] for name in order],
         edges=[
             ir.Edge(source=s, target=t, networks=list(n))
             for s, t, n in sorted(edges, key=lambda e: (position[e[1]], position[e[0]]))
         ],
     )
+
+
+def _order(checked: CheckedSpec, graph: nx.DiGraph, written: dict[str, int]) -> list[str]:
+    """Topological, ties broken by where the spec writes each node; a repeat's nodes stay
+    together (they run in one loop), so each repeat is ordered as one block, after its bound,
+    and its nodes are then ordered within it."""
+    scope = checked.scope
+    block_of = {name: f"repeat {scope.repeat_of[name]}" for name in graph if name in scope.repeat_of}
+    blocks = nx.relabel_nodes(graph, block_of, copy=True)
+    blocks.remove_edges_from(list(nx.selfloop_edges(blocks)))
+    block_written = dict(written)
+    for index, repeat in scope.repeats.items():
+        block = f"repeat {index}"
+        if block in blocks:
+            block_written[block] = scope.repeat_order[index]
+            if repeat.bound is not None and repeat.bound.name in blocks:
+                blocks.add_edge(repeat.bound.name, block)
+    if not nx.is_directed_acyclic_graph(blocks):
+        raise InternalCompilerError("a checked spec's repeat depends on what depends on it")
+    order: list[str] = []
+    for item in nx.lexicographical_topological_sort(blocks, key=block_written.__getitem__):
+        if item in graph:
+            order.append(item)
+        else:
+            members = graph.subgraph([name for name, block in block_of.items() if block == item])
+            order += nx.lexicographical_topological_sort(members, key=written.__getitem__)
+    return order
 
 
 def _variable(declaration: ast.VarDecl, span: ast.Span, factor: ir.Factor | None) -> ir.VariableNode:
@@ -100,7 +147,7 @@ def _let(let: ast.LetDecl, calls_function: bool) -> ir.LetNode:
         column=let.span.column,
         network=None if calls_function else callee,
         function=callee if calls_function else None,
-        inputs=[a.name for a in let.call.args],
+        inputs=[_input(a) for a in let.call.args],
     )
 
 
@@ -124,7 +171,7 @@ def _parameter(item: Bound) -> ir.ConstantParameter | ir.UniformParameter | ir.R
     if isinstance(value, ast.Reference):
         if value.name.name == "uniform":
             return ir.UniformParameter(kind="uniform", params=names)
-        return ir.ReferenceParameter(kind="reference", params=names, source=value.name.name)
+        return ir.ReferenceParameter(kind="reference", params=names, source=_input(value.name))
     argument, link = None, None
     if len(item.params) == 1:  # one parameter: its link and keyword here; several: from_network's
         (param,) = item.params
@@ -135,7 +182,7 @@ def _parameter(item: Bound) -> ir.ConstantParameter | ir.UniformParameter | ir.R
         kind="network",
         params=names,
         network=value.net.name,
-        inputs=[a.name for a in value.args],
+        inputs=[_input(a) for a in value.args],
         argument=argument,
         link=link,
     )

@@ -4,6 +4,8 @@ width (image builders need images)."""
 
 from __future__ import annotations
 
+import math
+
 from gmdsl.runtime.registry import FUNCTIONS, NETWORK_BUILDERS
 
 from . import ast
@@ -12,7 +14,7 @@ from .diagnostics import error, unknown, warning
 from .options import resolve_options
 from .rules import Rules
 from .scope import Scope
-from .widths import NetworkUse, network_uses
+from .widths import NetworkUse, network_uses, shape_of
 
 
 class NetworkRules(Rules):
@@ -119,6 +121,8 @@ class NetworkRules(Rules):
                         help="declare the image with three sizes, e.g. `binary[1, 28, 28]`, or use `mlp`",
                     )
                 )
+            if builder.state_input:
+                self.check_state(name, use)
             first = first_use.setdefault(name, use)
             if (first.input_width, first.output_width) != (use.input_width, use.output_width):
                 self.report(
@@ -131,6 +135,23 @@ class NetworkRules(Rules):
                         help="a network has one shape; define a second network for this use",
                     )
                 )
+
+    def check_state(self, name: str, use: NetworkUse) -> None:
+        """A recurrent cell's last input is the state it updates: as wide as its output."""
+        state = use.call.args[-1]
+        shape = shape_of(self.scope, state.name)
+        if len(use.call.args) >= 2 and shape is not None and math.prod(shape) == use.output_width:
+            return
+        self.report(
+            error(
+                "E0410",
+                f"`{name}` is a recurrent cell: its last input is the state it updates, as wide as its "
+                f"output ({use.output_width})",
+                state.span,
+                help=f"pass the state last, after the other inputs: `let h : real[{use.output_width}] = "
+                f"{name}(x, h[k - 1])` inside `repeat k`",
+            )
+        )
 
 
 def _calls(scope: Scope) -> list[ast.NetCall]:

@@ -110,7 +110,17 @@ class _ToAst(Transformer):
         return ast.Factor(str(model), _ident(variable), parents or (), distribution, estimator, _span_of(meta))
 
     def parents(self, meta, *names):
-        return tuple(_ident(n) for n in names)
+        return names
+
+    def ref(self, meta, name, step):
+        return ast.Ident(str(name), _span_of(meta), step)
+
+    def step(self, meta, index, sign, size):
+        offset = 0 if size is None else (int(size) if str(sign) == "+" else -int(size))
+        return ast.Step(_ident(index), offset, _span_of(meta))
+
+    def repeat_block(self, meta, index, bound, *body):
+        return ast.Repeat(_ident(index), _ident(bound) if bound is not None else None, body, _span_of(meta))
 
     def distribution(self, meta, name, *args):
         return ast.Distribution(_ident(name), _present(args), _span_of(meta))
@@ -122,10 +132,10 @@ class _ToAst(Transformer):
         return ast.DistArg(None, value, _span_of(meta))
 
     def reference(self, meta, name):
-        return ast.Reference(_ident(name), _span_of(meta))
+        return ast.Reference(name, _span_of(meta))
 
     def net_call(self, meta, net, *args):
-        return ast.NetCall(_ident(net), tuple(_ident(a) for a in _present(args)), _span_of(meta))
+        return ast.NetCall(_ident(net), _present(args), _span_of(meta))
 
     def estimator(self, meta, name, *options):
         return ast.Estimator(_ident(name), _present(options), _span_of(meta))
@@ -190,6 +200,15 @@ def _parse_tracking_previous_token(parser: Lark, source: str) -> lark.Tree:
         raise _SyntaxFailure(exc, before, interactive.accepts() if unexpected_token else None) from None
 
 
+def _inside_block(exc: UnexpectedInput, source: str) -> bool:
+    """Whether the error lies inside an unclosed `repeat { ... }` (comments aside)."""
+    token: Any = getattr(exc, "token", None)
+    position = getattr(token, "start_pos", None) if token is not None else getattr(exc, "pos_in_stream", None)
+    before = source if not isinstance(position, int) else source[:position]
+    code = "\n".join(line.split("#", 1)[0] for line in before.splitlines())
+    return code.count("{") > code.count("}")
+
+
 def _describe_terminal(name: str) -> str:
     readable = {
         "NAME": "a name",
@@ -209,7 +228,7 @@ def _describe_terminal(name: str) -> str:
 
 
 def _describe_expected(expected: set[str]) -> str:
-    statement_starts = {"MODEL", "ROLE", "LET", "FACTOR", "NET", "OBJECTIVE"}
+    statement_starts = {"MODEL", "ROLE", "LET", "FACTOR", "NET", "OBJECTIVE", "REPEAT"}
     names = set(expected)
     parts = []
     if statement_starts <= names:
@@ -230,7 +249,9 @@ def _found(exc: UnexpectedInput, source: str) -> str:
 
 def _syntax_diagnostic(failure: _SyntaxFailure, source: str) -> Diagnostic:
     exc, previous = failure.error, failure.previous
-    expected = failure.accepts or getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
+    expected = set(failure.accepts or getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set())
+    if not _inside_block(exc, source):  # LALR's merged states offer `}` at the top level too
+        expected.discard("RBRACE")
     found = _found(exc, source)
     message = f"expected {_describe_expected(set(expected))}, found {found}" if expected else f"unexpected {found}"
     # A token on a later line that could not start a statement means the previous
@@ -238,6 +259,8 @@ def _syntax_diagnostic(failure: _SyntaxFailure, source: str) -> Diagnostic:
     unfinished = not {"ROLE", "FACTOR"} <= set(expected)
     span = _error_span(exc, source, previous if unfinished else None)
     help_text = _friendly_help(exc)
+    if "RBRACE" in expected and found == "end of file":
+        help_text = "a `repeat` block ends with `}`: close it after its last statement"
     if help_text is None and isinstance(exc, UnexpectedCharacters):
         quoted = source[cast(int, exc.pos_in_stream)] in "\"'"
         help_text = (
@@ -247,7 +270,8 @@ def _syntax_diagnostic(failure: _SyntaxFailure, source: str) -> Diagnostic:
         )
     elif help_text is None and {"ROLE", "FACTOR"} <= set(expected):
         help_text = (
-            "a statement starts with `model`, `observed`, `supervised`, `latent`, `let`, `p`, `q`, `net` or `objective`"
+            "a statement starts with `model`, `observed`, `supervised`, `latent`, `let`, `p`, `q`, `net`, `objective` "
+            "or `repeat`"
         )
     return error(
         "E0001",

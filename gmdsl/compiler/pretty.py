@@ -10,7 +10,15 @@ def pretty(spec: ast.Spec) -> str:
     return "".join(statement_text(s) + "\n" for s in spec.statements)
 
 
-def statement_text(statement: ast.Statement) -> str:
+def statement_text(statement: ast.Statement, indent: str = "") -> str:
+    if isinstance(statement, ast.Repeat):
+        bound = f" < {statement.bound.name}" if statement.bound is not None else ""
+        body = "".join(statement_text(s, indent + "    ") + "\n" for s in statement.body)
+        return f"{indent}repeat {statement.index.name}{bound} {{\n{body}{indent}}}"
+    return indent + _line_text(statement)
+
+
+def _line_text(statement: ast.Statement) -> str:
     if isinstance(statement, ast.ModelDecl):
         return f"model {statement.name.name}"
     if isinstance(statement, ast.VarDecl):
@@ -31,7 +39,7 @@ def factor_text(factor: ast.Factor) -> str:
     return factor_line(
         factor.model,
         factor.variable.name,
-        [p.name for p in factor.parents],
+        [ref_text(p) for p in factor.parents],
         factor.distribution.name.name,
         [_dist_arg_text(a) for a in factor.distribution.args],
         factor.estimator.name.name if factor.estimator else None,
@@ -65,8 +73,17 @@ def type_text(type_expr: ast.TypeExpr) -> str:
     return f"{type_expr.base.name}[{', '.join(str(n) for n in type_expr.shape)}]"
 
 
+def ref_text(ident: ast.Ident) -> str:
+    """A name as a reference writes it: `canvas`, `digit[k]`, `canvas[k - 1]`."""
+    step = ident.step
+    if step is None:
+        return ident.name
+    offset = f" {'+' if step.offset > 0 else '-'} {abs(step.offset)}" if step.offset else ""
+    return f"{ident.name}[{step.index.name}{offset}]"
+
+
 def call_text(call: ast.NetCall) -> str:
-    return network_call_text(call.net.name, [a.name for a in call.args])
+    return network_call_text(call.net.name, [ref_text(a) for a in call.args])
 
 
 def network_call_text(network: str, inputs: list[str]) -> str:
@@ -95,7 +112,7 @@ def _dist_arg_text(arg: ast.DistArg) -> str:
     if isinstance(value, ast.Number):
         text = number_text(value.value)
     elif isinstance(value, ast.Reference):
-        text = value.name.name
+        text = ref_text(value.name)
     else:
         text = call_text(value)
     return f"{arg.keyword.name} = {text}" if arg.keyword is not None else text

@@ -27,6 +27,39 @@ def _literal(value) -> str:
     return str(value)
 
 
+_REPEATS = [
+    "## Repeats: a random number of variables",
+    "",
+    "```",
+    "supervised count : onehot[4]                  # 0 to K_max = 3 steps hold",
+    "repeat k < count {",
+    "    latent digit : onehot[10]                 # one value per step",
+    "    p(digit) = Categorical(probs = uniform)",
+    "    let canvas : real[1, 64, 64] = place(patch, where, canvas[k - 1])",
+    "    let state  : real[256] = reader(features, digit[k - 1], state[k - 1])",
+    "    q(digit | x) = Categorical(logits = classifier(state))",
+    "}",
+    "p(x | digit) = Normal(loc = canvas, scale = 0.1)   # canvas at step count",
+    "```",
+    "",
+    "- The bound (`count`) is a variable declared outside every repeat, `onehot[K_max + 1]`, supervised or "
+    "latent (E0801, E0802). The block's variables, `let`s and factors hold once per step k = 1..K_max; the "
+    "steps past the bound's value add nothing to the objective, and a labelled count is scored like any label.",
+    "- Inside the block a bare name (or `name[k]`) is this step's value and `name[k - 1]` the step before's, "
+    "zeros before step 1 (E0804, E0805). A factor does not list the step before among its parents.",
+    "- After the block, a `let` of the block reads as its value at the last step that holds (a canvas, a "
+    "running sum); a repeated variable cannot be read there, but a factor may list it as a parent, meaning "
+    "all its steps (E0806). Factors are written on the side of the block where their variable is declared.",
+    "- A repeated variable is latent, and a discrete one is relaxed, not enumerated (E0807). `net`, "
+    "`objective`, `model` and nested repeats stay outside (E0803).",
+    "- `gru` is the recurrent cell for a state carried from step to step: its last input is the state (E0410).",
+    "- Compiled, a repeat is one loop over all K_max steps (`for _ in q.repeat(...)`), every row at once; "
+    "the count then weights each step's log-densities, and `model.infer` / `model.sample` give a repeated "
+    "variable's steps side by side, `[rows, K_max, *shape]`.",
+    "",
+]
+
+
 def reference() -> str:
     lines = [
         "# gmdsl language reference",
@@ -82,6 +115,7 @@ def reference() -> str:
     for o in OBJECTIVES.values():
         lines += [f"### `{o.name}`", "", o.doc + ".", "", "| option | value | default | meaning |", "|---|---|---|---|"]
         lines += _option_rows(o.options) + [""]
+    lines += _REPEATS
     lines += ["## Diagnostic codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| {code} | {meaning} |" for code, meaning in CODES.items()]
     return "\n".join(lines) + "\n"

@@ -29,6 +29,10 @@ class Scope:
     objective: ast.ObjectiveDecl | None = None
     order: dict[str, int] = field(default_factory=dict)  # statement index of variables and lets
     written: dict[tuple[str, str], int] = field(default_factory=dict)  # statement index of each factor
+    repeats: dict[str, ast.Repeat] = field(default_factory=dict)  # by index name
+    repeat_order: dict[str, int] = field(default_factory=dict)  # statement index of each repeat
+    repeat_of: dict[str, str] = field(default_factory=dict)  # a variable or let declared in a repeat -> its index
+    written_in: dict[tuple[str, str], str | None] = field(default_factory=dict)  # the repeat a factor is written in
 
     def declaration(self, name: str) -> ast.VarDecl | ast.LetDecl | ast.NetDecl | None:
         return self.variables.get(name) or self.lets.get(name) or self.nets.get(name)
@@ -41,8 +45,13 @@ class Scope:
     def factor(self, model: str, variable: str) -> ast.Factor | None:
         return self.factors.get((model, variable))
 
+    def members(self, index: str) -> list[str]:
+        """The variables and lets of `repeat index`, in declaration order."""
+        return [name for name, within in self.repeat_of.items() if within == index]
+
     def let_variable_inputs(self, name: str) -> set[str]:
-        """The variables a `let` node is computed from, through other `let`s (cycle-safe)."""
+        """The variables a `let` node is computed from at its own step, through other `let`s
+        (cycle-safe); what it reads from the step before (`h[k - 1]`) is history, not input."""
         found: set[str] = set()
         pending, visited = [name], set()
         while pending:
@@ -51,6 +60,8 @@ class Scope:
                 continue
             visited.add(current)
             for arg in self.lets[current].call.args:
+                if arg.other_step:
+                    continue
                 if arg.name in self.lets:
                     pending.append(arg.name)
                 else:
@@ -65,11 +76,16 @@ def _default_model_name(path: str) -> str:
 
 def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
     scope = Scope(model_name=_default_model_name(spec.path))
-    for index, statement in enumerate(spec.statements):
+    for index, (statement, within) in enumerate(ast.flat_statements(spec.statements)):
         if isinstance(statement, ast.ModelDecl):
             _declare_model(scope, statement, index, report)
         elif isinstance(statement, (ast.VarDecl, ast.LetDecl, ast.NetDecl)):
             _declare_name(scope, statement, index, report)
+            if within is not None and not isinstance(statement, ast.NetDecl) and statement.name.name in scope.order:
+                if scope.order[statement.name.name] == index:  # this declaration, not a duplicate's first
+                    scope.repeat_of[statement.name.name] = within.index.name
+        elif isinstance(statement, ast.Repeat):
+            _declare_repeat(scope, statement, index, report)
         elif isinstance(statement, ast.Factor):
             key = (statement.model, statement.variable.name)
             first = scope.factors.get(key)
@@ -86,6 +102,7 @@ def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
             else:
                 scope.factors[key] = statement
                 scope.written[key] = index
+                scope.written_in[key] = within.index.name if within is not None else None
         elif isinstance(statement, ast.ObjectiveDecl):
             if scope.objective is not None:
                 first_span = scope.objective.span
@@ -101,6 +118,24 @@ def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
             else:
                 scope.objective = statement
     return scope
+
+
+def _declare_repeat(scope: Scope, statement: ast.Repeat, index: int, report) -> None:
+    name = statement.index.name
+    first = scope.repeats.get(name)
+    if first is not None:
+        report(
+            error(
+                "E0804",
+                f"two repeats use the index `{name}`",
+                statement.index.span,
+                help="give each `repeat` its own index, so a step reference names one of them",
+                note=f"the first is at {first.span.line}:{first.span.column}",
+            )
+        )
+        return
+    scope.repeats[name] = statement
+    scope.repeat_order[name] = index
 
 
 def _declare_model(scope: Scope, statement: ast.ModelDecl, index: int, report) -> None:
@@ -154,7 +189,7 @@ def _declare_name(scope: Scope, statement: ast.VarDecl | ast.LetDecl | ast.NetDe
 
 def argument_names(distribution: ast.Distribution) -> list[ast.Ident]:
     """Every name a distribution's arguments read: network inputs and bare references."""
-    names: list[ast.Ident] = []
+    names: list[ast.Ident] = []  # `h[k - 1]` included: callers that want one step skip `.other_step`
     for arg in distribution.args:
         if isinstance(arg.value, ast.NetCall):
             names.extend(arg.value.args)
@@ -167,7 +202,7 @@ def networks_reading(distribution: ast.Distribution, name: str) -> tuple[str, ..
     """The networks through which a distribution reads `name` (none for a bare reference)."""
     found: list[str] = []
     for arg in distribution.args:
-        if isinstance(arg.value, ast.NetCall) and any(a.name == name for a in arg.value.args):
+        if isinstance(arg.value, ast.NetCall) and any(a.name == name and not a.other_step for a in arg.value.args):
             if arg.value.net.name not in found:
                 found.append(arg.value.net.name)
     return tuple(found)
@@ -187,7 +222,7 @@ def dependency_edges(scope: Scope, model: str) -> list[Edge]:
             continue
         if model == "q" and scope.variables[variable].role == "observed":
             continue  # an error of its own (E0201); observed variables are roots of q
-        direct = {ident.name for ident in argument_names(factor.distribution)}
+        direct = {ident.name for ident in argument_names(factor.distribution) if not ident.other_step}
         through_lets = set().union(*(scope.let_variable_inputs(n) for n in direct if n in scope.lets))
         for name in sorted(direct, key=lambda n: scope.order.get(n, -1)):
             if name in scope.order and name != variable:
@@ -206,7 +241,7 @@ def dependency_edges(scope: Scope, model: str) -> list[Edge]:
         seen.add(let)
         call = scope.lets[let].call
         for arg in call.args:
-            if arg.name in scope.order and arg.name != let:
+            if arg.name in scope.order and arg.name != let and not arg.other_step:
                 edges.append((arg.name, let, (call.net.name,)))
                 if arg.name in scope.lets:
                     used_lets.append(arg.name)

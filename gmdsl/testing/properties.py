@@ -104,6 +104,8 @@ def non_finite_factor(model: CompiledModel, batch: dict, draws: int) -> str | No
     for which, trace in (("q", q), ("p", p)):
         for name, distribution in trace.distributions.items():
             value = trace.values[name]
+            if model.by_name[name].repeat is not None:  # the trace keeps the last step's distribution
+                value = value[..., -model.by_name[name].step_size :]
             log_prob = distribution.log_prob(value)
             bad = ~torch.isfinite(log_prob)
             if bad.any():

@@ -4,7 +4,7 @@ shows a user's test file).
 - `models()` draws random valid specs as text; `spec_trees()` draws the `ast.Spec` itself.
   Every drawn spec checks clean (no errors, no warnings), and covers variables of every role
   and type, random p and q DAGs, `let` nodes of networks and of built-in functions, networks of
-  every builder that fits, estimators and objectives.
+  every builder that fits, estimators and objectives, and now and then a `repeat` block.
 - `batches(model)` draws valid batches for a compiled model, with random label masks.
 - `random_batch(model, rows, seed)` is one such batch, without hypothesis.
 """
@@ -119,6 +119,7 @@ class _Builder:
         self.lets: list[ast.LetDecl] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.types: dict[str, str] = {}
+        self.direct = False  # inputs go straight to networks, no `let`s (inside a repeat: lets are top-level)
 
     def network(self, inputs: list[str], output_shape: tuple[int, ...]) -> ast.NetCall:
         draw = self.draw
@@ -147,7 +148,7 @@ class _Builder:
     def inputs_via_lets(self, parents: list[str]) -> list[str]:
         """The network inputs for these parents: now and then some go through a `let` of a
         network, or two continuous ones through a built-in function."""
-        if len(parents) < 1 or not self.draw(st.booleans()):
+        if len(parents) < 1 or self.direct or not self.draw(st.booleans()):
             return parents
         through_function = self.function_let(parents)
         if through_function is not None:
@@ -300,6 +301,8 @@ def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
     ]
     statements += [builder.factor("p", by_name[n], p_parents[n]) for n in p_order]
     statements += [builder.factor("q", by_name[n], q_parents[n]) for n in inferred]
+    if draw(st.integers(0, 2)) == 0:
+        statements += _repeat(draw, builder, observed[0])
     statements += [*builder.lets, *builder.nets]
     if draw(st.booleans()):
         statements.append(_objective(draw))
@@ -307,6 +310,101 @@ def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
     if draw(st.booleans()):
         statements.insert(0, ast.ModelDecl(_ident(draw(st.sampled_from(("m", "model", "net", "ssvae"))))))
     return ast.Spec(tuple(statements))
+
+
+def _repeat(draw, builder: _Builder, observed: str) -> list[ast.Statement]:
+    """A `repeat k < count { ... }` block (names outside NAME_POOL): a count of K_max + 1
+    values, one or two latent variables per step, q's recurrent state read by each step's q
+    factors, p's running sum of the steps, and an observed variable read from that sum after
+    the block."""
+    steps = draw(st.integers(2, 3))  # with one step, a recurrent state would only ever read zeros
+    count_role = draw(st.sampled_from(("supervised", "latent")))
+    count = _Variable("count", count_role, "onehot", (steps + 1,), "Categorical")
+    parts = [
+        _Variable(name, "latent", type_name, (draw(st.integers(1, 4)),), distribution)
+        for name, (type_name, distribution) in zip(
+            ("part", "part2"),
+            draw(st.lists(st.sampled_from((("real", "Normal"), ("onehot", "Categorical"))), min_size=1, max_size=2)),
+            strict=False,
+        )
+    ]
+    for part in parts:
+        if part.type == "onehot":
+            part.shape = (part.shape[0] + 1,)
+    builder.shapes.update({v.name: v.shape for v in (count, *parts)})
+    builder.types.update({v.name: v.type for v in (count, *parts)})
+    state_width, sum_width = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    builder.shapes.update({"state": (state_width,), "canvas": (sum_width,), "scene": (sum_width,)})
+    builder.types.update({"state": "real", "canvas": "real", "scene": "real"})
+
+    def earlier(name: str) -> ast.Ident:
+        return ast.Ident(name, step=ast.Step(_ident("k"), -1))
+
+    cell = f"f{len(builder.nets)}"
+    builder.nets.append(ast.NetDecl(_ident(cell), _ident("gru"), ()))
+    state = ast.LetDecl(
+        _ident("state"),
+        ast.TypeExpr(_ident("real"), (state_width,)),
+        ast.NetCall(_ident(cell), (_ident(observed), *(earlier(v.name) for v in parts), earlier("state"))),
+    )
+    builder.shapes["state"] = (state_width,)
+    canvas = ast.LetDecl(
+        _ident("canvas"),
+        ast.TypeExpr(_ident("real"), (sum_width,)),
+        builder.network([*(v.name for v in parts), "canvas"], (sum_width,)),
+    )
+    canvas = ast.LetDecl(
+        canvas.name,
+        canvas.type,
+        ast.NetCall(canvas.call.net, (*canvas.call.args[:-1], earlier("canvas"))),
+    )
+    body: list[ast.Statement] = [
+        ast.VarDecl("latent", _ident(v.name), ast.TypeExpr(_ident(v.type), v.shape)) for v in parts
+    ]
+    body += [builder.factor("p", v, []) for v in parts]
+    builder.direct = True
+    for index, part in enumerate(parts):
+        factor = builder.factor("q", part, [observed, *(v.name for v in parts[:index])])
+        if factor.estimator is not None and factor.estimator.name.name == "enumeration":  # a repeat relaxes
+            factor = ast.Factor("q", factor.variable, factor.parents, factor.distribution, None)
+        # a network of the factor reads the state too, after its other inputs
+        args = list(factor.distribution.args)
+        position = next(i for i, a in enumerate(args) if isinstance(a.value, ast.NetCall))
+        call = args[position].value
+        assert isinstance(call, ast.NetCall)
+        args[position] = ast.DistArg(args[position].keyword, ast.NetCall(call.net, (*call.args, _ident("state"))))
+        body.append(
+            ast.Factor(
+                "q",
+                factor.variable,
+                factor.parents,
+                ast.Distribution(factor.distribution.name, tuple(args)),
+                factor.estimator,
+            )
+        )
+    builder.direct = False
+    body += [state, canvas]
+    scene = _Variable("scene", "observed", "real", (sum_width,), "Normal")
+    return [
+        ast.VarDecl(count.role, _ident("count"), ast.TypeExpr(_ident("onehot"), count.shape)),
+        builder.factor("p", count, []),
+        builder.factor("q", count, [observed]),
+        ast.Repeat(_ident("k"), _ident("count"), tuple(draw(st.permutations(body)))),
+        ast.VarDecl("observed", _ident("scene"), ast.TypeExpr(_ident("real"), scene.shape)),
+        ast.Factor(
+            "p",
+            _ident("scene"),
+            tuple(_ident(v.name) for v in parts),
+            ast.Distribution(
+                _ident("Normal"),
+                (
+                    ast.DistArg(_ident("loc"), ast.Reference(_ident("canvas"))),
+                    ast.DistArg(_ident("scale"), ast.Number(1)),
+                ),
+            ),
+            None,
+        ),
+    ]
 
 
 def models(max_variables: int = 5) -> st.SearchStrategy[str]:
