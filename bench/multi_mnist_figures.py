@@ -48,6 +48,8 @@ def reconstructions(run: runs.Run, path: Path, rows: int = 8) -> None:
     count = torch.nn.functional.one_hot(predicted, 4).float()
     torch.manual_seed(0)
     latents = run.model.infer({"x": x, "count": count})  # one draw of q's steps
+    # p takes a digit's class as one-hot: the relaxed draw's most likely class
+    latents["digit"] = torch.nn.functional.one_hot(latents["digit"].argmax(-1), 10).float()
     drawn = run.model.sample(rows, given={**latents, "count": count}, observed_means=True)
     reconstructed, where = drawn["x"], latents["where"].numpy()
     figure = Figure(figsize=(2 * 1.2 + 0.3, rows * 1.25 + 0.4))
