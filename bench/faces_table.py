@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -56,15 +55,13 @@ def run_name(dataset: str, setting: str, epochs: int, labels: int, seed: int) ->
 def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, threads: int) -> dict:
     name = run_name(args.dataset, setting, args.epochs, labels, seed)
     run_dir = ROOT / args.runs / name
-    evaluation_file = logs / f"{name}.eval.json"
     if not mnist_runs.finished(logs, name, args.dataset, args.epochs):
         spec, flags, _ = SETTINGS[setting]
         options = ["--dataset", args.dataset, "--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed)]
         options += ["--device", args.device, *flags]
         evaluation = ["--samples", "10", "--rows", "500", "--device", args.device]
         mnist_runs.train_and_keep(spec, run_dir, args.epochs, options, logs, threads, evaluation)
-    evaluation = json.loads(evaluation_file.read_text())
-    metrics = [json.loads(line) for line in (logs / f"{name}.metrics.jsonl").read_text().splitlines()]
+    evaluation, metrics = mnist_runs.logged(logs, name)
     identity, light = evaluation["test_error_identity"], evaluation["test_angle_light"]
     print(f"{name}: identity error {identity:.2f}%, light {light:.1f} degrees", flush=True)
     return {
@@ -80,12 +77,6 @@ def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, t
         "chosen_epoch": evaluation.get("epoch"),
         "train_seconds": sum(m["seconds"] for m in metrics),
     }
-
-
-def _mean_sd(values: list[float], digits: int) -> str:
-    mean = statistics.mean(values)
-    spread = f" ±{statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
-    return f"{mean:.{digits}f}{spread}"
 
 
 def _labels_header(count: int) -> str:
@@ -112,8 +103,8 @@ def markdown(results: dict) -> str:
         cells = []
         for n in labels:
             chosen = [r for r in runs if r["setting"] == setting and r["labels"] == n]
-            identity = _mean_sd([r["identity_error"] for r in chosen], 1) if chosen else ""
-            light = _mean_sd([r["light_angle"] for r in chosen], 1) if chosen else ""
+            identity = mnist_runs.mean_sd([r["identity_error"] for r in chosen], 1) if chosen else ""
+            light = mnist_runs.mean_sd([r["light_angle"] for r in chosen], 1) if chosen else ""
             seeds = f"{len(chosen)} seed" + ("s" if len(chosen) > 1 else "")
             cells.append(f"{identity} / {light} ({seeds})" if chosen else "not run")
         lines.append(f"| `{setting}` ({spec}; {what}) | " + " | ".join(cells) + " |")

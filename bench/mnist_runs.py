@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -81,8 +82,23 @@ def train_and_keep(
         shutil.copy(run_dir / file, logs / f"{name}.{file}")
 
 
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return _jsonl(run_dir / "metrics.jsonl")
+
+
+def logged(logs: Path, name: str) -> tuple[dict, list[dict]]:
+    """A kept run's evaluation and per-epoch metrics, read back from logs/."""
+    return json.loads((logs / f"{name}.eval.json").read_text()), _jsonl(logs / f"{name}.metrics.jsonl")
+
+
+def mean_sd(values: list[float], digits: int) -> str:
+    """`mean ±sd` (the sd only for more than one value)."""
+    spread = f" ±{statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.{digits}f}{spread}"
 
 
 def commit() -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,8 +50,7 @@ def train_and_evaluate(args, labels: int, rate: float, seed: int, logs: Path, th
             options += ["--validation", "0"]
         evaluation = ["--samples", "10", "--rows", "500", "--device", args.device]
         mnist_runs.train_and_keep(SPEC, ROOT / args.runs / name, args.epochs, options, logs, threads, evaluation)
-    evaluation = json.loads((logs / f"{name}.eval.json").read_text())
-    metrics = [json.loads(line) for line in (logs / f"{name}.metrics.jsonl").read_text().splitlines()]
+    evaluation, metrics = mnist_runs.logged(logs, name)
     error = evaluation["test_error_count"]
     print(f"{name}: count error {error:.2f}%", flush=True)
     return {
@@ -66,11 +64,6 @@ def train_and_evaluate(args, labels: int, rate: float, seed: int, logs: Path, th
         "chosen_epoch": evaluation.get("epoch"),
         "train_seconds": sum(m["seconds"] for m in metrics),
     }
-
-
-def _mean_sd(values: list[float]) -> str:
-    spread = f" ±{statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.2f}{spread}"
 
 
 def markdown(results: dict) -> str:
@@ -91,7 +84,7 @@ def markdown(results: dict) -> str:
     for (labels, rate), paper in PAPER.items():
         chosen = [r for r in runs if r["labels"] == labels and r["rate"] == rate]
         seeds = f" ({len(chosen)} seed{'s' if len(chosen) > 1 else ''})" if chosen else ""
-        ours = _mean_sd([r["count_error"] for r in chosen]) + seeds if chosen else "not run"
+        ours = mnist_runs.mean_sd([r["count_error"] for r in chosen], 2) + seeds if chosen else "not run"
         lines.append(f"| {labels} | {rate:g} | {paper} | {ours} |")
     if not runs:
         return "\n".join([*lines, "", "No runs yet: `.venv/bin/python bench/multi_mnist_table.py --epochs 20`.", ""])

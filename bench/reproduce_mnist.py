@@ -87,8 +87,7 @@ def train_and_evaluate(args, labels: int, seed: int, logs: Path, threads: int) -
         options += ["--lr-schedule", args.lr_schedule] + (["--config", args.config] if args.config else [])
         evaluation = ["--samples", "20", "--rows", "500", "--device", args.device]
         mnist_runs.train_and_keep(args.spec, ROOT / args.runs / name, args.epochs, options, logs, threads, evaluation)
-    metrics = [json.loads(line) for line in (logs / f"{name}.metrics.jsonl").read_text().splitlines()]
-    evaluation = json.loads((logs / f"{name}.eval.json").read_text())
+    evaluation, metrics = mnist_runs.logged(logs, name)
     print(f"{name}: test error {evaluation['test_error_y']:.2f}% at epoch {evaluation.get('epoch')}", flush=True)
     return {
         "name": name,

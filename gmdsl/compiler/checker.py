@@ -27,7 +27,7 @@ from .network_rules import NetworkRules
 from .options import resolve_options
 from .repeat_rules import RepeatRules
 from .rules import Rules
-from .scope import Edge, argument_names, build_scope, dependency_edges
+from .scope import Edge, argument_names, block_of, blocks, build_scope, dependency_edges
 
 
 def check(spec: ast.Spec) -> CheckedSpec:
@@ -245,16 +245,13 @@ class _Checker(Rules):
         """A repeat runs as one block, after its bound and whatever its steps read, and before
         whatever reads its `let`s: with each repeat drawn as one node, the graph is a DAG."""
         scope = self.scope
-        blocks = nx.relabel_nodes(graph, {n: f"repeat {i}" for n, i in scope.repeat_of.items()}, copy=True)
-        blocks.remove_edges_from(list(nx.selfloop_edges(blocks)))
-        for index, repeat in scope.repeats.items():
-            if repeat.bound is not None and repeat.bound.name in graph and f"repeat {index}" in blocks:
-                blocks.add_edge(repeat.bound.name, f"repeat {index}")
+        contracted = blocks(scope, graph)
         try:
-            cycle = [source for source, _ in nx.find_cycle(blocks)]
+            cycle = [source for source, _ in nx.find_cycle(contracted)]
         except nx.NetworkXNoCycle:
             return
-        block = next(n for n in cycle if n.startswith("repeat "))
+        index = next(i for i in scope.repeats if block_of(i) in cycle)
+        block = block_of(index)
         start = cycle.index(block)
         cycle = cycle[start:] + cycle[:start] + [block]
         what = "generative model p" if model == "p" else "recognition model q"
@@ -262,7 +259,7 @@ class _Checker(Rules):
             error(
                 "E0205",
                 f"the {what} has a cycle through a repeat: {' -> '.join(cycle)}",
-                scope.repeats[block.removeprefix("repeat ")].span,
+                scope.repeats[index].span,
                 help="a repeat runs after its bound and what its steps read, and before what reads its `let`s; "
                 "remove one of these dependencies",
             )

@@ -59,6 +59,8 @@ class _Emitter:
         self.hoisted_lines: list[str] = []  # lines the current statement needs first
         self.shared: set[str] = set()  # the Share locals the current forward has named
         self.which = "q"  # the trace of the forward being written: q or p
+        # the repeat each node is declared in (None outside every repeat)
+        self.repeat_of = {n.name: n.repeat for graph in (model.p, model.q) for n in graph.nodes}
 
     # --- the module ---------------------------------------------------------------------
 
@@ -112,13 +114,13 @@ class _Emitter:
     def loop(self, index: str, kept: dict[str, int]) -> list[str]:
         """The head of a repeat's loop: every step 1..K_max runs; the bound weighs them after."""
         repeat = self.model.repeat(index)
-        lets = {name: size for name, size in kept.items() if self.repeat_of(name) == index}
+        lets = {name: size for name, size in kept.items() if self.repeat_of.get(name) == index}
         keyword = f", lets={{{', '.join(f'{_str(n)}: {size}' for n, size in lets.items())}}}" if lets else ""
         bound = repeat.bound
         return [
             f"        # repeat {index} < {bound}: steps 1..{repeat.steps}; those past the value of {bound} add nothing",
             f"        for _ in {self.which}.repeat({_str(index)}, "
-            f"{_str(repeat.bound)}, steps={repeat.steps}{keyword}):  # {self.spec_file}:{repeat.line}",
+            f"{_str(bound)}, steps={repeat.steps}{keyword}):  # {self.spec_file}:{repeat.line}",
         ]
 
     def finals(self, graph: Graph, index: str, kept: dict[str, int]) -> list[str]:
@@ -128,7 +130,7 @@ class _Emitter:
             for node in graph.nodes
             if node.repeat != index
             for name in _inputs_of(node)
-            if self.repeat_of(name) == index
+            if self.repeat_of.get(name) == index
         }
         bound = self.model.repeat(index).bound
         return [
@@ -136,9 +138,6 @@ class _Emitter:
             for name in kept
             if name in after
         ]
-
-    def repeat_of(self, name: str) -> str | None:
-        return next((n.repeat for graph in (self.model.p, self.model.q) for n in graph.nodes if n.name == name), None)
 
     def value(self, text: str) -> str:
         """The expression for an input: its local, or the trace's value of the step before."""

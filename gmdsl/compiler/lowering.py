@@ -16,6 +16,7 @@ from . import ast, ir
 from .checked import CheckedFactor, CheckedSpec
 from .diagnostics import InternalCompilerError
 from .distargs import Bound
+from .scope import block_of, blocks
 
 
 def lower(checked: CheckedSpec) -> ir.ModelIR:
@@ -98,24 +99,17 @@ def _order(checked: CheckedSpec, graph: nx.DiGraph, written: dict[str, int]) -> 
     together (they run in one loop), so each repeat is ordered as one block, after its bound,
     and its nodes are then ordered within it."""
     scope = checked.scope
-    block_of = {name: f"repeat {scope.repeat_of[name]}" for name in graph if name in scope.repeat_of}
-    blocks = nx.relabel_nodes(graph, block_of, copy=True)
-    blocks.remove_edges_from(list(nx.selfloop_edges(blocks)))
+    contracted = blocks(scope, graph)
     block_written = dict(written)
-    for index, repeat in scope.repeats.items():
-        block = f"repeat {index}"
-        if block in blocks:
-            block_written[block] = scope.repeat_order[index]
-            if repeat.bound is not None and repeat.bound.name in blocks:
-                blocks.add_edge(repeat.bound.name, block)
-    if not nx.is_directed_acyclic_graph(blocks):
+    block_written.update({block_of(index): scope.repeat_order[index] for index in scope.repeats})
+    if not nx.is_directed_acyclic_graph(contracted):
         raise InternalCompilerError("a checked spec's repeat depends on what depends on it")
     order: list[str] = []
-    for item in nx.lexicographical_topological_sort(blocks, key=block_written.__getitem__):
+    for item in nx.lexicographical_topological_sort(contracted, key=block_written.__getitem__):
         if item in graph:
             order.append(item)
         else:
-            members = graph.subgraph([name for name, block in block_of.items() if block == item])
+            members = graph.subgraph([name for name, index in scope.repeat_of.items() if block_of(index) == item])
             order += nx.lexicographical_topological_sort(members, key=written.__getitem__)
     return order
 

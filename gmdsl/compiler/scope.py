@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import networkx as nx
+
 from gmdsl.runtime.registry import FUNCTIONS
 
 from . import ast
@@ -246,3 +248,20 @@ def dependency_edges(scope: Scope, model: str) -> list[Edge]:
                 if arg.name in scope.lets:
                     used_lets.append(arg.name)
     return edges
+
+
+def block_of(index: str) -> str:
+    """The node that stands for `repeat index` in `blocks`."""
+    return f"repeat {index}"
+
+
+def blocks(scope: Scope, graph: nx.DiGraph) -> nx.DiGraph:
+    """The graph with each repeat's nodes as one node, `block_of(index)`, after its bound: a
+    repeat runs as one loop, after its bound and what its steps read, and before what reads
+    its `let`s (the checker's cycle rule and the lowering's order both use it)."""
+    contracted = nx.relabel_nodes(graph, {name: block_of(index) for name, index in scope.repeat_of.items()}, copy=True)
+    contracted.remove_edges_from(list(nx.selfloop_edges(contracted)))
+    for index, repeat in scope.repeats.items():
+        if repeat.bound is not None and repeat.bound.name in contracted and block_of(index) in contracted:
+            contracted.add_edge(repeat.bound.name, block_of(index))
+    return contracted
