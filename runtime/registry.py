@@ -54,7 +54,7 @@ class Constraint:
             return 0 < value < 1
         if self.name == "probability":
             return 0 <= value <= 1
-        return False  # a simplex takes `uniform` or a network, never a number
+        return False  # a simplex takes `uniform`, a list or a network, never one number
 
 
 CONSTRAINTS: dict[str, Constraint] = {
@@ -64,7 +64,12 @@ CONSTRAINTS: dict[str, Constraint] = {
         Constraint("positive", "a number > 0", "softplus", frozenset({"positive"})),
         Constraint("unit", "a number strictly between 0 and 1", "sigmoid", frozenset({"unit"})),
         Constraint("probability", "a number between 0 and 1", "sigmoid", frozenset({"unit", "binary"})),
-        Constraint("simplex", "`uniform` or a network's output (probabilities summing to 1)", "softmax", frozenset()),
+        Constraint(
+            "simplex",
+            "`uniform`, a list of probabilities summing to 1, or a network's output",
+            "softmax",
+            frozenset(),
+        ),
     ]
 }
 

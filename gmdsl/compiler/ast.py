@@ -68,6 +68,14 @@ class Number:
 
 
 @dataclass(frozen=True)
+class Vector:
+    """A list of numbers as a distribution argument: one constant per element of the variable."""
+
+    items: tuple[Number, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Word:
     """A bare word used as a value: `relu`, `snis`, `uniform`."""
 
@@ -119,7 +127,7 @@ class Reference:
     span: Span = _span()
 
 
-ArgValue = Number | Reference | NetCall
+ArgValue = Number | Vector | Reference | NetCall
 
 
 @dataclass(frozen=True)

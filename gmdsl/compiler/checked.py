@@ -117,6 +117,8 @@ class CheckedSpec:
 def _value_text(value: ast.ArgValue) -> str | int | float:
     if isinstance(value, ast.Number):
         return value.value
+    if isinstance(value, ast.Vector):
+        return "[" + ", ".join(str(item.value) for item in value.items) + "]"
     if isinstance(value, ast.Reference):
         return value.name.name
     return f"{value.net.name}({', '.join(a.name for a in value.args)})"

@@ -51,6 +51,7 @@ CODES: dict[str, str] = {
     "E0306": "`uniform` where it means nothing",
     "E0307": "a variable passed as a parameter has the wrong type or shape",
     "E0308": "parameters from two parameterisations (`probs` and `logits`)",
+    "E0309": "a list of constants that does not fit its variable (one per element, or per class)",
     "E0401": "unknown network builder",
     "E0402": "a bad network option",
     "E0403": "one network used with two different widths",

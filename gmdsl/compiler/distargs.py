@@ -154,6 +154,8 @@ def _check_value(info: DistributionInfo, item: Bound, variable: ast.VarDecl, sco
                     value.span,
                 )
             )
+        elif isinstance(value, ast.Vector):
+            _check_vector(info, param, value, variable, report)
         elif isinstance(value, ast.Reference) and value.name.name == "uniform":
             if param.constraint != "simplex":
                 report(
@@ -166,6 +168,58 @@ def _check_value(info: DistributionInfo, item: Bound, variable: ast.VarDecl, sco
                 )
         elif isinstance(value, ast.Reference):
             _check_reference(info, param, value, variable, scope, report)
+
+
+def _check_vector(info: DistributionInfo, param: Param, value: ast.Vector, variable: ast.VarDecl, report) -> None:
+    """A list of numbers: one per element of a one-dimensional variable (per class of a
+    Categorical's groups), each within the parameter's constraint; probabilities sum to 1."""
+    shape = variable.type.shape
+    name = variable.name.name
+    simplex = param.constraint == "simplex"
+    if not simplex and len(shape) != 1:
+        report(
+            error(
+                "E0309",
+                f"a list gives one `{param.name}` per element of a one-dimensional variable, but `{name}` "
+                f"has shape {list(shape)}",
+                value.span,
+                help=f"give one number for all its elements, or let a network give `{param.name}`",
+            )
+        )
+        return
+    if len(value.items) != shape[-1]:
+        report(
+            error(
+                "E0309",
+                f"`{param.name}` lists {len(value.items)} number{'s' * (len(value.items) != 1)}, but `{name}` "
+                f"has {shape[-1]} {'classes' if simplex else 'elements'}",
+                value.span,
+                help=f"give exactly {shape[-1]}, one per {'class' if simplex else 'element'}",
+            )
+        )
+        return
+    constraint = CONSTRAINTS[param.constraint]
+    for item in value.items:
+        if simplex and not item.value > 0:
+            report(error("E0305", f"each of `{param.name}` of {info.name} must be > 0, not {item.value}", item.span))
+        elif not simplex and not constraint.admits(item.value):
+            report(
+                error(
+                    "E0305",
+                    f"each of `{param.name}` of {info.name} must be {constraint.description}, not {item.value}",
+                    item.span,
+                )
+            )
+    total = sum(item.value for item in value.items)
+    if simplex and abs(total - 1) > 1e-6:
+        report(
+            error(
+                "E0305",
+                f"`{param.name}` of {info.name} must sum to 1, but these sum to {total:g}",
+                value.span,
+                help="divide each by their sum",
+            )
+        )
 
 
 def _check_reference(

@@ -92,6 +92,11 @@ class _Emitter:
             f"        self.{self.attribute(n.name)} = {self.network(n)}  # {self.spec_file}:{n.line}"
             for n in self.networks_of(graph)
         ]
+        lines += [
+            f"        self.register_buffer({_str(self.constant(node.name, param))}, torch.tensor({values!r}), "
+            f"persistent=False)  # {self.spec_file}:{node.line}"
+            for node, param, values in _listed_constants(graph)
+        ]
         trace = "rt.Recognition" if which == "q" else "rt.Generation"
         lines += ["", f"    def forward(self, {which}: {trace}) -> None:"]
         read_now, read_before = _read_in(graph)
@@ -138,6 +143,10 @@ class _Emitter:
             for name in kept
             if name in after
         ]
+
+    def constant(self, variable: str, param: str) -> str:
+        """The buffer holding a factor's list of constants: `where_loc` for `p(where) = Normal(loc = [...])`."""
+        return self.attribute(f"{variable}.{param}", preferred=f"{variable}_{param}")
 
     def value(self, text: str) -> str:
         """The expression for an input: its local, or the trace's value of the step before."""
@@ -259,7 +268,12 @@ class _Emitter:
         for binding in bindings:
             (param,) = binding.params
             if binding.kind == "constant":
-                value = repr(float(binding.value))
+                constant = binding.value  # a list is a buffer of the module (see part)
+                value = (
+                    repr(float(constant))
+                    if not isinstance(constant, list)
+                    else f"self.{self.constant(node.name, param)}"
+                )
             elif binding.kind == "uniform":
                 value = "rt.UNIFORM"
             elif binding.kind == "reference":
@@ -363,6 +377,18 @@ def _spec_text(text: str) -> str:
     return text.replace("-1]", " - 1]")
 
 
+def _listed_constants(graph: Graph) -> list[tuple[VariableNode, str, list[float]]]:
+    """The lists of constants a graph's factors give (`loc = [0.35, 0, 0]`): kept as buffers, so
+    they move with the module to its device."""
+    return [
+        (node, binding.params[0], [float(item) for item in binding.value])
+        for node in graph.variables()
+        if node.factor is not None
+        for binding in node.factor.parameters
+        if binding.kind == "constant" and isinstance(binding.value, list)
+    ]
+
+
 def _linked(link: str, code: str) -> str:
     """A network's raw output through its link (runtime/links.py), e.g. `rt.softplus(...)`."""
     return code if link == "identity" else f"rt.{link}({code})"
@@ -374,7 +400,10 @@ def _parameter_text(binding: Parameter) -> str:
         if len(binding.params) > 1:  # one network emits every parameter
             return value
     elif binding.kind == "constant":
-        value = number_text(binding.value)
+        constant = binding.value
+        value = (
+            number_text(constant) if not isinstance(constant, list) else f"[{', '.join(map(number_text, constant))}]"
+        )
     elif binding.kind == "uniform":
         value = "uniform"
     else:

@@ -26,7 +26,7 @@ class _Frozen(BaseModel):
 class ConstantParameter(_Frozen):
     kind: Literal["constant"]
     params: list[str]
-    value: int | float  # as the spec writes it
+    value: int | float | list[int | float]  # as the spec writes it: one number, or one per element
 
 
 class UniformParameter(_Frozen):

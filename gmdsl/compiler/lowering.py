@@ -162,6 +162,8 @@ def _parameter(item: Bound) -> ir.ConstantParameter | ir.UniformParameter | ir.R
     value = item.value
     if isinstance(value, ast.Number):
         return ir.ConstantParameter(kind="constant", params=names, value=value.value)
+    if isinstance(value, ast.Vector):
+        return ir.ConstantParameter(kind="constant", params=names, value=[item.value for item in value.items])
     if isinstance(value, ast.Reference):
         if value.name.name == "uniform":
             return ir.UniformParameter(kind="uniform", params=names)

@@ -131,6 +131,9 @@ class _ToAst(Transformer):
     def positional_arg(self, meta, value):
         return ast.DistArg(None, value, _span_of(meta))
 
+    def vector(self, meta, *items):
+        return ast.Vector(tuple(items), _span_of(meta))
+
     def reference(self, meta, name):
         return ast.Reference(name, _span_of(meta))
 

@@ -111,6 +111,8 @@ def _dist_arg_text(arg: ast.DistArg) -> str:
     value = arg.value
     if isinstance(value, ast.Number):
         text = number_text(value.value)
+    elif isinstance(value, ast.Vector):
+        text = "[" + ", ".join(number_text(item.value) for item in value.items) + "]"
     elif isinstance(value, ast.Reference):
         text = ref_text(value.name)
     else:

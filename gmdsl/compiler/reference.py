@@ -80,6 +80,12 @@ def reference() -> str:
         "Positional arguments follow the first parameterisation. `Dist(net(...))` with one network call "
         "emits the parameterisation marked *emitted*, each parameter through its link.",
         "",
+        "An argument is a number (`scale = 0.1`, the same for every element), a list of numbers, one per "
+        "element of a one-dimensional variable (`loc = [0.35, 0, 0]`) or per class of a Categorical "
+        "(`probs = [0.1, 0.3, 0.3, 0.3]`, each > 0, summing to 1), `uniform` (a Categorical's `probs`), a "
+        "variable or `let` of the variable's shape, or a network call. Each number must meet its "
+        "parameter's constraint (E0305); a list must fit its variable (E0309).",
+        "",
         "| distribution | on types | parameterisations | emitted by one network | notes |",
         "|---|---|---|---|---|",
     ]
