@@ -94,9 +94,24 @@ class Dense(nn.Sequential):
         return hidden
 
 
-def mlp(input_width: int, output_width: int, hidden: Sequence[int] = (), activation: str = "relu") -> Dense:
+def _start_bias(layer: nn.Module, output_bias: float | None) -> None:
+    """Set the output layer's biases to `output_bias` (None: keep PyTorch's random start)."""
+    if output_bias is not None:
+        assert isinstance(layer, (nn.Linear, nn.ConvTranspose2d)) and layer.bias is not None
+        nn.init.constant_(layer.bias, output_bias)
+
+
+def mlp(
+    input_width: int,
+    output_width: int,
+    hidden: Sequence[int] = (),
+    activation: str = "relu",
+    output_bias: float | None = None,
+) -> Dense:
     """Linear layers of widths input -> hidden... -> output, `activation` between them."""
-    return Dense(*_dense([input_width, *hidden, output_width], activation))
+    network = Dense(*_dense([input_width, *hidden, output_width], activation))
+    _start_bias(network[-1], output_bias)
+    return network
 
 
 class _LeadingDims(nn.Module):
@@ -122,6 +137,7 @@ class Conv(_LeadingDims):
         stride: int = 2,
         hidden: Sequence[int] = (),
         activation: str = "relu",
+        output_bias: float | None = None,
     ):
         super().__init__()
         self.image_shape = tuple(image_shape)
@@ -139,6 +155,7 @@ class Conv(_LeadingDims):
             features = self.convolutions(torch.zeros(1, *self.image_shape)).shape[-1]
         rest = input_width - self.image_width
         self.dense = Dense(*_dense([features + rest, *hidden, output_width], activation))
+        _start_bias(self.dense[-1], output_bias)
 
     def _features(self, image: torch.Tensor) -> torch.Tensor:
         return self.run(image, lambda rows: self.convolutions(rows.reshape(-1, *self.image_shape)))
@@ -169,6 +186,7 @@ class Deconv(_LeadingDims):
         stride: int = 2,
         hidden: Sequence[int] = (),
         activation: str = "relu",
+        output_bias: float | None = None,
     ):
         super().__init__()
         self.output_shape = tuple(output_shape)
@@ -186,6 +204,7 @@ class Deconv(_LeadingDims):
                 _activation(activation),
             ]
         self.deconvolutions = nn.Sequential(*layers[:-1])  # no activation on the parameters
+        _start_bias(self.deconvolutions[-1], output_bias)
 
     def _image(self, dense: torch.Tensor) -> torch.Tensor:
         _, height, width = self.output_shape

@@ -228,6 +228,13 @@ ACTIVATIONS: dict[str, str] = {
 }
 
 _ACTIVATION = OptionSpec("activation", "choice", "relu", choices=tuple(ACTIVATIONS), doc="non-linearity between layers")
+_OUTPUT_BIAS = OptionSpec(
+    "output_bias",
+    "number",
+    None,
+    doc="the output layer's biases start at this number rather than at random: a negative one starts a "
+    "sigmoid-linked image dark, as a patch written onto a canvas should (none: random)",
+)
 
 
 @dataclass(frozen=True)
@@ -257,6 +264,7 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
                     "hidden", "int_list", (), minimum=1, doc="widths of the hidden layers; [] is one linear layer"
                 ),
                 _ACTIVATION,
+                _OUTPUT_BIAS,
             ),
             "a multi-layer perceptron on the concatenated, flattened arguments",
         ),
@@ -282,6 +290,7 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
                 ),
                 OptionSpec("hidden", "int_list", (), minimum=1, doc="dense layers after flattening"),
                 _ACTIVATION,
+                _OUTPUT_BIAS,
             ),
             "convolutions over the first argument (an image [C, H, W]); the other arguments join after flattening",
             image_input=True,
@@ -304,6 +313,7 @@ NETWORK_BUILDERS: dict[str, NetworkBuilder] = {
                     "hidden", "int_list", (), minimum=1, doc="dense layers before the first transposed convolution"
                 ),
                 _ACTIVATION,
+                _OUTPUT_BIAS,
             ),
             "dense layers then transposed convolutions up to an image-shaped output [C, H, W]",
             image_output=True,

@@ -296,3 +296,38 @@ def test_compiling_a_spec_does_not_import_torch(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+_BIASED = """
+observed x : real[1, 8, 8]
+latent   z : real[4]
+p(z)     = Normal(0, 1)
+let patch : unit[1, 8, 8] = writer(z)
+p(x | z) = Normal(loc = patch, scale = 0.3)
+q(z | x) = Normal(reader(x))
+net reader = READER
+net writer = WRITER
+"""
+
+
+@pytest.mark.parametrize(
+    ("reader", "writer", "biased"),
+    [
+        ("mlp()", "mlp(hidden = [8]OPTION)", "writer"),
+        ("mlp()", "deconv(channels = [4], hidden = [8]OPTION)", "writer"),
+        ("conv(channels = [4]OPTION)", "mlp()", "reader"),
+    ],
+)
+def test_output_bias_starts_the_output_layer_at_it_and_only_where_given(reader: str, writer: str, biased: str) -> None:
+    spec = _BIASED.replace("READER", reader).replace("WRITER", writer)
+    model = gmdsl.compile(spec.replace("OPTION", ", output_bias = -2"))
+    network = model.encoder.reader if biased == "reader" else model.decoder.writer
+    last = [m for m in network.modules() if isinstance(m, (torch.nn.Linear, torch.nn.ConvTranspose2d))][-1]
+    assert torch.equal(last.bias, torch.full_like(last.bias, -2.0))
+    assert "output_bias=-2" in gmdsl.build.compile_text(spec.replace("OPTION", ", output_bias = -2"), "s.gm").source
+    # unset, the biases keep PyTorch's random start and the compiled text does not mention it
+    assert "output_bias" not in gmdsl.build.compile_text(spec.replace("OPTION", ""), "s.gm").source
+    unset = gmdsl.compile(spec.replace("OPTION", ""))
+    network = unset.encoder.reader if biased == "reader" else unset.decoder.writer
+    last = [m for m in network.modules() if isinstance(m, (torch.nn.Linear, torch.nn.ConvTranspose2d))][-1]
+    assert not torch.equal(last.bias, torch.full_like(last.bias, -2.0))

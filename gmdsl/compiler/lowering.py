@@ -193,7 +193,7 @@ def _network(checked: CheckedSpec, name: str) -> ir.Network:
     return ir.Network(
         name=name,
         builder=network.builder.name,
-        options=dict(network.options),
+        options={k: v for k, v in network.options.items() if v is not None},  # unset (output_bias): left out
         input_width=use.input_width,
         output_width=use.output_width,
         output_shape=list(use.output_shape),

@@ -22,6 +22,8 @@ def _option_rows(options: tuple[OptionSpec, ...]) -> list[str]:
 
 
 def _literal(value) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, tuple):
         return "[" + ", ".join(map(str, value)) + "]"
     return str(value)
