@@ -1,11 +1,11 @@
 """The model `multi_mnist`, compiled by gmdsl from multi_mnist.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 0.1, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
+semisupervised(alpha = 1, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
 (the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   count not given:  E_q(count, digit, style, where | x)[log p(x, count, digit, style, where) - log q(count, digit, style, where | x)]
   count given:  E_q(digit, style, where | x, count)[log p(x, count, digit, style, where) - log q(count, digit, style, where | x)]
-      + (1 + alpha) log q(count | x), with alpha = 0.1
+      + (1 + alpha) log q(count | x), with alpha = 1
       log q(count | x) is exact: no supervised variable has a sampled ancestor in q
   digit is relaxed in q: a Concrete sample at temperature 0.66, scored with the Categorical log-probability
   count is summed by enumeration: every one of its 4 values, weighted by q
@@ -27,12 +27,12 @@ class Encoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.trunk = rt.conv((1, 64, 64), 4096, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # multi_mnist.gm:40
-        self.counter = rt.mlp(256, 4, hidden=[256], activation="relu")  # multi_mnist.gm:41
-        self.reader = rt.gru(525, 256)  # multi_mnist.gm:42
-        self.locator = rt.mlp(256, 6, hidden=[256], activation="relu")  # multi_mnist.gm:43
-        self.classifier = rt.mlp(784, 10, hidden=[256], activation="relu")  # multi_mnist.gm:44
-        self.encoder = rt.mlp(794, 20, hidden=[256], activation="relu")  # multi_mnist.gm:45
+        self.trunk = rt.conv((1, 64, 64), 4096, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # multi_mnist.gm:41
+        self.counter = rt.mlp(256, 4, hidden=[256], activation="relu")  # multi_mnist.gm:42
+        self.reader = rt.gru(525, 256)  # multi_mnist.gm:43
+        self.locator = rt.mlp(256, 6, hidden=[256], activation="relu")  # multi_mnist.gm:44
+        self.classifier = rt.mlp(784, 10, hidden=[256], activation="relu")  # multi_mnist.gm:45
+        self.encoder = rt.mlp(794, 20, hidden=[256], activation="relu")  # multi_mnist.gm:46
 
     def forward(self, q: rt.Recognition) -> None:
         x = q.observed("x")  # multi_mnist.gm:8
@@ -43,15 +43,15 @@ class Encoder(torch.nn.Module):
         # repeat k < count: steps 1..3; those past the value of count add nothing
         for _ in q.repeat("k", "count", steps=3, lets={"state": 256}):  # multi_mnist.gm:17
             # let state : real[256] = reader(features, digit[k - 1], where[k - 1], state[k - 1])
-            state = q.keep("state", self.reader(rt.join(features, q.before("digit"), q.before("where"), q.before("state"))))  # multi_mnist.gm:30
+            state = q.keep("state", self.reader(rt.join(features, q.before("digit"), q.before("where"), q.before("state"))))  # multi_mnist.gm:31
             # q(where | x) = Normal(locator(state))
-            where = q.sample("where", rt.Normal.from_network(self.locator(rt.join(state))))  # multi_mnist.gm:31
+            where = q.sample("where", rt.Normal.from_network(self.locator(rt.join(state))))  # multi_mnist.gm:32
             # let seen : real[1, 28, 28] = glimpse(x, where)
-            seen = rt.glimpse(x, where, shapes=((1, 64, 64), (3,), (1, 28, 28)))  # multi_mnist.gm:32
+            seen = rt.glimpse(x, where, shapes=((1, 64, 64), (3,), (1, 28, 28)))  # multi_mnist.gm:33
             # q(digit | x, where) = Categorical(logits = classifier(seen)) by relaxation(temperature = 0.66)
-            digit = q.sample("digit", rt.Categorical(logits=self.classifier(rt.join(seen))), relaxation=0.66)  # multi_mnist.gm:33
+            digit = q.sample("digit", rt.Categorical(logits=self.classifier(rt.join(seen))), relaxation=0.66)  # multi_mnist.gm:34
             # q(style | x, where, digit) = Normal(encoder(seen, digit))
-            q.sample("style", rt.Normal.from_network(self.encoder(rt.join(seen, digit))))  # multi_mnist.gm:34
+            q.sample("style", rt.Normal.from_network(self.encoder(rt.join(seen, digit))))  # multi_mnist.gm:35
 
 
 class Decoder(torch.nn.Module):
@@ -59,7 +59,9 @@ class Decoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.writer = rt.mlp(20, 784, hidden=[256], activation="relu")  # multi_mnist.gm:46
+        self.writer = rt.mlp(20, 784, hidden=[256], activation="relu", output_bias=-2)  # multi_mnist.gm:47
+        self.register_buffer("where_loc", torch.tensor([0.36, 0.0, 0.0]), persistent=False)  # multi_mnist.gm:26
+        self.register_buffer("where_scale", torch.tensor([0.05, 0.5, 0.5]), persistent=False)  # multi_mnist.gm:26
 
     def forward(self, p: rt.Generation) -> None:
         # p(count) = Categorical(probs = uniform)
@@ -70,15 +72,15 @@ class Decoder(torch.nn.Module):
             digit = p.sample("digit", rt.Categorical(probs=rt.UNIFORM))  # multi_mnist.gm:23
             # p(style) = Normal(loc = 0, scale = 1)
             style = p.sample("style", rt.Normal(loc=0.0, scale=1.0))  # multi_mnist.gm:24
-            # p(where) = Normal(loc = 0, scale = 1)
-            where = p.sample("where", rt.Normal(loc=0.0, scale=1.0))  # multi_mnist.gm:25
+            # p(where) = Normal(loc = [0.36, 0, 0], scale = [0.05, 0.5, 0.5])
+            where = p.sample("where", rt.Normal(loc=self.where_loc, scale=self.where_scale))  # multi_mnist.gm:26
             # let patch : unit[1, 28, 28] = writer(digit, style)
-            patch = rt.sigmoid(self.writer(rt.join(digit, style)))  # multi_mnist.gm:26
+            patch = rt.sigmoid(self.writer(rt.join(digit, style)))  # multi_mnist.gm:27
             # let canvas : real[1, 64, 64] = place(patch, where, canvas[k - 1])
-            canvas = p.keep("canvas", rt.place(patch, where, p.before("canvas"), shapes=((1, 28, 28), (3,), (1, 64, 64), (1, 64, 64))))  # multi_mnist.gm:27
+            canvas = p.keep("canvas", rt.place(patch, where, p.before("canvas"), shapes=((1, 28, 28), (3,), (1, 64, 64), (1, 64, 64))))  # multi_mnist.gm:28
         canvas = p.final("canvas")  # its value at step count
-        # p(x | digit, style, where) = Normal(loc = canvas, scale = 0.1)
-        p.sample("x", rt.Normal(loc=canvas, scale=0.1))  # multi_mnist.gm:38
+        # p(x | digit, style, where) = Normal(loc = canvas, scale = 0.3)
+        p.sample("x", rt.Normal(loc=canvas, scale=0.3))  # multi_mnist.gm:39
 
 
 class Model(rt.CompiledModel):
@@ -92,7 +94,7 @@ class Model(rt.CompiledModel):
         rt.Variable("style", "latent", "real", (3, 10), repeat="k"),
         rt.Variable("where", "latent", "real", (3, 3), repeat="k"),
     )
-    options = rt.ObjectiveOptions(alpha=0.1, samples=1, beta=1.0, estimator="snis")
+    options = rt.ObjectiveOptions(alpha=1.0, samples=1, beta=1.0, estimator="snis")
     constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact
     enumerated = ("count",)  # summed over every value in q where not given
 
