@@ -239,7 +239,13 @@ def _model_to_train(spec: str) -> ModelToTrain:
             return ModelToTrain(source, None, model_class.name, model_class.variables, model_class)
         compilation = _compile(spec)
         model = compilation.model
-        variables = tuple(Variable(v.name, v.role, v.type, tuple(v.shape)) for v in model.variables())
+        # as the compiled module declares them: a repeated variable's shape starts with its steps
+        variables = tuple(
+            Variable(v.name, v.role, v.type, tuple(v.shape))
+            if v.repeat is None
+            else Variable(v.name, v.role, v.type, (model.repeat(v.repeat).steps, *v.shape), repeat=v.repeat)
+            for v in model.variables()
+        )
         return ModelToTrain(compilation.source, compilation.checked.spec.source, model.name, variables, None)
 
 

@@ -119,6 +119,8 @@ def flat_value(
         )
     if variable.type == "onehot" and len(variable.shape) == 1 and tensor.dim() == 1 and not tensor.is_floating_point():
         return _from_class_indices(where, name, tensor, variable, dtype, device, mask, check_values)
+    if _step_classes(variable, tensor):
+        return _from_step_classes(where, name, tensor, variable, dtype, device, mask, check_values)
     if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
         indices = " or class indices [B]" if variable.type == "onehot" and len(variable.shape) == 1 else ""
         expected = f"{_expected(variable)}{indices} for {_describe(variable)}"
@@ -145,6 +147,36 @@ def _from_class_indices(
             variable=name,
         )
     return torch.nn.functional.one_hot(indices.clamp(0, categories - 1), categories).to(dtype)
+
+
+def _step_classes(variable: Variable, tensor: torch.Tensor) -> bool:
+    """Whether a repeated onehot variable is given as a class per step, [B, K_max]."""
+    return (
+        variable.type == "onehot"
+        and variable.repeat is not None
+        and tensor.dim() == 2
+        and tensor.shape[1] == variable.shape[0]
+        and not tensor.is_floating_point()
+    )
+
+
+def _from_step_classes(
+    where: str, name: str, tensor: torch.Tensor, variable: Variable, dtype, device, mask, check_values: bool
+) -> torch.Tensor:
+    """A class per step [B, K_max], -1 where a step has none, as one-hot rows side by side
+    (a row of zeros for a step without a class)."""
+    steps, categories = variable.shape
+    indices = tensor.to(device=device, dtype=torch.long)
+    if mask is not None and len(mask) == len(indices):
+        indices = torch.where(mask[:, None], indices, torch.full_like(indices, -1))
+    if check_values and indices.numel() and (indices.min() < -1 or indices.max() >= categories):
+        raise BatchError(
+            f"{where} holds classes outside -1..{categories - 1} (they run {int(indices.min())}.."
+            f"{int(indices.max())}), but `{name}` is onehot[{categories}] at each of {steps} steps (-1: no class)",
+            variable=name,
+        )
+    rows = torch.nn.functional.one_hot(indices.clamp(-1, categories - 1) + 1, categories + 1)[..., 1:]
+    return rows.to(dtype).reshape(len(indices), steps * categories)
 
 
 def _mask(name: str, mask: object, device: torch.device) -> torch.Tensor:
@@ -182,7 +214,12 @@ def _check_support(where: str, name: str, value: torch.Tensor, variable: Variabl
     }.get(variable.type)
     if variable.type == "onehot":
         grouped = rows.reshape(rows.shape[0], -1, variable.shape[-1])
-        if not (((grouped == 0) | (grouped == 1)).all() and (grouped.sum(-1) == 1).all()):
+        ones = grouped.sum(-1)
+        # a repeated variable's step may have no class (a row of zeros)
+        counted = (ones == 1) | ((ones == 0) if variable.repeat is not None else False)
+        if not (((grouped == 0) | (grouped == 1)).all() and counted.all()):
             problem = "each row must be one-hot (a single 1) or pass integer class indices of shape [B]"
+            if variable.repeat is not None:
+                problem = f"each step must be one-hot or all zeros (no class), or pass classes [B, {variable.shape[0]}]"
     if problem:
         raise BatchError(f"{where} ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}", variable=name)

@@ -183,13 +183,14 @@ class CompiledModel(nn.Module):
         for variable in self.variables:
             if variable.role != "supervised":
                 continue
-            distribution = q.distributions[variable.name]
+            # a repeated variable's summaries step by step, side by side
+            distributions = q.step_distributions.get(variable.name, [q.distributions[variable.name]])
             if importance:
                 summary = q.values[variable.name]  # the drawn (or enumerated) value, weighted by p / q
-            elif distribution.discrete:
-                summary = distribution.probabilities(q.dtype, q.device)
+            elif distributions[0].discrete:
+                summary = _side_by_side([d.probabilities(q.dtype, q.device) for d in distributions])
             else:
-                summary = distribution.mean(q.dtype, q.device)
+                summary = _side_by_side([d.mean(q.dtype, q.device) for d in distributions])
             out[variable.name] = _average_draws(summary, log_weights, q.batch_size, variable)
         return out
 
@@ -215,6 +216,13 @@ class CompiledModel(nn.Module):
         p = Generation(self.by_name, values, dtype, device, count=n, observed_means=observed_means)
         self.decoder(p)
         return {v.name: p.values[v.name].expand(n, v.size).reshape(n, *v.shape) for v in self.variables}
+
+
+def _side_by_side(values: list[torch.Tensor]) -> torch.Tensor:
+    if len(values) == 1:
+        return values[0]
+    lead = broadcast_shapes(*(value.shape[:-1] for value in values))
+    return torch.cat([value.expand(*lead, value.shape[-1]) for value in values], dim=-1)
 
 
 def _average_draws(summary: torch.Tensor, log_enumeration: torch.Tensor, rows: int, variable: Variable) -> torch.Tensor:

@@ -57,6 +57,7 @@ class Repeat:
                 terms[name].append(getattr(trace, name))
             for name in self.variables:
                 self.history[name].append(trace.values[name])
+                trace.step_distributions.setdefault(name, []).append(trace.distributions[name])
         weights = trace.values[self.bound]
         for name, total in totals.items():
             added = [term for term in terms[name] if term is not nothing]

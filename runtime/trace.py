@@ -49,7 +49,8 @@ class _Trace:
         self.dtype = dtype
         self.device = device
         self.values: dict[str, torch.Tensor] = {}
-        self.distributions: dict[str, Distribution] = {}
+        self.distributions: dict[str, Distribution] = {}  # a repeated variable's: its last step's
+        self.step_distributions: dict[str, list[Distribution]] = {}  # a repeated variable's, step by step
         self.repeating: Repeat | None = None  # the `repeat` block running now
         self.repeated: dict[str, Repeat] = {}  # each kept `let` of a finished block -> its block
 
@@ -135,6 +136,8 @@ class Recognition(_Trace):
     ) -> torch.Tensor:
         distribution = self._bind(name, distribution)
         given, mask = self.data.get(name), self.masks.get(name)
+        if given is not None and self.repeating is not None:
+            given, mask = self._this_step(name, given, mask)
         # a repeated variable stays relaxed: its steps' values would multiply
         summable = self.enumerate_relaxed and self.repeating is None
         if relaxation is not None and summable and distribution.support_size() <= ENUMERATION_LIMIT:
@@ -160,6 +163,17 @@ class Recognition(_Trace):
             )
         self.values[name] = value
         return value
+
+    def _this_step(
+        self, name: str, given: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A repeated label's value at this step, and where it is given: on labelled rows whose
+        step has a class (a step without one is a row of zeros, and is drawn like a hidden label)."""
+        size = self.variables[name].step_size
+        step = self.repeating.step if self.repeating is not None else 1
+        value = given[..., (step - 1) * size : step * size]
+        has_class = value.sum(-1) > 0
+        return value, has_class if mask is None else mask & has_class
 
     def _enumerate(self, distribution, given, mask) -> torch.Tensor:
         """Every value of the variable along a new leading dimension (labelled rows keep their label)."""

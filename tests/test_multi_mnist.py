@@ -87,3 +87,17 @@ def test_fetch_builds_it_from_the_cached_mnist_and_checks_it(gmdsl_cli, tmp_path
     (folder / "multi-mnist.npz").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(DataError, match="delete .* and run `gmdsl data fetch multi-mnist` again"):
         open_dataset("multi-mnist")
+
+
+def test_digits_are_listed_left_to_right_each_with_its_own_box() -> None:
+    """Each class is a solid square of its own grey, so a box's middle tells its digit's class."""
+    classes = np.arange(200) % 10
+    images = np.repeat((25 * (classes + 1)).astype(np.uint8)[:, None, None], 28, 1).repeat(28, 2)
+    made = multi_mnist.generate((images, classes), (images, classes), train=90, test=6, seed=5)
+    for image, count, digits, boxes in zip(
+        *(made[f"{f}_train"] for f in ("image", "count", "digits", "boxes")), strict=True
+    ):
+        placed = boxes[:count]
+        assert (np.diff(placed[:, 0]) >= 0).all()
+        for digit, (x, y, width, height) in zip(digits[:count], placed, strict=True):
+            assert image[0, y + height // 2, x + width // 2] == 25 * (digit + 1)

@@ -211,3 +211,81 @@ def test_graph_draws_a_repeat_as_a_plate_around_its_nodes_only() -> None:
             name for name, (x, y) in positions.items() if left <= x <= left + width and bottom <= y <= bottom + height
         }
         assert inside == {node.name for node in graph.nodes if node.repeat == "k"}
+
+
+LABELLED_STEPS = """
+model labelled_steps
+observed   x     : real[16]
+supervised count : onehot[4]
+p(count)     = Categorical(probs = uniform)
+q(count | x) = Categorical(logits = counter(x)) by enumeration
+repeat k < count {
+    supervised c : onehot[3]
+    latent     d : real[2]
+    p(c) = Categorical(probs = uniform)
+    p(d) = Normal(0, 1)
+    let canvas : real[16] = painter(c, d, canvas[k - 1])
+    let h : real[8] = cell(x, c[k - 1], h[k - 1])
+    q(c | x) = Categorical(logits = classifier(h)) by relaxation
+    q(d | x, c) = Normal(reader(h, c))
+}
+p(x | c, d) = Normal(loc = canvas, scale = 1)
+net counter    = mlp(hidden = [8])
+net cell       = gru()
+net classifier = mlp(hidden = [8])
+net reader     = mlp(hidden = [8])
+net painter    = mlp(hidden = [8])
+objective semisupervised(alpha = 1, samples = 1)
+"""
+
+
+def test_labels_per_step_are_scored_at_the_steps_that_have_them() -> None:
+    """log q(labels | x) of a row = log q(count | x) + the log q(c_k | ...) of its steps k <= count
+    that have a class, each read by hand off the networks (every c a step reads is given)."""
+    torch.manual_seed(0)
+    model = gmdsl.compile(LABELLED_STEPS).double()
+    x = torch.randn(4, 16, dtype=torch.double)
+    counts = torch.tensor([2, 3, 1, 0])
+    classes = torch.tensor([[2, 0, -1], [1, 1, 2], [0, -1, -1], [-1, -1, -1]])
+    result = model.objective({"x": x, "count": counts, "c": classes})
+    encoder = model.encoder
+    expected = torch.log_softmax(encoder.counter(x), -1)[torch.arange(4), counts]
+    c_before, h_before = torch.zeros(4, 3, dtype=torch.double), torch.zeros(4, 8, dtype=torch.double)
+    for k in range(3):
+        h = encoder.cell(torch.cat([x, c_before, h_before], -1))
+        log_q = torch.log_softmax(encoder.classifier(h), -1)
+        counted = (classes[:, k] >= 0) & (k < counts)
+        expected = expected + torch.where(counted, log_q[torch.arange(4), classes[:, k].clamp_min(0)], 0.0)
+        c_before, h_before = F.one_hot(classes[:, k].clamp_min(0), 3).double() * (classes[:, k : k + 1] >= 0), h
+    torch.testing.assert_close(result.log_q_supervised, expected)
+
+
+def test_a_step_without_a_class_is_drawn_and_a_class_past_the_count_counts_for_nothing() -> None:
+    torch.manual_seed(0)
+    model = gmdsl.compile(LABELLED_STEPS).double()
+    x = torch.randn(1, 16, dtype=torch.double).expand(3, 16)  # one image, three ways of labelling it
+    counts = torch.tensor([1, 1, 1])
+    result = model.objective({"x": x, "count": counts, "c": torch.tensor([[2, -1, -1], [2, 1, 0], [2, 0, 1]])})
+    # the classes after step 1 lie past the count: the label term cannot see them
+    torch.testing.assert_close(result.log_q_supervised[1:], result.log_q_supervised[:1].expand(2))
+    drawn = result.values["c"].reshape(-1, 3, 3, 3)[..., 1:, :]  # rows' steps 2 and 3: relaxed draws
+    assert torch.allclose(drawn.sum(-1), torch.ones_like(drawn.sum(-1))) and ((drawn > 0) & (drawn < 1)).any()
+    predicted = model.predict({"x": x})
+    assert predicted["c"].shape == (3, 3, 3) and predicted["count"].shape == (3, 4)
+    torch.testing.assert_close(predicted["c"].sum(-1), torch.ones(3, 3, dtype=torch.double))
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        (torch.tensor([[3, 0, -1]]), "holds classes outside -1..2"),
+        (
+            torch.tensor([[0.0, 1.0, 0.0] * 2 + [0.5, 0.5, 0.0]]).reshape(1, 3, 3),
+            "each step must be one-hot or all zeros",
+        ),
+    ],
+)
+def test_a_bad_class_per_step_names_the_variable(classes: torch.Tensor, message: str) -> None:
+    model = gmdsl.compile(LABELLED_STEPS)
+    with pytest.raises(gmdsl.runtime.BatchError, match=message):
+        model.objective({"x": torch.randn(1, 16), "count": torch.tensor([2]), "c": classes})

@@ -129,4 +129,5 @@ def _options_dict(resolved: ResolvedOptions | None) -> dict[str, Any] | None:
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+    """Options as JSON values; an unset one (`output_bias`) is left out, as the IR leaves it."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items() if v is not None}

@@ -222,14 +222,18 @@ class RepeatRules(Rules):
             declaration = scope.variables.get(name)
             if declaration is None:
                 continue
-            if declaration.role != "latent":
+            # labels per step are classes, -1 (a row of zeros) where a step has none; a
+            # continuous value has no such "none", and observed data has no steps to miss
+            onehot = declaration.type.base.name == "onehot"
+            if declaration.role == "observed" or (declaration.role == "supervised" and not onehot):
+                what = "observed" if declaration.role == "observed" else f"supervised {declaration.type.base.name}"
                 self.report(
                     error(
                         "E0807",
-                        f"a repeated variable is latent, not {declaration.role}",
+                        f"a repeated variable is latent or a supervised onehot, not {what}",
                         declaration.span,
-                        help=f"data gives one value per example, not one per step of `repeat {index}`: declare "
-                        f"`latent {name}`, or declare it outside the `repeat`",
+                        help=f"a label per step of `repeat {index}` is a class, -1 where the step has none: "
+                        f"declare `latent {name}`, make it onehot, or declare it outside the `repeat`",
                     )
                 )
             factor = scope.factor("q", name)

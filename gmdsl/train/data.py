@@ -72,9 +72,12 @@ def bind(
 
 def model_tensor(values: torch.Tensor, variable: Variable) -> torch.Tensor:
     """Dataset values as the variable wants them: reshaped to its shape when the sizes agree,
-    8-bit pixels scaled to [0, 1], labels kept as class indices for a onehot variable."""
+    8-bit pixels scaled to [0, 1], labels kept as class indices for a onehot variable (one per
+    step for a repeated one)."""
     if variable.type == "onehot" and values.dim() == 1:
         return values.long()
+    if variable.type == "onehot" and variable.repeat is not None and values.dim() == 2:
+        return values.long()  # a class per step, -1 where a step has none
     per_row = values[0].numel() if len(values) else 0
     if per_row != variable.size:
         raise DataError(
@@ -112,8 +115,20 @@ def labelled_subset(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor
 
 
 def label_indices(values: torch.Tensor) -> torch.Tensor:
-    """Class indices of labels given as indices [N] or one-hot rows [N, K]."""
-    return values if values.dim() == 1 else values.argmax(-1)
+    """Class indices of labels given as indices ([N], or [N, K_max] for a repeated variable) or
+    one-hot rows ([N, K], [N, K_max, K]); -1 where a repeated variable's step has no class."""
+    if not values.is_floating_point():
+        return values.long()
+    return torch.where(values.sum(-1) > 0, values.argmax(-1), -1)
+
+
+def class_error(predicted: torch.Tensor, truth: torch.Tensor) -> float:
+    """Percent of the labels whose class the probabilities `predicted` [..., K] miss; a
+    repeated variable's steps without a class are left out."""
+    indices = label_indices(truth)
+    present = indices >= 0
+    wrong = (predicted.argmax(-1) != indices) & present
+    return 100.0 * wrong.sum().item() / max(1, int(present.sum().item()))
 
 
 def save_indices(path: Path, indices: torch.Tensor) -> None:

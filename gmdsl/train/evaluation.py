@@ -11,7 +11,7 @@ import torch
 
 from gmdsl.runtime.model import CompiledModel
 
-from .data import label_indices
+from .data import class_error
 
 
 def _chunks(data: dict[str, torch.Tensor], size: int):
@@ -48,8 +48,7 @@ def supervised_metrics(
             continue
         truth = data[name]
         if model.by_name[name].type == "onehot":
-            wrong = predicted.argmax(-1) != label_indices(truth)
-            out[f"{split}_error_{name}"] = 100.0 * wrong.float().mean().item()
+            out[f"{split}_error_{name}"] = class_error(predicted, truth)
         elif model.by_name[name].type == "binary":
             out[f"{split}_error_{name}"] = 100.0 * ((predicted > 0.5).float() != truth.round()).float().mean().item()
         else:

@@ -23,7 +23,7 @@ from gmdsl.runtime.model import CompiledModel, Objective
 
 from . import distributed
 from .checkpoints import Checkpoints, Position
-from .data import TrainingData, label_indices
+from .data import TrainingData, class_error
 from .metrics import write_metrics
 from .settings import ConfigError, TrainSettings
 
@@ -350,8 +350,7 @@ class Trainer:
         out = {}
         for name, probabilities in predicted.items():
             if self.model.by_name[name].type == "onehot":
-                right = probabilities.argmax(-1) == label_indices(batch[name][rows])
-                out[f"acc_{name}"] = f"{right.float().mean().item():.2f}"
+                out[f"acc_{name}"] = f"{1 - class_error(probabilities, batch[name][rows]) / 100:.2f}"
         return out
 
     def fit(
