@@ -47,9 +47,12 @@ class Repeat:
         nothing = trace._zero()  # a sum still this object after a step had nothing added
         for k in range(1, self.steps + 1):
             self.step = k
-            for name, value in given.items():  # p scores q's draw of this step
-                size = trace.variables[name].step_size
-                trace.values[name] = value[..., (k - 1) * size : k * size]
+            for name in self.variables:
+                if name in given:  # p scores q's draw of this step
+                    size = trace.variables[name].step_size
+                    trace.values[name] = given[name][..., (k - 1) * size : k * size]
+                else:  # drawn afresh at every step, not read back from the step before
+                    trace.values.pop(name, None)
             for name in trace.sums:
                 setattr(trace, name, nothing)
             yield k

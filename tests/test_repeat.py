@@ -113,6 +113,8 @@ def test_gradients_reach_every_network_and_values_keep_their_steps() -> None:
     assert model.infer({"x": x})["d"].shape == (ROWS, 3, 2)
     drawn = model.sample(7)
     assert drawn["d"].shape == (7, 3, 2) and drawn["x"].shape == (7, 16) and drawn["count"].shape == (7, 4)
+    # each step draws its own value from p
+    assert not torch.equal(drawn["d"][:, 0], drawn["d"][:, 1]) and not torch.equal(drawn["d"][:, 1], drawn["d"][:, 2])
     given = model.sample(7, given={"count": F.one_hot(torch.zeros(7, dtype=torch.long), 4).double()})
     # no step holds: the canvas is its start, zeros, whatever the steps drew
     assert torch.equal(model.sample(7, given={"count": given["count"]}, observed_means=True)["x"], torch.zeros(7, 16))
