@@ -52,14 +52,15 @@ def reconstructions(run: runs.Run, path: Path, rows: int = 8) -> None:
     latents["digit"] = torch.nn.functional.one_hot(latents["digit"].argmax(-1), 10).float()
     drawn = run.model.sample(rows, given={**latents, "count": count}, observed_means=True)
     reconstructed, where = drawn["x"], latents["where"].numpy()
-    figure = Figure(figsize=(2 * 1.2 + 0.3, rows * 1.25 + 0.4))
-    axes = figure.subplots(rows, 2, squeeze=False)
+    # canvases side by side: the data above, its reconstruction below
+    figure = Figure(figsize=(rows * 1.1 + 0.2, 2 * 1.25 + 0.2))
+    axes = figure.subplots(2, rows, squeeze=False)
     size = x.shape[-1]
     for r in range(rows):
         digits = f"{int(truth[r])} digit" + ("s" if int(truth[r]) != 1 else "")
-        _show(axes[r][0], x[r, 0].numpy(), f"data: {digits}")
-        _show(axes[r][1], reconstructed[r, 0].numpy(), f"predicted {int(predicted[r])}")
-        _boxes(axes[r][1], where[r], int(predicted[r]), size)
+        _show(axes[0][r], x[r, 0].numpy(), f"data: {digits}")
+        _show(axes[1][r], reconstructed[r, 0].numpy(), f"predicted {int(predicted[r])}")
+        _boxes(axes[1][r], where[r], int(predicted[r]), size)
     figure.tight_layout()
     figure.savefig(path, dpi=150)
 
