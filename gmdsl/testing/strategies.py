@@ -314,7 +314,7 @@ def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
 
 def _repeat(draw, builder: _Builder, observed: str) -> list[ast.Statement]:
     """A `repeat k < count { ... }` block (names outside NAME_POOL): a count of K_max + 1
-    values, one or two latent variables per step, q's recurrent state read by each step's q
+    values, one or two variables per step (a onehot one latent or supervised), q's recurrent state read by each step's q
     factors, p's running sum of the steps, and an observed variable read from that sum after
     the block."""
     steps = draw(st.integers(2, 3))  # with one step, a recurrent state would only ever read zeros
@@ -331,6 +331,7 @@ def _repeat(draw, builder: _Builder, observed: str) -> list[ast.Statement]:
     for part in parts:
         if part.type == "onehot":
             part.shape = (part.shape[0] + 1,)
+            part.role = draw(st.sampled_from(("latent", "supervised")))  # labelled step by step
     builder.shapes.update({v.name: v.shape for v in (count, *parts)})
     builder.types.update({v.name: v.type for v in (count, *parts)})
     state_width, sum_width = draw(st.integers(1, 6)), draw(st.integers(1, 6))
@@ -359,7 +360,7 @@ def _repeat(draw, builder: _Builder, observed: str) -> list[ast.Statement]:
         ast.NetCall(canvas.call.net, (*canvas.call.args[:-1], earlier("canvas"))),
     )
     body: list[ast.Statement] = [
-        ast.VarDecl("latent", _ident(v.name), ast.TypeExpr(_ident(v.type), v.shape)) for v in parts
+        ast.VarDecl(v.role, _ident(v.name), ast.TypeExpr(_ident(v.type), v.shape)) for v in parts
     ]
     body += [builder.factor("p", v, []) for v in parts]
     builder.direct = True
@@ -419,7 +420,10 @@ def random_value(variable, rows: int, generator) -> torch.Tensor:
         return torch.randint(0, 2, shape, generator=generator).float()
     if variable.type == "onehot":
         index = torch.randint(0, variable.shape[-1], shape[:-1], generator=generator)
-        return torch.nn.functional.one_hot(index, variable.shape[-1]).float()
+        rows = torch.nn.functional.one_hot(index, variable.shape[-1]).float()
+        if variable.repeat is not None:  # a step may have no class: a row of zeros
+            rows = rows * (torch.rand(shape[:-1], generator=generator) < 0.7).unsqueeze(-1)
+        return rows
     normal = torch.randn(shape, generator=generator)
     return {"real": normal, "positive": normal.exp(), "unit": torch.sigmoid(normal)}[variable.type]
 
