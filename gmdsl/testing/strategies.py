@@ -420,10 +420,10 @@ def random_value(variable, rows: int, generator) -> torch.Tensor:
         return torch.randint(0, 2, shape, generator=generator).float()
     if variable.type == "onehot":
         index = torch.randint(0, variable.shape[-1], shape[:-1], generator=generator)
-        rows = torch.nn.functional.one_hot(index, variable.shape[-1]).float()
+        classes = torch.nn.functional.one_hot(index, variable.shape[-1]).float()
         if variable.repeat is not None:  # a step may have no class: a row of zeros
-            rows = rows * (torch.rand(shape[:-1], generator=generator) < 0.7).unsqueeze(-1)
-        return rows
+            classes = classes * (torch.rand(shape[:-1], generator=generator) < 0.7).unsqueeze(-1)
+        return classes
     normal = torch.randn(shape, generator=generator)
     return {"real": normal, "positive": normal.exp(), "unit": torch.sigmoid(normal)}[variable.type]
 
