@@ -137,7 +137,7 @@ class Recognition(_Trace):
         distribution = self._bind(name, distribution)
         given, mask = self.data.get(name), self.masks.get(name)
         if given is not None and self.repeating is not None:
-            given, mask = self._this_step(name, given, mask)
+            given, mask = self._this_step(name, self.repeating.step, given, mask)
         # a repeated variable stays relaxed: its steps' values would multiply
         summable = self.enumerate_relaxed and self.repeating is None
         if relaxation is not None and summable and distribution.support_size() <= ENUMERATION_LIMIT:
@@ -165,12 +165,11 @@ class Recognition(_Trace):
         return value
 
     def _this_step(
-        self, name: str, given: torch.Tensor, mask: torch.Tensor | None
+        self, name: str, step: int, given: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A repeated label's value at this step, and where it is given: on labelled rows whose
+        """A repeated label's value at `step`, and where it is given: on labelled rows whose
         step has a class (a step without one is a row of zeros, and is drawn like a hidden label)."""
         size = self.variables[name].step_size
-        step = self.repeating.step if self.repeating is not None else 1
         value = given[..., (step - 1) * size : step * size]
         has_class = value.sum(-1) > 0
         return value, has_class if mask is None else mask & has_class
