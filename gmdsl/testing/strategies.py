@@ -98,9 +98,20 @@ def _variables(draw, max_variables: int) -> list[_Variable]:
     return variables
 
 
-def _constant(draw, constraint: str) -> ast.ArgValue:
+def _constant(draw, constraint: str, shape: tuple[int, ...]) -> ast.ArgValue:
+    """A constant argument for a variable of `shape`: a number, now and then a list of them (one
+    per element of a one-dimensional variable, or probabilities, one per class)."""
     if constraint == "simplex":
-        return ast.Reference(_ident("uniform"))
+        if draw(st.booleans()):
+            return ast.Reference(_ident("uniform"))
+        weights = draw(st.lists(st.integers(1, 5), min_size=shape[-1], max_size=shape[-1]))
+        return ast.Vector(tuple(ast.Number(w / sum(weights)) for w in weights))
+    if len(shape) == 1 and shape[0] > 1 and draw(st.integers(0, 3)) == 0:
+        return ast.Vector(tuple(_number(draw, constraint) for _ in range(shape[0])))
+    return _number(draw, constraint)
+
+
+def _number(draw, constraint: str) -> ast.Number:
     bounds = {"real": (-3.0, 3.0), "positive": (0.05, 5.0), "unit": (0.05, 0.95), "probability": (0.01, 0.99)}
     low, high = bounds[constraint]
     value = round(draw(st.floats(low, high)), 3)
@@ -223,7 +234,9 @@ class _Builder:
                 args = tuple(
                     ast.DistArg(
                         _ident(p.name),
-                        self.network(inputs, variable.shape) if i == reader else _constant(draw, p.constraint),
+                        self.network(inputs, variable.shape)
+                        if i == reader
+                        else _constant(draw, p.constraint, variable.shape),
                     )
                     for i, p in enumerate(params)
                 )
@@ -231,7 +244,8 @@ class _Builder:
             params = draw(st.sampled_from(info.parameterisations))
             positional = params == info.positional() and draw(st.booleans())
             args = tuple(
-                ast.DistArg(None if positional else _ident(p.name), _constant(draw, p.constraint)) for p in params
+                ast.DistArg(None if positional else _ident(p.name), _constant(draw, p.constraint, variable.shape))
+                for p in params
             )
         estimator = None
         if model == "q" and info.discrete and draw(st.booleans()):
