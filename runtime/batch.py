@@ -120,7 +120,7 @@ def flat_value(
     if variable.type == "onehot" and len(variable.shape) == 1 and tensor.dim() == 1 and not tensor.is_floating_point():
         return _from_class_indices(where, name, tensor, variable, dtype, device, mask, check_values)
     if _step_classes(variable, tensor):
-        return _from_step_classes(where, name, tensor, variable, dtype, device, mask, check_values)
+        return _from_class_indices(where, name, tensor, variable, dtype, device, mask, check_values)
     if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
         indices = " or class indices [B]" if variable.type == "onehot" and len(variable.shape) == 1 else ""
         expected = f"{_expected(variable)}{indices} for {_describe(variable)}"
@@ -129,24 +129,6 @@ def flat_value(
     if check_values:
         _check_support(where, name, value, variable, mask)
     return value
-
-
-def _from_class_indices(
-    where: str, name: str, tensor: torch.Tensor, variable: Variable, dtype, device, mask, check_values: bool
-) -> torch.Tensor:
-    """Integer labels [B] for a onehot[K] variable become one-hot rows; an index on a row
-    whose mask is False is a placeholder and becomes class 0 (it is never read)."""
-    categories = variable.shape[0]
-    indices = tensor.to(device=device, dtype=torch.long)
-    if mask is not None and len(mask) == len(indices):
-        indices = torch.where(mask, indices, torch.zeros_like(indices))
-    if check_values and indices.numel() and (indices.min() < 0 or indices.max() >= categories):
-        raise BatchError(
-            f"{where} holds class indices outside 0..{categories - 1} (they run "
-            f"{int(indices.min())}..{int(indices.max())}), but `{name}` is onehot[{categories}]",
-            variable=name,
-        )
-    return torch.nn.functional.one_hot(indices.clamp(0, categories - 1), categories).to(dtype)
 
 
 def _step_classes(variable: Variable, tensor: torch.Tensor) -> bool:
@@ -160,23 +142,32 @@ def _step_classes(variable: Variable, tensor: torch.Tensor) -> bool:
     )
 
 
-def _from_step_classes(
+def _from_class_indices(
     where: str, name: str, tensor: torch.Tensor, variable: Variable, dtype, device, mask, check_values: bool
 ) -> torch.Tensor:
-    """A class per step [B, K_max], -1 where a step has none, as one-hot rows side by side
-    (a row of zeros for a step without a class)."""
-    steps, categories = variable.shape
+    """Integer labels become one-hot rows: [B] for a onehot[K] variable, or a class per step
+    [B, K_max] for a repeated one, where -1 (a step without a class) becomes a row of zeros. A
+    label on a row whose mask is False is a placeholder (class 0, or -1 per step), never read."""
+    categories = variable.shape[-1]
+    lowest = -1 if variable.repeat is not None else 0
     indices = tensor.to(device=device, dtype=torch.long)
     if mask is not None and len(mask) == len(indices):
-        indices = torch.where(mask[:, None], indices, torch.full_like(indices, -1))
-    if check_values and indices.numel() and (indices.min() < -1 or indices.max() >= categories):
-        raise BatchError(
-            f"{where} holds classes outside -1..{categories - 1} (they run {int(indices.min())}.."
-            f"{int(indices.max())}), but `{name}` is onehot[{categories}] at each of {steps} steps (-1: no class)",
-            variable=name,
-        )
-    rows = torch.nn.functional.one_hot(indices.clamp(-1, categories - 1) + 1, categories + 1)[..., 1:]
-    return rows.to(dtype).reshape(len(indices), steps * categories)
+        row_mask = mask.reshape(-1, *([1] * (indices.dim() - 1)))
+        indices = torch.where(row_mask, indices, torch.full_like(indices, lowest))
+    if check_values and indices.numel() and (indices.min() < lowest or indices.max() >= categories):
+        held = f"{int(indices.min())}..{int(indices.max())}"
+        if lowest == 0:
+            problem = f"holds class indices outside 0..{categories - 1} (they run {held}), "
+            problem += f"but `{name}` is onehot[{categories}]"
+        else:
+            problem = (
+                f"holds classes outside -1..{categories - 1} (they run {held}), but `{name}` is onehot[{categories}] "
+                f"at each of {variable.shape[0]} steps (-1: no class)"
+            )
+        raise BatchError(f"{where} {problem}", variable=name)
+    # shifted by -lowest so that -1 is a class of its own, then dropped: a row of zeros
+    rows = torch.nn.functional.one_hot(indices.clamp(lowest, categories - 1) - lowest, categories - lowest)
+    return rows[..., -lowest:].to(dtype).reshape(len(indices), -1)
 
 
 def _mask(name: str, mask: object, device: torch.device) -> torch.Tensor:
