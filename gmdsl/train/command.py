@@ -174,6 +174,7 @@ def _train(
         trainer.fit(start, evaluate=validate, on_epoch=report)
     else:
         trainer.fit(start)
+    distributed.barrier(ranks)  # the processes end together, none while rank 0 still validates
     best = trainer.checkpoints.best()
     chosen = f"; the best on validation is epoch {best['epoch']} ({best['metric']} {best['value']:.2f})" if best else ""
     say(f"done: {path} (metrics.csv, curves.png, checkpoint/){chosen}; next: gmdsl eval {path}; gmdsl show {path}")

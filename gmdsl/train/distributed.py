@@ -9,6 +9,7 @@ global batch. Only rank 0 writes: the run directory, metrics, checkpoints and pi
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from dataclasses import dataclass
@@ -98,7 +99,11 @@ def barrier(ranks: Ranks) -> None:
 
 
 def leave() -> None:
+    """Leave the process group. The collector runs first: the training's DistributedDataParallel
+    wrapper sits in reference cycles, and freed only at interpreter exit, its gloo work objects
+    abort the process (SIGABRT, "terminate called without an active exception")."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
