@@ -17,7 +17,7 @@ from gmdsl.runtime.registry import DistributionInfo, NetworkBuilder
 from . import ast
 from .diagnostics import Diagnostic
 from .distargs import Bound
-from .pretty import factor_text
+from .pretty import factor_text, numbers_text
 from .scope import Edge, Scope
 from .widths import NetworkUse
 
@@ -118,7 +118,7 @@ def _value_text(value: ast.ArgValue) -> str | int | float:
     if isinstance(value, ast.Number):
         return value.value
     if isinstance(value, ast.Vector):
-        return "[" + ", ".join(str(item.value) for item in value.items) + "]"
+        return numbers_text(item.value for item in value.items)
     if isinstance(value, ast.Reference):
         return value.name.name
     return f"{value.net.name}({', '.join(a.name for a in value.args)})"

@@ -19,7 +19,7 @@ from gmdsl.runtime.registry import FUNCTIONS, NETWORK_BUILDERS
 from .analyses import constant_weights, estimators
 from .docstring import objective_lines
 from .ir import Graph, LetNode, ModelIR, Network, NetworkParameter, Parameter, VariableNode, read
-from .pretty import factor_head, factor_line, network_call_text, number_text
+from .pretty import factor_head, factor_line, network_call_text, number_text, numbers_text
 from .reserved import MODULE_ATTRIBUTES
 
 # Locals of the generated forward methods, and its module-level names.
@@ -401,9 +401,7 @@ def _parameter_text(binding: Parameter) -> str:
             return value
     elif binding.kind == "constant":
         constant = binding.value
-        value = (
-            number_text(constant) if not isinstance(constant, list) else f"[{', '.join(map(number_text, constant))}]"
-        )
+        value = numbers_text(constant) if isinstance(constant, list) else number_text(constant)
     elif binding.kind == "uniform":
         value = "uniform"
     else:

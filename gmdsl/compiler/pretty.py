@@ -3,6 +3,8 @@ every spec (spans aside); comments are not part of the AST and are not kept."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from . import ast
 
 
@@ -107,12 +109,17 @@ def number_text(value: int | float) -> str:
     return str(value) if isinstance(value, int) else repr(float(value))
 
 
+def numbers_text(values: Iterable[int | float]) -> str:
+    """A list constant as the language writes it: `[0.36, 0, 0]`."""
+    return "[" + ", ".join(number_text(value) for value in values) + "]"
+
+
 def _dist_arg_text(arg: ast.DistArg) -> str:
     value = arg.value
     if isinstance(value, ast.Number):
         text = number_text(value.value)
     elif isinstance(value, ast.Vector):
-        text = "[" + ", ".join(number_text(item.value) for item in value.items) + "]"
+        text = numbers_text(item.value for item in value.items)
     elif isinstance(value, ast.Reference):
         text = ref_text(value.name)
     else:
