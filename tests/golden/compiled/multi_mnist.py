@@ -1,11 +1,11 @@
 """The model `multi_mnist`, compiled by gmdsl from multi_mnist.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 1, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
+semisupervised(alpha = 100, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
 (the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   count not given:  E_q(count, digit, style, where | x)[log p(x, count, digit, style, where) - log q(count, digit, style, where | x)]
   count given:  E_q(digit, style, where | x, count)[log p(x, count, digit, style, where) - log q(count, digit, style, where | x)]
-      + (1 + alpha) log q(count | x), with alpha = 1
+      + (1 + alpha) log q(count | x), with alpha = 100
       log q(count | x) is exact: no supervised variable has a sampled ancestor in q
   digit is relaxed in q: a Concrete sample at temperature 0.66, scored with the Categorical log-probability
   count is summed by enumeration: every one of its 4 values, weighted by q
@@ -94,7 +94,7 @@ class Model(rt.CompiledModel):
         rt.Variable("style", "latent", "real", (3, 10), repeat="k"),
         rt.Variable("where", "latent", "real", (3, 3), repeat="k"),
     )
-    options = rt.ObjectiveOptions(alpha=1.0, samples=1, beta=1.0, estimator="snis")
+    options = rt.ObjectiveOptions(alpha=100.0, samples=1, beta=1.0, estimator="snis")
     constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact
     enumerated = ("count",)  # summed over every value in q where not given
 

@@ -1,11 +1,11 @@
 """The model `multi_mnist_digits`, compiled by gmdsl from multi_mnist_digits.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 1, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
+semisupervised(alpha = 100, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
 (the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   count, digits not given:  E_q(count, digits, style, where | x)[log p(x, count, digits, style, where) - log q(count, digits, style, where | x)]
   count, digits given:  sum_s (w_s / sum_t w_t) [log p(x, count, digits, style_s, where_s) - log q(count, digits, style_s, where_s | x)]
-      + (1 + alpha) log q(count, digits | x), with alpha = 1
+      + (1 + alpha) log q(count, digits | x), with alpha = 100
       importance weights w_s = q(count | x) q(digits | x, where_s); log q(count, digits | x) ~= log (1/S) sum_s w_s
   (a row where only some supervised variables are given counts those as given)
   digits is relaxed in q: a Concrete sample at temperature 0.66, scored with the Categorical log-probability
@@ -95,7 +95,7 @@ class Model(rt.CompiledModel):
         rt.Variable("style", "latent", "real", (3, 10), repeat="k"),
         rt.Variable("where", "latent", "real", (3, 3), repeat="k"),
     )
-    options = rt.ObjectiveOptions(alpha=1.0, samples=1, beta=1.0, estimator="snis")
+    options = rt.ObjectiveOptions(alpha=100.0, samples=1, beta=1.0, estimator="snis")
     constant_weights = False  # a label sits below a sampled variable in q: importance weights
     enumerated = ("count",)  # summed over every value in q where not given
 
