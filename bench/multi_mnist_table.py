@@ -139,7 +139,9 @@ def _digits_lines(runs: list[dict]) -> list[str]:
         f"specs/multi_mnist_digits.gm: the same model with `digits` supervised, labelled on the same L = {labels} "
         f"images as the count, at rho = {rate:g}. Digit error: the share of the test canvases' digits whose "
         "class q predicts wrongly at their step (the k-th digit from the left at step k). The paper states no "
-        "per-digit figure to compare with.",
+        "per-digit figure to compare with. Chance is 90 %: q's steps do not visit the digits left to right "
+        "(`bench/multi_mnist_steps.py RUN` shows which digit each step's box is nearest), so the labels "
+        "mostly name a digit other than the one a step sees.",
         "",
         "| L | rho | count error % | digit error % |",
         "|---|---|---|---|",
