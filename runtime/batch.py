@@ -118,16 +118,19 @@ def flat_value(
             f"{where} has dtype {tensor.dtype}; expected real numbers of shape {_expected(variable)}", variable=name
         )
     if variable.type == "onehot" and len(variable.shape) == 1 and tensor.dim() == 1 and not tensor.is_floating_point():
-        return _from_class_indices(where, name, tensor, variable, dtype, device, mask, check_values)
-    if _step_classes(variable, tensor):
-        return _from_class_indices(where, name, tensor, variable, dtype, device, mask, check_values)
-    if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
-        indices = " or class indices [B]" if variable.type == "onehot" and len(variable.shape) == 1 else ""
-        expected = f"{_expected(variable)}{indices} for {_describe(variable)}"
-        raise BatchError(f"{where} has shape {list(tensor.shape)}, expected {expected}", variable=name)
-    value = tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
-    if check_values:
-        _check_support(where, name, value, variable, mask)
+        value = _from_class_indices(where, name, tensor, variable, dtype, device, mask, check_values)
+    elif _step_classes(variable, tensor):
+        value = _from_class_indices(where, name, tensor, variable, dtype, device, mask, check_values)
+    else:
+        if tuple(tensor.shape[1:]) != variable.shape or tensor.dim() != len(variable.shape) + 1:
+            indices = " or class indices [B]" if variable.type == "onehot" and len(variable.shape) == 1 else ""
+            expected = f"{_expected(variable)}{indices} for {_describe(variable)}"
+            raise BatchError(f"{where} has shape {list(tensor.shape)}, expected {expected}", variable=name)
+        value = tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
+        if check_values:
+            _check_support(where, name, value, variable, mask)
+    if check_values and variable.impossible:
+        _check_possible(where, name, value, variable, mask)
     return value
 
 
@@ -214,3 +217,16 @@ def _check_support(where: str, name: str, value: torch.Tensor, variable: Variabl
                 problem = f"each step must be one-hot or all zeros (no class), or pass classes [B, {variable.shape[0]}]"
     if problem:
         raise BatchError(f"{where} ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}", variable=name)
+
+
+def _check_possible(where: str, name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:
+    """No label may name a class the spec gives probability 0."""
+    rows = value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]
+    named = rows.reshape(rows.shape[0], -1, variable.shape[-1])[..., list(variable.impossible)].sum((-2, -1)) > 0
+    if named.any():
+        classes = ", ".join(map(str, variable.impossible))
+        raise BatchError(
+            f"{where} names class {classes} on {int(named.sum())} row(s), but the spec gives `{name}` probability 0 "
+            f"there (a `probs` list with 0 in it): fix those labels, or give the class some probability",
+            variable=name,
+        )

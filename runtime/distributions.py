@@ -180,6 +180,7 @@ class Categorical(Distribution):
     def __init__(self, **params):
         super().__init__(**params)
         self.categories = 0  # set by the trace: the last size of the variable's shape
+        self.impossible: tuple[int, ...] = ()  # classes given no mass (set by q's trace; see Variable)
 
     def _grouped(self, t: torch.Tensor) -> torch.Tensor:
         if t.dim() == 0:  # a number broadcasts over the whole value
@@ -187,23 +188,41 @@ class Categorical(Distribution):
         return t.reshape(*t.shape[:-1], self.size // self.categories, self.categories)
 
     def log_probs(self, like=None, dtype=None, device=None) -> torch.Tensor:
-        """Normalised log-probabilities, grouped: [..., groups, categories]."""
+        """Normalised log-probabilities, grouped: [..., groups, categories]; -inf at the
+        impossible classes."""
         params = self._tensors(like, dtype, device)
+        device = like.device if like is not None else device
+        dtype = like.dtype if like is not None else dtype
         if isinstance(self.params.get("probs"), str):  # uniform
-            device = like.device if like is not None else device
-            dtype = like.dtype if like is not None else dtype
-            return torch.full(
-                (self.size // self.categories, self.categories), -math.log(self.categories), dtype=dtype, device=device
+            log_probs = torch.full(
+                (self.size // self.categories, self.categories),
+                -math.log(self.categories - len(self.impossible)),
+                dtype=dtype,
+                device=device,
             )
+            return log_probs.masked_fill(self._ruled_out(device), float("-inf")) if self.impossible else log_probs
         if "logits" in params:
-            return torch.log_softmax(self._grouped(params["logits"]), dim=-1)
-        probs = self._grouped(params["probs"])
-        return torch.log(probs / probs.sum(-1, keepdim=True))
+            logits = self._grouped(params["logits"])
+        else:
+            logits = torch.log(self._grouped(params["probs"]))  # log 0 = -inf: a class ruled out
+        if self.impossible:
+            logits = logits.masked_fill(self._ruled_out(device), float("-inf"))
+        return torch.log_softmax(logits, dim=-1)
+
+    def _ruled_out(self, device) -> torch.Tensor:
+        ruled_out = torch.zeros(self.categories, dtype=torch.bool, device=device)
+        ruled_out[list(self.impossible)] = True
+        return ruled_out
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.params.get("probs"), str):  # uniform: each group's values sum to 1
+        if isinstance(self.params.get("probs"), str) and not self.impossible:  # uniform: each group sums to 1
             return value.sum(-1) * -math.log(self.categories)
-        return (self._grouped(value) * self.log_probs(like=value)).sum((-2, -1))
+        log_probs = self.log_probs(like=value)
+        if self.impossible or "probs" in self.params:
+            # A class of probability 0 (-inf) holds 0 in every value that reaches here (q never
+            # draws it, labels there are refused): it adds nothing, where 0 * -inf would be NaN.
+            log_probs = torch.where(torch.isfinite(log_probs), log_probs, torch.zeros_like(log_probs))
+        return (self._grouped(value) * log_probs).sum((-2, -1))
 
     def _flat(self, t: torch.Tensor) -> torch.Tensor:
         return t.reshape(*t.shape[:-2], self.size)
@@ -226,12 +245,12 @@ class Categorical(Distribution):
         return self._flat(torch.softmax((log_probs + gumbels) / temperature, dim=-1))
 
     def support_size(self) -> int:
-        return self.categories ** (self.size // self.categories)
+        return (self.categories - len(self.impossible)) ** (self.size // self.categories)
 
     def support(self, dtype, device) -> torch.Tensor:
-        """Every value, one per row: [categories ** groups, size] (built once per shape, dtype
-        and device)."""
-        return _onehot_support(self.size // self.categories, self.categories, dtype, device).clone()
+        """Every possible value, one per row: [possible classes ** groups, size] (built once per
+        shape, dtype and device)."""
+        return _onehot_support(self.size // self.categories, self.categories, self.impossible, dtype, device).clone()
 
     def probabilities(self, dtype, device) -> torch.Tensor:
         return self._flat(self.log_probs(dtype=dtype, device=device).exp())
@@ -249,9 +268,10 @@ def _binary_support(size: int, dtype: torch.dtype, device: torch.device) -> torc
 
 
 @functools.lru_cache(maxsize=64)
-def _onehot_support(groups: int, categories: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _onehot_support(
+    groups: int, categories: int, impossible: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     eye = torch.eye(categories, dtype=dtype, device=device)
-    rows = [
-        torch.cat([eye[i] for i in combination]) for combination in itertools.product(range(categories), repeat=groups)
-    ]
+    possible = [c for c in range(categories) if c not in impossible]
+    rows = [torch.cat([eye[i] for i in combination]) for combination in itertools.product(possible, repeat=groups)]
     return torch.stack(rows)

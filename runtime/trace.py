@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .distributions import Distribution
+from .distributions import Categorical, Distribution
 from .registry import ENUMERATION_LIMIT
 from .repeat import Repeat
 from .shapes import broadcast_shapes
@@ -30,6 +30,7 @@ class Variable:
     type: str
     shape: tuple[int, ...]  # a repeated variable's starts with its steps: (K_max, *one step's shape)
     repeat: str | None = None  # the index of the `repeat` it is declared in
+    impossible: tuple[int, ...] = ()  # a onehot's classes the spec gives probability 0: q never proposes them
 
     @property
     def size(self) -> int:
@@ -135,6 +136,8 @@ class Recognition(_Trace):
         self, name: str, distribution: Distribution, relaxation: float | None = None, enumeration: bool = False
     ) -> torch.Tensor:
         distribution = self._bind(name, distribution)
+        if isinstance(distribution, Categorical):  # q's classes restricted to those the spec allows
+            distribution.impossible = self.variables[name].impossible
         given, mask = self.data.get(name), self.masks.get(name)
         if given is not None and self.repeating is not None:
             given, mask = self._this_step(name, self.repeating.step, given, mask)

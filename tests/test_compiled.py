@@ -222,7 +222,7 @@ def test_the_cached_enumeration_table_cannot_be_reached() -> None:
     torch.manual_seed(0)
     result = model.objective(batch)
     result.loss.backward()  # no "inference tensors cannot be saved for backward"
-    assert torch.equal(_onehot_support(1, 10, torch.float32, torch.device("cpu")), torch.eye(10))
+    assert torch.equal(_onehot_support(1, 10, (), torch.float32, torch.device("cpu")), torch.eye(10))
 
 
 def test_one_batch_convention_for_objective_predict_and_sample() -> None:

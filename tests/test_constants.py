@@ -85,7 +85,7 @@ def test_pretty_printing_a_list_parses_back_the_same() -> None:
         ("loc = [0.35, 0, -1]", "loc = [0.35, 0]", "E0309", "`loc` lists 2 numbers, but `z` has 3 elements"),
         ("scale = [0.05, 0.5, 2]", "scale = [0.05, 0, 2]", "E0305", "each of `scale` of Normal must be a number > 0"),
         ("[0.2, 0.3, 0.5]", "[0.2, 0.3, 0.6]", "E0305", "must sum to 1, but these sum to 1.1"),
-        ("[0.2, 0.3, 0.5]", "[0, 0.5, 0.5]", "E0305", "each of `probs` of Categorical must be > 0, not 0"),
+        ("[0.2, 0.3, 0.5]", "[-0.5, 1, 0.5]", "E0305", "each of `probs` of Categorical must be >= 0, not -0.5"),
         ("z : real[3]", "z : real[3, 1]", "E0309", "one-dimensional variable, but `z` has shape [3, 1]"),
     ],
 )

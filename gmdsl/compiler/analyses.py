@@ -30,3 +30,20 @@ def estimators(model: ModelIR, name: str) -> list[tuple[VariableNode, Estimator]
         for node in model.q.variables()
         if node.factor is not None and node.factor.estimator is not None and node.factor.estimator.name == name
     ]
+
+
+def impossible_classes(model: ModelIR) -> dict[str, tuple[int, ...]]:
+    """The classes of each onehot variable that a constant `probs` list of its factor in p or q
+    gives probability 0: q never proposes them, and no label may name them."""
+    out: dict[str, set[int]] = {}
+    for graph in (model.p, model.q):
+        for node in graph.variables():
+            factor = node.factor
+            if factor is None or factor.distribution != "Categorical":
+                continue
+            for parameter in factor.parameters:
+                if parameter.kind == "constant" and parameter.params == ["probs"] and isinstance(parameter.value, list):
+                    zeros = {index for index, probability in enumerate(parameter.value) if probability == 0}
+                    if zeros:
+                        out.setdefault(node.name, set()).update(zeros)
+    return {name: tuple(sorted(classes)) for name, classes in out.items()}

@@ -200,8 +200,8 @@ def _check_vector(info: DistributionInfo, param: Param, value: ast.Vector, varia
         return
     constraint = CONSTRAINTS[param.constraint]
     for item in value.items:
-        if simplex and not item.value > 0:
-            report(error("E0305", f"each of `{param.name}` of {info.name} must be > 0, not {item.value}", item.span))
+        if simplex and not item.value >= 0:  # 0 rules a class out (q never proposes it)
+            report(error("E0305", f"each of `{param.name}` of {info.name} must be >= 0, not {item.value}", item.span))
         elif not simplex and not constraint.admits(item.value):
             report(
                 error(

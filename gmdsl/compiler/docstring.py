@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gmdsl.runtime.registry import discrete_values
 
-from .analyses import constant_weights, estimators
+from .analyses import constant_weights, estimators, impossible_classes
 from .ir import ModelIR, VariableNode
 from .pretty import factor_head, number_text
 
@@ -75,8 +75,17 @@ def objective_lines(model: ModelIR) -> list[str]:
             f"  {node.name} is relaxed in q: a Concrete sample at temperature {temperature}, scored with "
             f"the {distribution} log-probability"
         )
+    impossible = impossible_classes(model)
+    for name, classes in impossible.items():
+        numbers = ", ".join(map(str, classes))
+        listed, it = (f"class {numbers}", "it") if len(classes) == 1 else (f"classes {numbers}", "them")
+        lines.append(
+            f"  {name} is never {listed}: the spec gives {it} probability 0, so q never proposes {it} "
+            f"and no label may name {it}"
+        )
     for node, _ in estimators(model, "enumeration"):
         choices, positions = discrete_values(node.type, tuple(node.shape))
+        choices -= len(impossible.get(node.name, ()))
         lines.append(
             f"  {node.name} is summed by enumeration: every one of its {choices**positions} values, weighted by q"
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gmdsl.runtime.registry import FUNCTIONS, NETWORK_BUILDERS
 
-from .analyses import constant_weights, estimators
+from .analyses import constant_weights, estimators, impossible_classes
 from .docstring import objective_lines
 from .ir import Graph, LetNode, ModelIR, Network, NetworkParameter, Parameter, VariableNode, read
 from .pretty import factor_head, factor_line, network_call_text, number_text, numbers_text
@@ -188,11 +188,14 @@ class _Emitter:
             f"    name = {_str(model.name)}",
             "    variables = (",
         ]
+        impossible = impossible_classes(model)
         for node in model.variables():
             if node.repeat is None:
                 shape, where = tuple(node.shape), ""
             else:  # its steps side by side
                 shape, where = (model.repeat(node.repeat).steps, *node.shape), f", repeat={_str(node.repeat)}"
+            if node.name in impossible:
+                where += f", impossible={impossible[node.name]!r}"
             lines.append(
                 f"        rt.Variable({_str(node.name)}, {_str(node.role)}, {_str(node.type)}, {shape!r}{where}),"
             )

@@ -86,9 +86,15 @@ def reference() -> str:
         "",
         "An argument is a number (`scale = 0.1`, the same for every element), a list of numbers, one per "
         "element of a one-dimensional variable (`loc = [0.35, 0, 0]`) or per class of a Categorical "
-        "(`probs = [0.1, 0.3, 0.3, 0.3]`, each > 0, summing to 1), `uniform` (a Categorical's `probs`), a "
+        "(`probs = [0.1, 0.3, 0.3, 0.3]`, each >= 0, summing to 1), `uniform` (a Categorical's `probs`), a "
         "variable or `let` of the variable's shape, or a network call. Each number must meet its "
         "parameter's constraint (E0305); a list must fit its variable (E0309).",
+        "",
+        "A 0 in a Categorical's `probs` list rules its class out (`p(count) = Categorical(probs = [0, "
+        "0.5, 0.5])`: a count of 1 or 2, never 0). The compiled model marks the class impossible "
+        "(`rt.Variable(..., impossible=(0,))`): q never proposes it, whatever q's own factor says (its "
+        "logits are masked, `by enumeration` sums over the other classes, a relaxed draw puts no mass "
+        "there), p never draws it, and a label or `given` value naming it is a batch error.",
         "",
         "| distribution | on types | parameterisations | emitted by one network | notes |",
         "|---|---|---|---|---|",

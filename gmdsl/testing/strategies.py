@@ -104,7 +104,8 @@ def _constant(draw, constraint: str, shape: tuple[int, ...]) -> ast.ArgValue:
     if constraint == "simplex":
         if draw(st.booleans()):
             return ast.Reference(_ident("uniform"))
-        weights = draw(st.lists(st.integers(1, 5), min_size=shape[-1], max_size=shape[-1]))
+        # now and then a 0, which rules its class out (at least one class keeps some probability)
+        weights = draw(st.lists(st.integers(0, 5), min_size=shape[-1], max_size=shape[-1]).filter(any))
         return ast.Vector(tuple(ast.Number(w / sum(weights)) for w in weights))
     if len(shape) == 1 and shape[0] > 1 and draw(st.integers(0, 3)) == 0:
         return ast.Vector(tuple(_number(draw, constraint) for _ in range(shape[0])))
@@ -433,7 +434,8 @@ def random_value(variable, rows: int, generator) -> torch.Tensor:
     if variable.type == "binary":
         return torch.randint(0, 2, shape, generator=generator).float()
     if variable.type == "onehot":
-        index = torch.randint(0, variable.shape[-1], shape[:-1], generator=generator)
+        possible = torch.tensor([c for c in range(variable.shape[-1]) if c not in variable.impossible])
+        index = possible[torch.randint(0, len(possible), shape[:-1], generator=generator)]
         classes = torch.nn.functional.one_hot(index, variable.shape[-1]).float()
         if variable.repeat is not None:  # a step may have no class: a row of zeros
             classes = classes * (torch.rand(shape[:-1], generator=generator) < 0.7).unsqueeze(-1)
