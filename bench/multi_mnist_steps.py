@@ -3,7 +3,7 @@ with their true count, how far the centre of q's box lies from the nearest digit
 which digit (1st, 2nd or 3rd from the left) that is. A reader that visits the digits left to
 right, as `specs/multi_mnist_digits.gm` labels them, has step k nearest the k-th digit.
 
-    .venv/bin/python bench/multi_mnist_steps.py runs/multi_mnist/RUN [--canvases 1000]
+    .venv/bin/python bench/multi_mnist_steps.py runs/multi_mnist/RUN [--canvases 1000] [--checkpoint last]
 
 Distances are in pixels of the 64-pixel canvas (a digit is 18 to 28 pixels wide); one draw of
 q's boxes, seeded, so the numbers repeat.
@@ -58,8 +58,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("--canvases", type=int, default=1000)
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default: best)")
     args = parser.parse_args()
-    print("\n".join(steps_table(runs.open_run(args.run, "cpu", "best"), args.canvases)))
+    print("\n".join(steps_table(runs.open_run(args.run, "cpu", args.checkpoint), args.canvases)))
 
 
 if __name__ == "__main__":
