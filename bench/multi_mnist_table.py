@@ -27,8 +27,9 @@ import mnist_runs
 from mnist_runs import ROOT
 
 SPEC = "specs/multi_mnist.gm"
-# the same model with each digit's class labelled too, on the same images as the count
-DIGITS_SPEC = "specs/multi_mnist_digits.gm"
+# the same model with each digit's class labelled too, on the same images as the count; then with
+# each digit's box labelled as well
+DIGITS_SPECS = ("specs/multi_mnist_digits.gm", "specs/multi_mnist_boxes.gm")
 DIGITS_SETTING = (1000, 0.1)
 # beta rises from 0 over these first epochs: chosen on validation (results/screens/multi_mnist/),
 # where without it a run could settle on never using a third step
@@ -77,6 +78,7 @@ def train_and_evaluate(args, spec: str, labels: int, rate: float, seed: int, log
         "name": name,
         "spec": Path(spec).stem,
         "digit_error": evaluation.get("test_error_digits"),
+        "box_rmse": evaluation.get("test_rmse_where"),
         "labels": labels,
         "rate": rate,
         "seed": seed,
@@ -113,7 +115,7 @@ def markdown(results: dict) -> str:
         lines.append(f"| {labels} | {rate:g} | {paper} | {ours} |")
     if not runs:
         return "\n".join([*lines, "", "No runs yet: `.venv/bin/python bench/multi_mnist_table.py --epochs 10`.", ""])
-    lines += _digits_lines([r for r in runs if r.get("spec") == "multi_mnist_digits"])
+    lines += _digits_lines([r for r in runs if r.get("spec") in {Path(spec).stem for spec in DIGITS_SPECS}])
     hours = sum(r["train_seconds"] for r in runs) / 3600
     lines += [
         "",
@@ -125,28 +127,40 @@ def markdown(results: dict) -> str:
 
 
 def _digits_lines(runs: list[dict]) -> list[str]:
-    """The runs of specs/multi_mnist_digits.gm: the count and each digit's class labelled."""
+    """The runs of the specs that label each digit's class (and box) too, a row per spec."""
     labels, rate = DIGITS_SETTING
-    seeds = f" ({len(runs)} seed{'s' if len(runs) > 1 else ''})" if runs else ""
-
-    def cell(key: str) -> str:
-        return mnist_runs.mean_sd([r[key] for r in runs], 2) + seeds if runs else "not run"
-
-    return [
+    lines = [
         "",
         "## With each digit's class labelled too",
         "",
-        f"specs/multi_mnist_digits.gm: the same model with `digits` supervised, labelled on the same L = {labels} "
-        f"images as the count, at rho = {rate:g}. Digit error: the share of the test canvases' digits whose "
-        "class q predicts wrongly at their step (the k-th digit from the left at step k). The paper states no "
-        "per-digit figure to compare with. Chance is 90 %: q's steps do not visit the digits left to right "
-        "(`bench/multi_mnist_steps.py RUN` shows which digit each step's box is nearest), so the labels "
-        "mostly name a digit other than the one a step sees.",
+        f"The same model with `digits` supervised, labelled on the same L = {labels} images as the count, at "
+        f"rho = {rate:g}; specs/multi_mnist_boxes.gm labels each digit's box (`where`) as well. Digit error: the "
+        "share of the test canvases' digits whose class q predicts wrongly at their step (the k-th digit from "
+        "the left at step k; chance is 90 %). Box RMSE: of q's box (side, centre x, centre y, as shares of the "
+        "canvas) at each true step. The paper states no per-digit figure to compare with.",
         "",
-        "| L | rho | count error % | digit error % |",
-        "|---|---|---|---|",
-        f"| {labels} | {rate:g} | {cell('count_error')} | {cell('digit_error')} |",
+        "| spec | L | rho | count error % | digit error % | box RMSE |",
+        "|---|---|---|---|---|---|",
     ]
+    for spec in DIGITS_SPECS:
+        chosen = [r for r in runs if r["spec"] == Path(spec).stem]
+        seeds = f" ({len(chosen)} seed{'s' if len(chosen) > 1 else ''})" if chosen else ""
+
+        def cell(key: str, digits: int, chosen: list[dict] = chosen, seeds: str = seeds) -> str:
+            values = [r[key] for r in chosen if r.get(key) is not None]
+            return mnist_runs.mean_sd(values, digits) + seeds if values else "–"
+
+        lines.append(
+            f"| {spec} | {labels} | {rate:g} | {cell('count_error', 2)} | {cell('digit_error', 2)} | "
+            f"{cell('box_rmse', 3)} |"
+        )
+    lines += [
+        "",
+        "Labelled with their classes alone, the digits stay near chance: q's steps do not visit them left to "
+        "right (`bench/multi_mnist_steps.py RUN` shows which digit each step's box is nearest), so the labels "
+        "mostly name a digit other than the one a step sees. The boxes' labels give q that order.",
+    ]
+    return lines
 
 
 def main() -> None:
@@ -167,7 +181,7 @@ def main() -> None:
     # seed by seed, the most labelled settings first: a table stopped part way has whole rows of seeds;
     # then the runs with the digits labelled too
     jobs = [(SPEC, labels, rate, seed) for seed in args.seeds for (labels, rate) in reversed(PAPER)]
-    jobs += [(DIGITS_SPEC, *DIGITS_SETTING, seed) for seed in args.seeds]
+    jobs += [(spec, *DIGITS_SETTING, seed) for spec in DIGITS_SPECS for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda job: train_and_evaluate(args, *job, logs, threads), jobs))
     results = {

@@ -192,8 +192,20 @@ def _mask(name: str, mask: object, device: torch.device) -> torch.Tensor:
 
 
 def _check_support(where: str, name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:
-    """Values must be finite and inside the type's support, on the rows where they count."""
+    """Values must be finite and inside the type's support, on the rows where they count (and,
+    for a repeated variable other than a onehot, on the steps that have a value: not all NaN)."""
     rows = value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]
+    if variable.repeat is not None and variable.type != "onehot":
+        steps = rows.reshape(len(rows), variable.shape[0], -1)
+        missing = torch.isnan(steps)
+        partly = missing.any(-1) & ~missing.all(-1)
+        if partly.any():
+            raise BatchError(
+                f"{where} has {int(partly.sum())} step(s) with some values NaN but not all: a step without a "
+                "label is NaN throughout",
+                variable=name,
+            )
+        rows = steps[~missing.all(-1)]  # the steps that have a label
     if rows.numel() == 0:
         return
     bad = ~torch.isfinite(rows)

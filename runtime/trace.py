@@ -171,11 +171,17 @@ class Recognition(_Trace):
         self, name: str, step: int, given: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A repeated label's value at `step`, and where it is given: on labelled rows whose
-        step has a class (a step without one is a row of zeros, and is drawn like a hidden label)."""
-        size = self.variables[name].step_size
+        step has one (a step without one, a row of zeros for a onehot and of NaN otherwise, is
+        drawn like a hidden label)."""
+        variable = self.variables[name]
+        size = variable.step_size
         value = given[..., (step - 1) * size : step * size]
-        has_class = value.sum(-1) > 0
-        return value, has_class if mask is None else mask & has_class
+        if variable.type == "onehot":
+            has_label = value.sum(-1) > 0
+        else:
+            has_label = ~torch.isnan(value).any(-1)
+            value = torch.nan_to_num(value)  # never read where missing: zeros keep NaN out of every product
+        return value, has_label if mask is None else mask & has_label
 
     def _enumerate(self, distribution, given, mask) -> torch.Tensor:
         """Every value of the variable along a new leading dimension (labelled rows keep their label)."""

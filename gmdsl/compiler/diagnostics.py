@@ -76,7 +76,7 @@ CODES: dict[str, str] = {
     "E0804": "a step index (`name[k]`) outside its `repeat`, naming another index, or on a name that does not repeat",
     "E0805": "a step that reads a later step, or one further back than `name[k - 1]`",
     "E0806": "a repeated variable read outside its `repeat`, or a factor written on the other side of it",
-    "E0807": "a repeated variable that is observed or a supervised non-onehot, or one summed by enumeration",
+    "E0807": "a repeated variable that is observed, or one summed by enumeration",
     "W0201": "a declared parent is never read",
     "W0202": "a `let` node is never used",
     "W0203": "a network is never used",

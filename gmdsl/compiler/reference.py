@@ -52,10 +52,11 @@ _REPEATS = [
     "- After the block, a `let` of the block reads as its value at the last step that holds (a canvas, a "
     "running sum); a repeated variable cannot be read there, but a factor may list it as a parent, meaning "
     "all its steps (E0806). Factors are written on the side of the block where their variable is declared.",
-    "- A repeated variable is latent, or supervised and onehot: its data gives a class per step, -1 where "
-    "the step has none (`digits : int [N, K_max]`), and a step without a class is inferred like any "
-    "unlabelled value. A discrete one is relaxed, not enumerated (E0807). `net`, `objective`, `model` and "
-    "nested repeats stay outside (E0803).",
+    "- A repeated variable is latent or supervised, never observed (E0807). A supervised one's data gives "
+    "a label per step: a class for a onehot, -1 where the step has none (`digits : int [N, K_max]`); a "
+    "value for any other type, NaN where the step has none (`where : float [N, K_max, 3]`). A step "
+    "without a label is inferred like any unlabelled value. A discrete one is relaxed, not enumerated "
+    "(E0807). `net`, `objective`, `model` and nested repeats stay outside (E0803).",
     "- `gru` is the recurrent cell for a state carried from step to step: its last input is the state (E0410).",
     "- Compiled, a repeat is one loop over all K_max steps (`for _ in q.repeat(...)`), every row at once; "
     "the count then weights each step's log-densities, and `model.infer` / `model.sample` give a repeated "

@@ -222,18 +222,16 @@ class RepeatRules(Rules):
             declaration = scope.variables.get(name)
             if declaration is None:
                 continue
-            # labels per step are classes, -1 (a row of zeros) where a step has none; a
-            # continuous value has no such "none", and observed data has no steps to miss
-            onehot = declaration.type.base.name == "onehot"
-            if declaration.role == "observed" or (declaration.role == "supervised" and not onehot):
-                what = "observed" if declaration.role == "observed" else f"supervised {declaration.type.base.name}"
+            # a label per step is a class (-1 where a step has none) or a value (NaN where it has
+            # none); observed data has no steps to miss
+            if declaration.role == "observed":
                 self.report(
                     error(
                         "E0807",
-                        f"a repeated variable is latent or a supervised onehot, not {what}",
+                        "a repeated variable is latent or supervised, not observed",
                         declaration.span,
-                        help=f"a label per step of `repeat {index}` is a class, -1 where the step has none: "
-                        f"declare `latent {name}`, make it onehot, or declare it outside the `repeat`",
+                        help=f"declare `latent {name}` or `supervised {name}` (its label per step of `repeat {index}` "
+                        "may be missing), or declare it outside the `repeat`",
                     )
                 )
             factor = scope.factor("q", name)

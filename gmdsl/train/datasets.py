@@ -227,6 +227,8 @@ class Generated:
     manifest: str
     settings: Callable[[], dict]
     make: Callable[[], dict[str, Any]]  # the arrays NAME_train / NAME_test
+    # fields computed from the stored ones when a split is read (not stored: the cache stays as made)
+    derive: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
 
 def _faces_settings() -> dict:
@@ -254,6 +256,12 @@ def _multi_mnist_settings() -> dict:
     return multi_mnist.settings()
 
 
+def _multi_mnist_fields(split: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    from . import multi_mnist
+
+    return {"where": multi_mnist.boxes_as_where(split["boxes"])}
+
+
 def _make_multi_mnist() -> dict[str, Any]:
     """From the verified MNIST files (fetched first if missing)."""
     from . import multi_mnist
@@ -265,7 +273,9 @@ def _make_multi_mnist() -> dict[str, Any]:
 
 GENERATED = {
     "faces": Generated("faces.npz", "faces.json", _faces_settings, _make_faces),
-    "multi-mnist": Generated("multi-mnist.npz", "multi-mnist.json", _multi_mnist_settings, _make_multi_mnist),
+    "multi-mnist": Generated(
+        "multi-mnist.npz", "multi-mnist.json", _multi_mnist_settings, _make_multi_mnist, _multi_mnist_fields
+    ),
 }
 
 
@@ -317,7 +327,10 @@ def _read_generated(name: str, folder: Path) -> Dataset:
             f"delete {folder} and run `gmdsl data fetch {name}` again"
         )
     dataset = read_npz(folder / made.file)
-    return Dataset(name, dataset.train, dataset.test)
+    if made.derive is None:
+        return Dataset(name, dataset.train, dataset.test)
+    train, test = ({**split, **made.derive(split)} for split in (dataset.train, dataset.test))
+    return Dataset(name, train, test)
 
 
 # name -> what fills its cache folder (from a scratch folder)

@@ -13,7 +13,9 @@ digits, test canvases its test digits, so no test digit was seen in training.
 
 Fields: image (uint8 [N, 1, CANVAS, CANVAS]), count (int64 [N], 1..3), digits (int64 [N, 3],
 the classes left to right, by their boxes' x, -1 past the count) and boxes (int64 [N, 3, 4]: x,
-y, width, height in pixels, in the same order, -1 past the count).
+y, width, height in pixels, in the same order, -1 past the count). Read back, the set also has
+where (float32 [N, 3, 3]): each box as `glimpse` and `place` take it (side, then centre x and y,
+as shares of the canvas: see boxes_as_where), NaN past the count.
 """
 
 from __future__ import annotations
@@ -143,3 +145,14 @@ def generate(
         for field, values in generate_split(images, labels, canvases, rng).items():
             arrays[f"{field}_{split}"] = values
     return arrays
+
+
+def boxes_as_where(boxes: torch.Tensor, canvas: int = CANVAS) -> torch.Tensor:
+    """Boxes (x, y, width, height in pixels; -1 where there is none) [..., 4] as `where` values
+    [..., 3]: the side as a share of the canvas, then the centre in [-1, 1] (x to the right, y
+    down), the convention of runtime/functions.py's glimpse and place; NaN where there is none."""
+    boxes = boxes.to(torch.float32)
+    side = boxes[..., 2] / canvas
+    centre = (boxes[..., :2] + boxes[..., 2:] / 2) / canvas * 2 - 1
+    where = torch.cat([side[..., None], centre], -1)
+    return torch.where((boxes[..., 2:3] > 0), where, torch.full_like(where, float("nan")))
