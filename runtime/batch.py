@@ -127,8 +127,8 @@ def flat_value(
             expected = f"{_expected(variable)}{indices} for {_describe(variable)}"
             raise BatchError(f"{where} has shape {list(tensor.shape)}, expected {expected}", variable=name)
         value = tensor.to(device=device, dtype=dtype).reshape(tensor.shape[0], variable.size)
-        if check_values:
-            _check_support(where, name, value, variable, mask)
+        if check_values:  # a label may be missing at a step; a value given to sample() may not
+            _check_support(where, name, value, variable, mask, steps_may_miss=container == "batch")
     if check_values and variable.impossible:
         _check_possible(where, name, value, variable, mask)
     return value
@@ -191,11 +191,13 @@ def _mask(name: str, mask: object, device: torch.device) -> torch.Tensor:
     return mask.to(device)
 
 
-def _check_support(where: str, name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:
+def _check_support(
+    where: str, name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None, steps_may_miss: bool
+) -> None:
     """Values must be finite and inside the type's support, on the rows where they count (and,
-    for a repeated variable other than a onehot, on the steps that have a value: not all NaN)."""
+    for labels of a repeated variable other than a onehot, on the steps that have one: not all NaN)."""
     rows = value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]
-    if variable.repeat is not None and variable.type != "onehot":
+    if steps_may_miss and variable.repeat is not None and variable.type != "onehot":
         steps = rows.reshape(len(rows), variable.shape[0], -1)
         missing = torch.isnan(steps)
         partly = missing.any(-1) & ~missing.all(-1)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tiny_data import make_tiny_mnist
 
+from gmdsl.runtime.functions import glimpse
 from gmdsl.train import multi_mnist
 from gmdsl.train.datasets import DataError, open_dataset
 
@@ -81,8 +83,10 @@ def test_fetch_builds_it_from_the_cached_mnist_and_checks_it(gmdsl_cli, tmp_path
     manifest = json.loads((folder / "multi-mnist.json").read_text())
     assert manifest["settings"]["train"] == 90 and len(manifest["sha256"]) == 64
     dataset = open_dataset("multi-mnist")
-    assert dataset.fields() == ["boxes", "count", "digits", "image"]
+    assert dataset.fields() == ["boxes", "count", "digits", "image", "where"]  # `where`: derived from `boxes`
     assert dataset.train["image"].shape == (90, 1, 64, 64) and dataset.test["count"].shape == (30,)
+    assert dataset.train["where"].shape == (90, 3, 3) and dataset.train["where"].dtype == torch.float32
+    torch.testing.assert_close(dataset.test["where"], multi_mnist.boxes_as_where(dataset.test["boxes"]), equal_nan=True)
     data = (folder / "multi-mnist.npz").read_bytes()
     (folder / "multi-mnist.npz").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(DataError, match="delete .* and run `gmdsl data fetch multi-mnist` again"):
@@ -101,3 +105,23 @@ def test_digits_are_listed_left_to_right_each_with_its_own_box() -> None:
         assert (np.diff(placed[:, 0]) >= 0).all()
         for digit, (x, y, width, height) in zip(digits[:count], placed, strict=True):
             assert image[0, y + height // 2, x + width // 2] == 25 * (digit + 1)
+
+
+def test_where_is_each_box_as_glimpse_reads_it(made: dict[str, np.ndarray]) -> None:
+    """`where` (read back with the set) is the box as a side and a centre in glimpse's
+    coordinates: a glimpse there reads the whole solid square and nothing around it; NaN past
+    the count."""
+    boxes = torch.from_numpy(made["boxes_train"][:40])
+    count = torch.from_numpy(made["count_train"][:40])
+    where = multi_mnist.boxes_as_where(boxes)
+    steps = torch.arange(multi_mnist.MAX_COUNT)
+    assert (torch.isnan(where).all(-1) == (steps >= count[:, None])).all()
+    x, y, side = boxes[0, 0, 0].item(), boxes[0, 0, 1].item(), boxes[0, 0, 2].item()
+    expected = [side / 64, (x + side / 2) / 32 - 1, (y + side / 2) / 32 - 1]
+    torch.testing.assert_close(where[0, 0], torch.tensor(expected))
+    image = torch.from_numpy(made["image_train"][:40]).float() / 255
+    for row in range(40):
+        for step in range(int(count[row])):
+            seen = glimpse(image[row].reshape(1, -1), where[row, step][None], shapes=((1, 64, 64), (3,), (1, 28, 28)))
+            inner = seen.reshape(28, 28)[2:-2, 2:-2]  # bilinear reads blur the rim
+            assert inner.min() > 0.9, (row, step)

@@ -291,3 +291,75 @@ def test_a_bad_class_per_step_names_the_variable(classes: torch.Tensor, message:
     model = gmdsl.compile(LABELLED_STEPS)
     with pytest.raises(gmdsl.runtime.BatchError, match=message):
         model.objective({"x": torch.randn(1, 16), "count": torch.tensor([2]), "c": classes})
+
+
+VALUED_STEPS = SPEC.replace("latent d : real[2]", "supervised d : real[2]").replace("alpha = 0", "alpha = 1")
+
+
+def test_values_per_step_are_scored_at_the_steps_that_have_them() -> None:
+    """A supervised real inside the repeat: log q(labels | x) of a row = log q(count | x) + the
+    log q(d_k | x) of its steps k <= count whose value is given (not NaN), read by hand off the
+    networks; a step's value feeds the next step's state wherever it is given."""
+    torch.manual_seed(0)
+    model = gmdsl.compile(VALUED_STEPS).double()
+    x = torch.randn(3, 16, dtype=torch.double)
+    counts = torch.tensor([2, 3, 1])
+    values = torch.randn(3, 3, 2, dtype=torch.double)
+    values[0, 2] = values[2, 1:] = float("nan")  # steps past the count have none
+    result = model.objective({"x": x, "count": counts, "d": values})
+    encoder = model.encoder
+    expected = torch.log_softmax(encoder.counter(x), -1)[torch.arange(3), counts]
+    d_before, h_before = torch.zeros(3, 2, dtype=torch.double), torch.zeros(3, 8, dtype=torch.double)
+    for k in range(3):
+        h = encoder.cell(torch.cat([x, d_before, h_before], -1))
+        loc, scale = encoder.reader(h).chunk(2, -1)
+        given = ~torch.isnan(values[:, k]).any(-1)
+        d = torch.nan_to_num(values[:, k])
+        log_q = torch.distributions.Normal(loc, F.softplus(scale)).log_prob(d).sum(-1)
+        expected = expected + torch.where(given & (k < counts), log_q, 0.0)
+        d_before, h_before = d, h
+    torch.testing.assert_close(result.log_q_supervised[[0, 1, 2]], expected)
+
+
+def test_a_step_without_a_value_is_drawn_like_a_hidden_label() -> None:
+    torch.manual_seed(0)
+    model = gmdsl.compile(VALUED_STEPS).double()
+    x = torch.randn(2, 16, dtype=torch.double)
+    values = torch.full((2, 3, 2), float("nan"), dtype=torch.double)
+    values[:, 0] = torch.tensor([0.5, -0.5])
+    torch.manual_seed(1)
+    result = model.objective({"x": x, "count": torch.tensor([2, 2]), "d": values})
+    steps = result.values["d"].reshape(-1, 2, 3, 2)
+    torch.testing.assert_close(steps[..., 0, :], values[:, 0].expand_as(steps[..., 0, :]))
+    assert torch.isfinite(steps).all() and (steps[..., 1, :] != 0).all()  # step 2: drawn
+    # labelled only at step 1 scores exactly what a model labelled at step 1 and hidden after does
+    torch.testing.assert_close(
+        result.log_q_supervised,
+        model.objective({"x": x, "count": torch.tensor([1, 1]), "d": values}).log_q_supervised
+        - torch.log_softmax(model.encoder.counter(x), -1)[:, 1]
+        + torch.log_softmax(model.encoder.counter(x), -1)[:, 2],
+    )
+    predicted = model.predict({"x": x})
+    assert predicted["d"].shape == (2, 3, 2) and torch.isfinite(predicted["d"]).all()
+    with pytest.raises(gmdsl.runtime.BatchError, match="given\\['d'\\] has 8 NaN or infinite values"):
+        model.sample(2, given={"d": values})  # p draws from values: none may be missing
+
+
+@pytest.mark.parametrize(
+    ("fill", "message"),
+    [
+        ((0, 0, 0), "1 step\\(s\\) with some values NaN but not all"),
+        ((0, 0, slice(None)), None),  # a whole step NaN: no label there, accepted
+        ((0, 1, slice(None)), None),
+    ],
+)
+def test_a_value_per_step_is_nan_throughout_or_not_at_all(fill: tuple, message: str | None) -> None:
+    model = gmdsl.compile(VALUED_STEPS)
+    values = torch.zeros(1, 3, 2)
+    values[fill] = float("nan")
+    batch = {"x": torch.randn(1, 16), "count": torch.tensor([2]), "d": values}
+    if message is None:
+        assert torch.isfinite(model.objective(batch).elbo).all()
+    else:
+        with pytest.raises(gmdsl.runtime.BatchError, match=message):
+            model.objective(batch)

@@ -329,7 +329,7 @@ def spec_trees(draw, max_variables: int = 5) -> ast.Spec:
 
 def _repeat(draw, builder: _Builder, observed: str) -> list[ast.Statement]:
     """A `repeat k < count { ... }` block (names outside NAME_POOL): a count of K_max + 1
-    values, one or two variables per step (a onehot one latent or supervised), q's recurrent state read by each step's q
+    values, one or two variables per step (each latent or supervised), q's recurrent state read by each step's q
     factors, p's running sum of the steps, and an observed variable read from that sum after
     the block."""
     steps = draw(st.integers(2, 3))  # with one step, a recurrent state would only ever read zeros
@@ -346,7 +346,7 @@ def _repeat(draw, builder: _Builder, observed: str) -> list[ast.Statement]:
     for part in parts:
         if part.type == "onehot":
             part.shape = (part.shape[0] + 1,)
-            part.role = draw(st.sampled_from(("latent", "supervised")))  # labelled step by step
+        part.role = draw(st.sampled_from(("latent", "supervised")))  # labelled step by step
     builder.shapes.update({v.name: v.shape for v in (count, *parts)})
     builder.types.update({v.name: v.type for v in (count, *parts)})
     state_width, sum_width = draw(st.integers(1, 6)), draw(st.integers(1, 6))
@@ -441,7 +441,11 @@ def random_value(variable, rows: int, generator) -> torch.Tensor:
             classes = classes * (torch.rand(shape[:-1], generator=generator) < 0.7).unsqueeze(-1)
         return classes
     normal = torch.randn(shape, generator=generator)
-    return {"real": normal, "positive": normal.exp(), "unit": torch.sigmoid(normal)}[variable.type]
+    value = {"real": normal, "positive": normal.exp(), "unit": torch.sigmoid(normal)}[variable.type]
+    if variable.repeat is not None and variable.role == "supervised":  # a step may have no label: NaN throughout
+        missing = torch.rand((rows, variable.shape[0]), generator=generator) >= 0.7
+        value = value.masked_fill(missing.reshape(rows, variable.shape[0], *([1] * (len(shape) - 2))), float("nan"))
+    return value
 
 
 def random_batch(model, rows: int, seed: int = 0, labelled: float = 0.5) -> dict:

@@ -1,0 +1,103 @@
+"""The model `multi_mnist_boxes`, compiled by gmdsl from multi_mnist_boxes.gm.
+
+Trained with the semi-supervised objective of Siddharth et al. (2017),
+semisupervised(alpha = 100, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
+(the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
+  count, digits, where not given:  E_q(count, digits, where, style | x)[log p(x, count, digits, style, where) - log q(count, digits, where, style | x)]
+  count, digits, where given:  sum_s (w_s / sum_t w_t) [log p(x, count, digits, style_s, where) - log q(count, digits, where, style_s | x)]
+      + (1 + alpha) log q(count, digits, where | x), with alpha = 100
+      importance weights w_s = q(count | x) q(where | x) q(digits | x, where); log q(count, digits, where | x) ~= log (1/S) sum_s w_s
+  (a row where only some supervised variables are given counts those as given)
+  digits is relaxed in q: a Concrete sample at temperature 0.66, scored with the Categorical log-probability
+  count is summed by enumeration: every one of its 4 values, weighted by q
+  digits, style, where repeat for k = 1..3: a step's log-densities count where k <= count, and the repeat's `let`s read after it are their values at step count
+
+Generated code: change the spec and recompile rather than editing this file.
+"""
+
+# Each statement is one factor or network on one line, ending in the spec line it compiles.
+# ruff: noqa: E501
+
+import torch
+
+from gmdsl import runtime as rt
+
+
+class Encoder(torch.nn.Module):
+    """The recognition model q(count, digits, style, where | x) = q(count | x) q(where | x) q(digits | x, where) q(style | x, where, digits)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = rt.conv((1, 64, 64), 4096, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:39
+        self.counter = rt.mlp(256, 4, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:40
+        self.reader = rt.gru(525, 256)  # multi_mnist_boxes.gm:41
+        self.locator = rt.mlp(256, 6, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:42
+        self.classifier = rt.mlp(784, 10, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:43
+        self.encoder = rt.mlp(794, 20, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:44
+
+    def forward(self, q: rt.Recognition) -> None:
+        x = q.observed("x")  # multi_mnist_boxes.gm:10
+        # let features : real[256] = trunk(x)
+        features = self.trunk(rt.join(x))  # multi_mnist_boxes.gm:15
+        # q(count | x) = Categorical(logits = counter(features)) by enumeration
+        q.sample("count", rt.Categorical(logits=self.counter(rt.join(features))), enumeration=True)  # multi_mnist_boxes.gm:16
+        # repeat k < count: steps 1..3; those past the value of count add nothing
+        for _ in q.repeat("k", "count", steps=3, lets={"state": 256}):  # multi_mnist_boxes.gm:18
+            # let state : real[256] = reader(features, digits[k - 1], where[k - 1], state[k - 1])
+            state = q.keep("state", self.reader(rt.join(features, q.before("digits"), q.before("where"), q.before("state"))))  # multi_mnist_boxes.gm:30
+            # q(where | x) = Normal(locator(state))
+            where = q.sample("where", rt.Normal.from_network(self.locator(rt.join(state))))  # multi_mnist_boxes.gm:31
+            # let seen : real[1, 28, 28] = glimpse(x, where)
+            seen = rt.glimpse(x, where, shapes=((1, 64, 64), (3,), (1, 28, 28)))  # multi_mnist_boxes.gm:32
+            # q(digits | x, where) = Categorical(logits = classifier(seen)) by relaxation(temperature = 0.66)
+            digits = q.sample("digits", rt.Categorical(logits=self.classifier(rt.join(seen))), relaxation=0.66)  # multi_mnist_boxes.gm:33
+            # q(style | x, where, digits) = Normal(encoder(seen, digits))
+            q.sample("style", rt.Normal.from_network(self.encoder(rt.join(seen, digits))))  # multi_mnist_boxes.gm:34
+
+
+class Decoder(torch.nn.Module):
+    """The generative model p(x, count, digits, style, where) = p(count) p(digits) p(style) p(where) p(x | digits, style, where)."""
+
+    def __init__(self):
+        super().__init__()
+        self.writer = rt.mlp(20, 784, hidden=[256], activation="relu", output_bias=-2)  # multi_mnist_boxes.gm:45
+        self.register_buffer("where_loc", torch.tensor([0.36, 0.0, 0.0]), persistent=False)  # multi_mnist_boxes.gm:26
+        self.register_buffer("where_scale", torch.tensor([0.05, 0.5, 0.5]), persistent=False)  # multi_mnist_boxes.gm:26
+
+    def forward(self, p: rt.Generation) -> None:
+        # p(count) = Categorical(probs = uniform)
+        p.sample("count", rt.Categorical(probs=rt.UNIFORM))  # multi_mnist_boxes.gm:13
+        # repeat k < count: steps 1..3; those past the value of count add nothing
+        for _ in p.repeat("k", "count", steps=3, lets={"canvas": 4096}):  # multi_mnist_boxes.gm:18
+            # p(digits) = Categorical(probs = uniform)
+            digits = p.sample("digits", rt.Categorical(probs=rt.UNIFORM))  # multi_mnist_boxes.gm:23
+            # p(style) = Normal(loc = 0, scale = 1)
+            style = p.sample("style", rt.Normal(loc=0.0, scale=1.0))  # multi_mnist_boxes.gm:24
+            # p(where) = Normal(loc = [0.36, 0, 0], scale = [0.05, 0.5, 0.5])
+            where = p.sample("where", rt.Normal(loc=self.where_loc, scale=self.where_scale))  # multi_mnist_boxes.gm:26
+            # let patch : unit[1, 28, 28] = writer(digits, style)
+            patch = rt.sigmoid(self.writer(rt.join(digits, style)))  # multi_mnist_boxes.gm:27
+            # let canvas : real[1, 64, 64] = place(patch, where, canvas[k - 1])
+            canvas = p.keep("canvas", rt.place(patch, where, p.before("canvas"), shapes=((1, 28, 28), (3,), (1, 64, 64), (1, 64, 64))))  # multi_mnist_boxes.gm:28
+        canvas = p.final("canvas")  # its value at step count
+        # p(x | digits, style, where) = Normal(loc = canvas, scale = 0.3)
+        p.sample("x", rt.Normal(loc=canvas, scale=0.3))  # multi_mnist_boxes.gm:37
+
+
+class Model(rt.CompiledModel):
+    """multi_mnist_boxes: q is `Encoder`, p is `Decoder`."""
+
+    name = "multi_mnist_boxes"
+    variables = (
+        rt.Variable("x", "observed", "real", (1, 64, 64)),
+        rt.Variable("count", "supervised", "onehot", (4,)),
+        rt.Variable("digits", "supervised", "onehot", (3, 10), repeat="k"),
+        rt.Variable("style", "latent", "real", (3, 10), repeat="k"),
+        rt.Variable("where", "supervised", "real", (3, 3), repeat="k"),
+    )
+    options = rt.ObjectiveOptions(alpha=100.0, samples=1, beta=1.0, estimator="snis")
+    constant_weights = False  # a label sits below a sampled variable in q: importance weights
+    enumerated = ("count",)  # summed over every value in q where not given
+
+    def __init__(self):
+        super().__init__(Encoder(), Decoder())
