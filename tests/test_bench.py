@@ -163,20 +163,31 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
     def run(labels: int, rate: float, seed: int, error: float) -> dict:
         return {"labels": labels, "rate": rate, "seed": seed, "count_error": error, "train_seconds": 3600.0}
 
-    def digits(labels: int, rate: float, seed: int, error: float, digit_error: float) -> dict:
-        return {**run(labels, rate, seed, error), "spec": "multi_mnist_digits", "digit_error": digit_error}
+    def digits(labels: int, rate: float, seed: int, error: float, digit_error: float, spec: str) -> dict:
+        extra = {"box_rmse": 0.05} if spec == "multi_mnist_boxes" else {}
+        return {**run(labels, rate, seed, error), "spec": spec, "digit_error": digit_error, **extra}
 
     results = {
         "command": "python bench/multi_mnist_table.py --epochs 20",
         "commit": "abc1234",
         "epochs": 20,
         "hardware": {"machine": "x86_64", "cpus": 2, "jobs": 1, "threads_per_job": 2, "cuda": None},
-        "runs": [run(500, 0.1, 0, 5.0), run(500, 0.1, 1, 7.0), run(0, 0.0, 0, 40.0), digits(1000, 0.1, 0, 3.0, 9.0)],
+        "runs": [
+            run(500, 0.1, 0, 5.0),
+            run(500, 0.1, 1, 7.0),
+            run(0, 0.0, 0, 40.0),
+            digits(1000, 0.1, 0, 3.0, 9.0, "multi_mnist_digits"),
+            digits(1000, 0.1, 0, 2.0, 4.0, "multi_mnist_boxes"),
+            digits(1000, 0.1, 1, 4.0, 6.0, "multi_mnist_boxes"),
+        ],
     }
     lines = multi_mnist_table.markdown(results).splitlines()
-    assert "| 1000 | 0.1 | 3.00 (1 seed) | 9.00 (1 seed) |" in lines  # the digits-labelled run, apart
+    # the digits-labelled runs apart, a row per spec
+    assert "| specs/multi_mnist_digits.gm | 1000 | 0.1 | 3.00 (1 seed) | 9.00 (1 seed) | – |" in lines
+    boxes = "| specs/multi_mnist_boxes.gm | 1000 | 0.1 | 3.00 ±1.41 (2 seeds) | 5.00 ±1.41 (2 seeds) |"
+    assert boxes + " 0.050 ±0.000 (2 seeds) |" in lines
     assert "| 1000 | 0.1 | 2.98 ±0.93 | not run |" in lines
     assert "| 500 | 0.1 | 4.21 ±1.29 | 6.00 ±1.41 (2 seeds) |" in lines
     assert "| 0 | 0 | 32.25 ±12.97 | 40.00 (1 seed) |" in lines
     assert "| 1000 | 0.01 | 4.72 ±1.60 | not run |" in lines
-    assert any("4.0 hours of training" in line for line in lines)
+    assert any("6.0 hours of training" in line for line in lines)
