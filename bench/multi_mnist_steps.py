@@ -29,7 +29,10 @@ def steps_table(run: runs.Run, canvases: int) -> list[str]:
     torch.manual_seed(0)
     steps = run.model.by_name["where"].shape[0]
     given = torch.nn.functional.one_hot(count, steps + 1).float()
-    where = run.model.infer({"x": x, "count": given})["where"].reshape(len(rows), steps, 3)
+    if run.model.by_name["where"].role == "supervised":  # q's mean box from the canvas alone
+        where = run.model.predict({"x": x})["where"].reshape(len(rows), steps, 3)
+    else:
+        where = run.model.infer({"x": x, "count": given})["where"].reshape(len(rows), steps, 3)
     size = x.shape[-1]
     q_centre = (where[..., 1:] + 1) / 2 * size  # [N, steps, 2] in pixels
     true_centre = boxes[..., :2] + boxes[..., 2:] / 2  # [N, digits, 2]
