@@ -198,7 +198,7 @@ def _check_support(
     for labels of a repeated variable other than a onehot, on the steps that have one: not all NaN)."""
     rows = value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]
     if steps_may_miss and variable.repeat is not None and variable.type != "onehot":
-        steps = rows.reshape(len(rows), variable.shape[0], -1)
+        steps = rows.reshape(len(rows), variable.shape[0], variable.step_size)
         missing = torch.isnan(steps)
         partly = missing.any(-1) & ~missing.all(-1)
         if partly.any():

@@ -363,3 +363,10 @@ def test_a_value_per_step_is_nan_throughout_or_not_at_all(fill: tuple, message: 
     else:
         with pytest.raises(gmdsl.runtime.BatchError, match=message):
             model.objective(batch)
+
+
+def test_values_per_step_on_no_labelled_row_are_not_read() -> None:
+    model = gmdsl.compile(VALUED_STEPS)
+    batch = {"x": torch.randn(2, 16), "count": torch.tensor([1, 2]), "d": torch.full((2, 3, 2), float("nan"))}
+    batch["d_observed"] = torch.tensor([False, False])
+    assert torch.isfinite(model.objective(batch).elbo).all()
