@@ -158,7 +158,8 @@ def _digits_lines(runs: list[dict]) -> list[str]:
         "",
         "Labelled with their classes alone, the digits stay near chance: q's steps do not visit them left to "
         "right (`bench/multi_mnist_steps.py RUN` shows which digit each step's box is nearest), so the labels "
-        "mostly name a digit other than the one a step sees. The boxes' labels give q that order.",
+        "mostly name a digit other than the one a step sees. The boxes' labels give q that order (the same "
+        "command on a run of specs/multi_mnist_boxes.gm shows it).",
     ]
     return lines
 
