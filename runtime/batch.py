@@ -236,7 +236,8 @@ def _check_support(
 def _check_possible(where: str, name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:
     """No label may name a class the spec gives probability 0."""
     rows = value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]
-    named = rows.reshape(rows.shape[0], -1, variable.shape[-1])[..., list(variable.impossible)].sum((-2, -1)) > 0
+    groups = rows.reshape(len(rows), variable.size // variable.shape[-1], variable.shape[-1])
+    named = groups[..., list(variable.impossible)].sum((-2, -1)) > 0
     if named.any():
         classes = ", ".join(map(str, variable.impossible))
         raise BatchError(

@@ -90,7 +90,8 @@ def test_a_label_naming_the_class_is_a_batch_error() -> None:
     with pytest.raises(BatchError) as caught:
         model.objective({"x": X, "c": torch.tensor([1, 0, 2, 0])})
     assert "batch['c'] names class 0 on 2 row(s), but the spec gives `c` probability 0" in str(caught.value)
-    # a hidden row's placeholder is never read
+    # a hidden row's placeholder is never read, even when no row is labelled
     model.objective({"x": X, "c": torch.tensor([1, 0, 2, 1]), "c_observed": torch.tensor([True, False, True, True])})
+    model.objective({"x": X, "c": torch.tensor([0, 0, 0, 0]), "c_observed": torch.zeros(4, dtype=torch.bool)})
     with pytest.raises(BatchError, match="given\\['c'\\] names class 0"):
         model.sample(2, given={"c": torch.nn.functional.one_hot(torch.tensor([0, 1]), 3).double()})
