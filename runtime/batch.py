@@ -196,7 +196,7 @@ def _check_support(
 ) -> None:
     """Values must be finite and inside the type's support, on the rows where they count (and,
     for labels of a repeated variable other than a onehot, on the steps that have one: not all NaN)."""
-    rows = value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]
+    rows = _labelled_rows(value, mask)
     if steps_may_miss and variable.repeat is not None and variable.type != "onehot":
         steps = rows.reshape(len(rows), variable.shape[0], variable.step_size)
         missing = torch.isnan(steps)
@@ -235,7 +235,7 @@ def _check_support(
 
 def _check_possible(where: str, name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:
     """No label may name a class the spec gives probability 0."""
-    rows = value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]
+    rows = _labelled_rows(value, mask)
     groups = rows.reshape(len(rows), variable.size // variable.shape[-1], variable.shape[-1])
     named = groups[..., list(variable.impossible)].sum((-2, -1)) > 0
     if named.any():
@@ -245,3 +245,8 @@ def _check_possible(where: str, name: str, value: torch.Tensor, variable: Variab
             f"there (a `probs` list with 0 in it): fix those labels, or give the class some probability",
             variable=name,
         )
+
+
+def _labelled_rows(value: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The rows whose values count: those the mask marks labelled (every row without one)."""
+    return value if mask is None or len(mask) != len(value) else value[mask.to(value.device)]

@@ -47,14 +47,13 @@ def supervised_metrics(
         if name not in data:
             continue
         truth = data[name]
+        present = ~torch.isnan(truth)  # a repeated variable's steps without a label are NaN
         if model.by_name[name].type == "onehot":
             out[f"{split}_error_{name}"] = class_error(predicted, truth)
         elif model.by_name[name].type == "binary":
-            present = ~torch.isnan(truth)  # a repeated variable's steps without a label are NaN
             wrong = (predicted > 0.5).float() != truth.round()
             out[f"{split}_error_{name}"] = 100.0 * wrong[present].float().mean().item()
         else:
-            present = ~torch.isnan(truth)  # a repeated variable's steps without a label are NaN
             out[f"{split}_rmse_{name}"] = math.sqrt(((predicted - truth)[present] ** 2).mean().item())
             shape = model.by_name[name].shape
             if len(shape) == 1 and shape[0] > 1:  # a vector: how far its direction is off (a light's, say)
