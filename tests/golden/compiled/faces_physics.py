@@ -1,11 +1,11 @@
 """The model `faces_physics`, compiled by gmdsl from faces_physics.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 10, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
+semisupervised(alpha = 100, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
 (the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   identity, light not given:  E_q(identity, light, shape, reflectance | x)[log p(x, identity, light, shape, reflectance) - log q(identity, light, shape, reflectance | x)]
   identity, light given:  E_q(shape, reflectance | x, identity, light)[log p(x, identity, light, shape, reflectance) - log q(identity, light, shape, reflectance | x)]
-      + (1 + alpha) log q(identity, light | x), with alpha = 10
+      + (1 + alpha) log q(identity, light | x), with alpha = 100
       log q(identity, light | x) is exact: no supervised variable has a sampled ancestor in q
   (a row where only some supervised variables are given counts those as given)
   identity is relaxed in q: a Concrete sample at temperature 0.66, scored with the Categorical log-probability
@@ -86,7 +86,7 @@ class Model(rt.CompiledModel):
         rt.Variable("shape", "latent", "real", (16,)),
         rt.Variable("reflectance", "latent", "real", (16,)),
     )
-    options = rt.ObjectiveOptions(alpha=10.0, samples=1, beta=1.0, estimator="snis")
+    options = rt.ObjectiveOptions(alpha=100.0, samples=1, beta=1.0, estimator="snis")
     constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact
 
     def __init__(self):
