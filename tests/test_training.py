@@ -241,6 +241,34 @@ def test_the_best_checkpoint_is_the_epoch_of_lowest_validation_error(gmdsl_cli, 
             assert results["validation_error_y"] == pytest.approx(min(errors))
 
 
+def test_a_later_supervised_variable_breaks_the_first_one_s_ties(tiny: Path, tmp_path: Path) -> None:
+    """With two supervised variables the first's error often sits at its floor for many epochs;
+    among those epochs the best checkpoint is the one where the next variable does best."""
+    import gmdsl
+    from gmdsl.train import runs
+    from gmdsl.train.loop import Trainer
+    from gmdsl.train.settings import TrainSettings
+
+    settings = TrainSettings(dataset=str(tiny), labels=20, batch_size=64, samples=1, epochs=5)
+    model = gmdsl.compile(MNIST)
+    data = runs.training_data(runs.bind_data(model.variables, settings), torch.device("cpu"))
+    # (first variable's error, second's RMSE) per epoch: epoch 4 ties epoch 2 on the first and wins on the second
+    scripted = iter([(5.0, 0.3), (0.0, 0.4), (1.0, 0.1), (0.0, 0.2), (0.0, 0.25)])
+
+    def evaluate(_: object) -> dict:
+        error, rmse = next(scripted)
+        return {"validation_error_identity": error, "validation_rmse_light": rmse, "validation_angle_light": 9.0}
+
+    Trainer(model, data, settings, tmp_path, torch.device("cpu"), progress=False).fit(evaluate=evaluate)
+    best = json.loads((tmp_path / "checkpoint" / "best.json").read_text())
+    assert best == {
+        "epoch": 4,
+        "metric": "validation_error_identity",
+        "value": 0.0,
+        "tie_breakers": {"validation_rmse_light": 0.2},
+    }
+
+
 def test_without_validation_there_is_no_best_and_eval_reads_the_last_epoch(
     gmdsl_cli, tiny: Path, tmp_path: Path
 ) -> None:

@@ -147,15 +147,20 @@ class Checkpoints:
             if old.name.split(".")[0] not in keep:
                 old.unlink()
 
-    def save_best(self, epoch: int, model: torch.nn.Module, metric: str, value: float) -> None:
-        """Keep `model` as the best so far: its weights, then best.json naming them."""
+    def save_best(self, epoch: int, model: torch.nn.Module, scores: dict[str, float]) -> None:
+        """Keep `model` as the best so far: its weights, then best.json naming them with the
+        validation number that chose them (and the later ones that broke its ties)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomically(self.folder / "best.safetensors", lambda temporary: save_model(model, temporary))
-        record = {"epoch": epoch, "metric": metric, "value": value}
+        (metric, value), *tie_breakers = scores.items()
+        record: dict = {"epoch": epoch, "metric": metric, "value": value}
+        if tie_breakers:
+            record["tie_breakers"] = dict(tie_breakers)
         write_atomically(self.folder / "best.json", json.dumps(record) + "\n")
 
     def best(self) -> dict | None:
-        """best.json: {epoch, metric, value} of the best checkpoint, None when there is none."""
+        """best.json: {epoch, metric, value[, tie_breakers]} of the best checkpoint, None when
+        there is none."""
         pointer = self.folder / "best.json"
         return self._read_json(pointer) if pointer.exists() else None
 

@@ -177,14 +177,12 @@ class _LossModule(torch.nn.Module):
         return self.loss(*arguments)
 
 
-def selection_metric(record: dict) -> str | None:
-    """The validation number that picks the best checkpoint: the first supervised variable's
-    validation error, else its RMSE; None when the epoch measured none."""
-    for prefix in ("validation_error_", "validation_rmse_"):
-        key = next((k for k in record if k.startswith(prefix)), None)
-        if key is not None:
-            return key
-    return None
+def selection_metrics(record: dict) -> list[str]:
+    """The validation numbers that pick the best checkpoint, most important first: each
+    supervised variable's validation error (a category's) or RMSE (a real's), in the spec's
+    order, so that a later variable breaks an earlier one's ties (with two supervised
+    variables the first often reaches 0 % for many epochs); empty when the epoch measured none."""
+    return [key for key in record if key.startswith(("validation_error_", "validation_rmse_"))]
 
 
 @dataclass
@@ -361,7 +359,7 @@ class Trainer:
     ) -> list[dict]:
         """Train from `start` (epochs finished, steps of the next done) to the settings' last
         epoch. `evaluate(model)` returns validation metrics for the epoch's record (the lowest
-        validation error keeps its weights as the best checkpoint); `on_epoch(record)` is told
+        validation error keeps its weights as the best checkpoint: `selection_metrics`); `on_epoch(record)` is told
         of each finished epoch. Ctrl-C raises `TrainingInterrupted`; what was checkpointed stays."""
         start = start or Position(0)
         epoch = start.epoch + 1
@@ -495,10 +493,11 @@ class Trainer:
             with self.forked_random():
                 torch.manual_seed(self.settings.seed)
                 record.update(evaluate(self.model))
-        key = selection_metric(record)
-        if key is not None and all(record[key] < earlier[key] for earlier in self.log if key in earlier):
+        keys = selection_metrics(record)
+        scores = [record[key] for key in keys]
+        if keys and all(scores < [earlier[key] for key in keys] for earlier in self.log if keys[0] in earlier):
             # before the epoch's checkpoint: a run stopped between the two redoes this epoch
-            self.checkpoints.save_best(epoch, self.model, key, record[key])
+            self.checkpoints.save_best(epoch, self.model, {key: record[key] for key in keys})
         self.log.append(record)
         self.save(Position(epoch), self.order.get_state())
         if self.ranks.main:

@@ -8,6 +8,7 @@ RUN/labelled.json     the indices of the labelled training examples (both index 
 RUN/metrics.jsonl     one record per epoch (also metrics.csv; curves.png)
 RUN/checkpoint/       weights (safetensors) and training state of the last epoch, and
                       best.safetensors: the weights of the epoch with the lowest validation error
+                      (of the first supervised variable; the next ones break its ties)
 RUN/eval.json         `gmdsl eval`;  RUN/figures/*.png  `gmdsl show`
 RUN/train.lock        held while `gmdsl train` runs on the directory
 """
