@@ -1,11 +1,11 @@
 """The model `faces`, compiled by gmdsl from faces.gm.
 
 Trained with the semi-supervised objective of Siddharth et al. (2017),
-semisupervised(alpha = 10, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
+semisupervised(alpha = 100, samples = 1, beta = 1, estimator = snis), per example, from S draws of q
 (the spec's S and alpha; `gmdsl train --samples/--alpha` and objective() may set others):
   identity, light not given:  E_q(identity, light, shading, reflectance | x)[log p(x, identity, light, shading, reflectance) - log q(identity, light, shading, reflectance | x)]
   identity, light given:  E_q(shading, reflectance | x, identity, light)[log p(x, identity, light, shading, reflectance) - log q(identity, light, shading, reflectance | x)]
-      + (1 + alpha) log q(identity, light | x), with alpha = 10
+      + (1 + alpha) log q(identity, light | x), with alpha = 100
       log q(identity, light | x) is exact: no supervised variable has a sampled ancestor in q
   (a row where only some supervised variables are given counts those as given)
   identity is relaxed in q: a Concrete sample at temperature 0.66, scored with the Categorical log-probability
@@ -26,24 +26,24 @@ class Encoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.trunk = rt.conv((1, 32, 32), 1024, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:28
-        self.identity_net = rt.mlp(256, 38, hidden=[256], activation="relu")  # faces.gm:29
-        self.light_net = rt.mlp(256, 3, hidden=[256], activation="relu")  # faces.gm:30
-        self.shading_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:31
-        self.reflectance_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:32
+        self.trunk = rt.conv((1, 32, 32), 1024, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:30
+        self.identity_net = rt.mlp(256, 38, hidden=[256], activation="relu")  # faces.gm:31
+        self.light_net = rt.mlp(256, 3, hidden=[256], activation="relu")  # faces.gm:32
+        self.shading_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:33
+        self.reflectance_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces.gm:34
 
     def forward(self, q: rt.Recognition) -> None:
         x = q.observed("x")  # faces.gm:7
         # let features : real[256] = trunk(x)
-        features = self.trunk(rt.join(x))  # faces.gm:21
+        features = self.trunk(rt.join(x))  # faces.gm:23
         # q(identity | x) = Categorical(logits = identity_net(features)) by relaxation(temperature = 0.66)
-        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(features))), relaxation=0.66)  # faces.gm:22
-        # q(light | x) = Normal(loc = light_net(features), scale = 0.1)
-        q.sample("light", rt.Normal(loc=self.light_net(rt.join(features)), scale=0.1))  # faces.gm:23
+        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(features))), relaxation=0.66)  # faces.gm:24
+        # q(light | x) = Normal(loc = light_net(features), scale = 0.05)
+        q.sample("light", rt.Normal(loc=self.light_net(rt.join(features)), scale=0.05))  # faces.gm:25
         # q(shading | x) = Normal(shading_net(features))
-        q.sample("shading", rt.Normal.from_network(self.shading_net(rt.join(features))))  # faces.gm:24
+        q.sample("shading", rt.Normal.from_network(self.shading_net(rt.join(features))))  # faces.gm:26
         # q(reflectance | x) = Normal(reflectance_net(features))
-        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(features))))  # faces.gm:25
+        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(features))))  # faces.gm:27
 
 
 class Decoder(torch.nn.Module):
@@ -51,7 +51,7 @@ class Decoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.renderer = rt.deconv(73, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:27
+        self.renderer = rt.deconv(73, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces.gm:29
 
     def forward(self, p: rt.Generation) -> None:
         # p(identity) = Categorical(probs = uniform)
@@ -77,7 +77,7 @@ class Model(rt.CompiledModel):
         rt.Variable("shading", "latent", "real", (16,)),
         rt.Variable("reflectance", "latent", "real", (16,)),
     )
-    options = rt.ObjectiveOptions(alpha=10.0, samples=1, beta=1.0, estimator="snis")
+    options = rt.ObjectiveOptions(alpha=100.0, samples=1, beta=1.0, estimator="snis")
     constant_weights = True  # no label has a sampled ancestor in q: log q(y | x) is exact
 
     def __init__(self):

@@ -26,24 +26,24 @@ class Encoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.trunk = rt.conv((1, 32, 32), 1024, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:33
-        self.identity_net = rt.mlp(256, 38, hidden=[256], activation="relu")  # faces_physics.gm:34
-        self.light_net = rt.mlp(256, 3, hidden=[256], activation="relu")  # faces_physics.gm:35
-        self.shape_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces_physics.gm:36
-        self.reflectance_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces_physics.gm:37
+        self.trunk = rt.conv((1, 32, 32), 1024, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:34
+        self.identity_net = rt.mlp(256, 38, hidden=[256], activation="relu")  # faces_physics.gm:35
+        self.light_net = rt.mlp(256, 3, hidden=[256], activation="relu")  # faces_physics.gm:36
+        self.shape_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces_physics.gm:37
+        self.reflectance_net = rt.mlp(256, 32, hidden=[256], activation="relu")  # faces_physics.gm:38
 
     def forward(self, q: rt.Recognition) -> None:
         x = q.observed("x")  # faces_physics.gm:7
         # let features : real[256] = trunk(x)
-        features = self.trunk(rt.join(x))  # faces_physics.gm:25
+        features = self.trunk(rt.join(x))  # faces_physics.gm:26
         # q(identity | x) = Categorical(logits = identity_net(features)) by relaxation(temperature = 0.66)
-        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(features))), relaxation=0.66)  # faces_physics.gm:26
-        # q(light | x) = Normal(loc = light_net(features), scale = 0.1)
-        q.sample("light", rt.Normal(loc=self.light_net(rt.join(features)), scale=0.1))  # faces_physics.gm:27
+        q.sample("identity", rt.Categorical(logits=self.identity_net(rt.join(features))), relaxation=0.66)  # faces_physics.gm:27
+        # q(light | x) = Normal(loc = light_net(features), scale = 0.05)
+        q.sample("light", rt.Normal(loc=self.light_net(rt.join(features)), scale=0.05))  # faces_physics.gm:28
         # q(shape | x) = Normal(shape_net(features))
-        q.sample("shape", rt.Normal.from_network(self.shape_net(rt.join(features))))  # faces_physics.gm:28
+        q.sample("shape", rt.Normal.from_network(self.shape_net(rt.join(features))))  # faces_physics.gm:29
         # q(reflectance | x) = Normal(reflectance_net(features))
-        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(features))))  # faces_physics.gm:29
+        q.sample("reflectance", rt.Normal.from_network(self.reflectance_net(rt.join(features))))  # faces_physics.gm:30
 
 
 class Decoder(torch.nn.Module):
@@ -51,8 +51,8 @@ class Decoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.surface = rt.deconv(54, (3, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:31
-        self.skin = rt.deconv(54, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:32
+        self.surface = rt.deconv(54, (3, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:32
+        self.skin = rt.deconv(54, (1, 32, 32), channels=[64, 32], kernel=4, stride=2, hidden=[256], activation="relu")  # faces_physics.gm:33
 
     def forward(self, p: rt.Generation) -> None:
         # p(identity) = Categorical(probs = uniform)
