@@ -1,6 +1,7 @@
-"""The figures of bench/faces_table.py, from each spec's best run (lowest validation identity error)
-at the figure's label count: a test face relit, identities under one light, and inferred
-against true light direction. Each figure puts the generator's truth beside the models'."""
+"""The figures of bench/faces_table.py, from each spec's best run (lowest validation identity
+error, ties broken by the light's RMSE) at the figure's label count: a test face relit,
+identities under one light, and inferred against true light direction. Each figure puts the
+generator's truth beside the models'."""
 
 from __future__ import annotations
 
@@ -24,16 +25,18 @@ def _direction(azimuth: float, elevation: float) -> np.ndarray:
     return np.array([math.sin(a) * math.cos(e), math.sin(e), math.cos(a) * math.cos(e)])
 
 
+def _or_inf(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
 def _best_runs(results: dict, runs_root: Path, labels: int) -> dict[str, runs.Run]:
     best = {}
     for setting in SPECS:
         chosen = [r for r in results["runs"] if r["setting"] == setting and r["labels"] == labels]
         if chosen:
+            # as each run's checkpoint was chosen: identity error, ties broken by the light's RMSE
             run = min(
-                chosen,
-                key=lambda r: (
-                    r["validation_identity_error"] if r["validation_identity_error"] is not None else math.inf
-                ),
+                chosen, key=lambda r: (_or_inf(r["validation_identity_error"]), _or_inf(r.get("validation_light_rmse")))
             )
             best[setting] = runs.open_run(runs_root / run["name"], "cpu", "best")
     return best
