@@ -96,8 +96,7 @@ def markdown(results: dict) -> str:
         "ours for orientation only. Each cell: identity error (%) / light-direction error (mean angle, "
         "degrees; the cosine distance 1 - cos is in faces.json), mean ± sd over seeds, on the test split, "
         "each run's checkpoint chosen on validation identity error, ties broken by the light's RMSE. "
-        "Labels are class-balanced over the "
-        "38 identities, on the same images for both variables.",
+        "Labels are class-balanced over the 38 identities, on the same images for both variables.",
         "",
         "| setting | " + " | ".join(_labels_header(n) for n in labels) + " |",
         "|---|" + "---|" * len(labels),

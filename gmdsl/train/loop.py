@@ -359,8 +359,9 @@ class Trainer:
     ) -> list[dict]:
         """Train from `start` (epochs finished, steps of the next done) to the settings' last
         epoch. `evaluate(model)` returns validation metrics for the epoch's record (the lowest
-        validation error keeps its weights as the best checkpoint: `selection_metrics`); `on_epoch(record)` is told
-        of each finished epoch. Ctrl-C raises `TrainingInterrupted`; what was checkpointed stays."""
+        validation error keeps its weights as the best checkpoint: `selection_metrics`);
+        `on_epoch(record)` is told of each finished epoch. Ctrl-C raises `TrainingInterrupted`;
+        what was checkpointed stays."""
         start = start or Position(0)
         epoch = start.epoch + 1
         # Subnormal floats (below 1e-38), which weights, gradients and Adam's moments drift into
