@@ -54,7 +54,11 @@ def test_the_mnist_table_has_a_row_per_setting_beside_the_references() -> None:
 
     text = reproduce_mnist.markdown(
         {
-            "settings": [setting("a", {100: [10.0, 12.0], 3000: [2.0]}), setting("b", {600: [5.0, 5.0, 5.0]})],
+            "settings": [
+                setting("a", {100: [10.0, 12.0], 3000: [2.0]}),
+                setting("b", {600: [5.0, 5.0, 5.0]}),
+                {**setting("c", {100: [30.0]}), "supervised_only": True},
+            ],
             "style_grid": None,
         }
     )
@@ -64,10 +68,49 @@ def test_the_mnist_table_has_a_row_per_setting_beside_the_references() -> None:
         "| 2.00 (1 seed) |",
         "| [b](#b): `specs/b.gm`, 7 epochs, cosine learning rate | not run | **5.00** (±0.00, 3 seeds) | not run "
         "| not run |",
+        "| [c](#c): `specs/c.gm`, 7 epochs, cosine learning rate, supervised-only baseline (its classifier on the "
+        "labelled examples alone) | 30.00 (1 seed) | not run | not run | not run |",
     ]
     assert '| Siddharth et al. 2017, "Ours" | 9.71 (±0.91) | 3.84 (±0.86) \\* |' in text
     assert "### b\n\n- command: `cmd` at commit abc1234" in text
     assert "2 runs at once, 1 thread each" in text and "3 min of run time in all (train and eval)" in text
+
+
+def test_the_style_grid_shows_the_best_semi_supervised_run_on_validation(tmp_path: Path, monkeypatch) -> None:
+    """A setting redraws the style x class grid only when its best run (fewest labels, then
+    lowest validation error) beats the run the grid shows; a supervised-only baseline, whose
+    decoder is untrained, never does, however low its error."""
+    import reproduce_mnist
+
+    drawn: list[str] = []
+    monkeypatch.setattr(reproduce_mnist.subprocess, "run", lambda command, **_: drawn.append(Path(command[2]).name))
+    monkeypatch.setattr(reproduce_mnist.shutil, "copy", lambda *_: None)
+
+    def record(name: str, errors: list[tuple[int, float]], **extra) -> dict:
+        runs = [
+            {"name": f"{name}-n{n}-seed{s}", "labels": n, "validation_error": e, "test_error": e + 1}
+            for s, (n, e) in enumerate(errors)
+        ]
+        for run in runs:
+            (tmp_path / run["name"]).mkdir()
+        return {"name": name, "runs": runs, **extra}
+
+    results: dict = {"settings": [], "style_grid": None}
+
+    def add(setting: dict) -> None:
+        results["settings"].append(setting)
+        reproduce_mnist.draw_style_grid(results, setting, tmp_path, tmp_path, reproduce_mnist.TABLES["mnist"])
+
+    add(record("first", [(100, 20.0), (100, 18.0), (1000, 5.0)]))
+    add(record("worse", [(100, 19.0), (1000, 1.0)]))
+    add(record("baseline", [(100, 2.0)], supervised_only=True))
+    assert drawn == ["first-n100-seed1"] and results["style_grid"]["run"] == "first-n100-seed1"
+    add(record("better", [(100, 17.0)]))
+    assert drawn[-1] == "better-n100-seed0" and results["style_grid"] == {
+        "run": "better-n100-seed0",
+        "labels": 100,
+        "test_error": 18.0,
+    }
 
 
 def test_a_stopped_table_resumes_and_a_finished_one_is_not_rerun(tmp_path: Path) -> None:

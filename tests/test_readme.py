@@ -289,7 +289,8 @@ def test_the_step_time_bench() -> None:
 @pytest.mark.parametrize("line", _lines_starting(".venv/bin/python bench/reproduce_mnist.py"))
 def test_the_reproduce_bench(line: str, tmp_path: Path) -> None:
     """The README's lines with a small table appended (the last flag wins): 10 labels, one seed,
-    one epoch on tiny data (standing in for Fashion-MNIST too), on the CPU, written to tmp_path."""
+    one epoch on tiny data (standing in for Fashion-MNIST too), on the CPU, written to tmp_path.
+    A supervised-only baseline's row draws no style grid: its decoder is untrained."""
     from tiny_data import make_tiny_mnist
 
     small = ["--labels", "10", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--device", "cpu"]
@@ -301,7 +302,10 @@ def test_the_reproduce_bench(line: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     stem = "fashion" if "fashion-mnist" in line else "mnist"
     table = (tmp_path / "results" / f"{stem}.md").read_text(encoding="utf-8")
-    assert "checkpoint chosen on validation" in table and (tmp_path / "results" / f"{stem}_style.png").exists()
+    assert "checkpoint chosen on validation" in table
+    baseline = "--supervised-only" in line
+    assert ("supervised-only baseline" in table) == baseline
+    assert (tmp_path / "results" / f"{stem}_style.png").exists() != baseline
     setting = json.loads((tmp_path / "results" / f"{stem}.json").read_text())["settings"][-1]
     assert setting["selection"] == "validation" and setting["runs"][0]["chosen_epoch"] == 1
 
