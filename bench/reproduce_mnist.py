@@ -7,9 +7,10 @@ makes the same table for Fashion-MNIST (N = 100, 1000, 3000) in results/fashion.
     .venv/bin/python bench/reproduce_mnist.py                          # specs/mnist.gm, short CPU setting
     .venv/bin/python bench/reproduce_mnist.py --full                   # the paper's 200 epochs
     .venv/bin/python bench/reproduce_mnist.py --spec specs/mnist_wide.gm --config recipe.toml --name wide-long --jobs 2
-    .venv/bin/python bench/reproduce_mnist.py --dataset fashion-mnist --spec specs/fashion.gm --epochs 30 --jobs 2
+    .venv/bin/python bench/reproduce_mnist.py --dataset fashion-mnist --spec specs/fashion.gm --epochs 30 \
+        --name fashion-e30 --jobs 2
     .venv/bin/python bench/reproduce_mnist.py --dataset fashion-mnist --spec specs/fashion.gm --epochs 3 \
-        --supervised-only
+        --supervised-only --name fashion-e3-supervised-only --jobs 2
 
 `--supervised-only` makes the baseline's row: the spec's classifier trained on the labelled
 examples alone (its epochs as long as a full run's), which says what the unlabelled ones add.
