@@ -53,7 +53,9 @@ def emit(model: ModelIR) -> str:
 class _Emitter:
     def __init__(self, model: ModelIR):
         self.model = model
-        self.spec_file = Path(model.path).name if model.path != "<string>" else "<string>"
+        # the one piece of free text in generated source (every name is an identifier by the
+        # grammar): quoted, so that no file name can end a comment or docstring and add code
+        self.spec_file = _text(Path(model.path).name if model.path != "<string>" else "<string>")
         self.local = _Names(_TAKEN)
         self.attribute = _Names(set(MODULE_ATTRIBUTES))
         self.hoisted_lines: list[str] = []  # lines the current statement needs first
@@ -425,4 +427,11 @@ def _option(value: object) -> str:
 
 
 def _str(text: str) -> str:
+    """A Python string literal of `text`."""
     return json.dumps(text)
+
+
+def _text(text: str) -> str:
+    """`text` as it may stand inside a generated comment or docstring: quotes, backslashes and
+    every control character (newlines included) escaped, so it cannot end either one."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
