@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from gmdsl.train import faces, runs
-from gmdsl.train.datasets import open_dataset
+from gmdsl.data import faces, open_dataset
+from gmdsl.train import runs
 from gmdsl.train.evaluation import predictions
 
 SPECS = ("faces", "faces_physics")  # the baseline has no generative model to draw with
@@ -81,7 +81,7 @@ def draw_figures(results: dict, out: Path, runs_root: Path, dataset_name: str, l
     truth_face = faces.Face(test["normals"][row].numpy().astype(float), test["albedo"][row].numpy().astype(float))
     relit = [("generator", faces.render(truth_face, lights)[:, 0])]
     for setting, run in best.items():
-        data = runs.test_data(run)
+        data = run.split("test")
         image = {"x": data["x"][row : row + 1]}
         identity = run.model.predict(image)["identity"].argmax(-1).repeat(len(lights))
         latents = {name: value.repeat(len(lights), 1) for name, value in run.model.infer(image).items()}
@@ -105,7 +105,7 @@ def draw_figures(results: dict, out: Path, runs_root: Path, dataset_name: str, l
     figure = Figure(figsize=(8, 3.6))
     axes = figure.subplots(1, 2)
     for setting, run in best.items():
-        data = runs.test_data(run)
+        data = run.split("test")
         inferred = predictions(run.model, data)["light"].numpy()
         for axis, angle in zip(axes, (_azimuth, _elevation), strict=True):
             axis.scatter(angle(data["light"].numpy()), angle(inferred), s=4, alpha=0.5, label=setting)

@@ -59,7 +59,7 @@ def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, t
     if not mnist_runs.finished(logs, name, args.dataset, args.epochs):
         spec, flags, _ = SETTINGS[setting]
         options = ["--dataset", args.dataset, "--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed)]
-        options += ["--device", args.device, *flags]
+        options += ["--device", args.device, "--directions", "light", *flags]
         evaluation = ["--samples", "10", "--rows", "500", "--device", args.device]
         mnist_runs.train_and_keep(spec, run_dir, args.epochs, options, logs, threads, evaluation)
     evaluation, metrics = mnist_runs.logged(logs, name)

@@ -52,11 +52,28 @@ def train(spec: str, run_dir: Path, epochs: int, options: list[str], log: Path, 
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
         log.unlink(missing_ok=True)
-        command = [GMDSL, "train", spec, "--epochs", str(epochs), "--run", str(run_dir), "--no-progress", *options]
+        command = [GMDSL, "train", spec, "--epochs", str(epochs), "--run", str(run_dir), "--no-progress"]
+        command += ["--select", table_select(spec), *options]
     run(command, log, threads)
 
 
-KEPT = ("metrics.jsonl", "eval.json", "config.json", "labelled.json")  # what results/logs/ keeps of a run
+def table_select(spec: str) -> str:
+    """The tables' checkpoint criterion, kept as it was when they were made: the supervised
+    variables' validation errors in the spec's order, ties going to the earlier epoch (not
+    `gmdsl train`'s default, which breaks the last ties by the validation ELBO)."""
+    import gmdsl
+
+    model = gmdsl.load(ROOT / spec if not Path(spec).is_absolute() else Path(spec))
+    return ",".join(v.name for v in model.variables() if v.role == "supervised")
+
+
+# what results/logs/ keeps of a run: RUN/FILE as logs/NAME.KEPT_AS
+KEPT = {
+    "metrics.jsonl": "metrics.jsonl",
+    "eval-best.json": "eval.json",
+    "config.json": "config.json",
+    "labelled.json": "labelled.json",
+}
 
 
 def finished(logs: Path, name: str, dataset: str, epochs: int) -> bool:
@@ -66,7 +83,7 @@ def finished(logs: Path, name: str, dataset: str, epochs: int) -> bool:
     if not (evaluation.exists() and config.exists()):
         return False
     saved = json.loads(config.read_text())
-    return saved["epochs"] == epochs and saved["dataset"] == dataset
+    return saved["epochs"] == epochs and saved["dataset"] in (dataset, str(Path(dataset).resolve()))
 
 
 def train_and_keep(
@@ -78,8 +95,8 @@ def train_and_keep(
     log = logs / f"{name}.log"
     train(spec, run_dir, epochs, options, log, threads)
     run([GMDSL, "eval", str(run_dir), *evaluation], log, threads)
-    for file in KEPT:
-        shutil.copy(run_dir / file, logs / f"{name}.{file}")
+    for file, kept_as in KEPT.items():
+        shutil.copy(run_dir / file, logs / f"{name}.{kept_as}")
 
 
 def _jsonl(path: Path) -> list[dict]:

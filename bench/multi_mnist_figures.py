@@ -42,7 +42,7 @@ def _show(axis, image: np.ndarray, title: str = "") -> None:
 def reconstructions(run: runs.Run, path: Path, rows: int = 8) -> None:
     """Test canvases (true count), and p's mean given one draw of q's steps at the predicted count,
     with the boxes of that draw."""
-    test = runs.test_data(run)
+    test = run.split("test")
     x, truth = test["x"][:rows], test["count"][:rows]
     predicted = run.model.predict({"x": x})["count"].argmax(-1)
     count = torch.nn.functional.one_hot(predicted, 4).float()

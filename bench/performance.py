@@ -43,7 +43,10 @@ from step_time import batch_of, step_times, synchronise
 from torch.utils.flop_counter import FlopCounterMode
 
 from gmdsl.build import compile_spec
+from gmdsl.data import open_dataset
+from gmdsl.data.binding import split_tensors
 from gmdsl.train import runs
+from gmdsl.train.data import bind, training_data
 from gmdsl.train.evaluation import supervised_metrics
 from gmdsl.train.loop import Trainer, training_loss
 from gmdsl.train.settings import TrainSettings
@@ -246,9 +249,10 @@ def _trainer(spec: str, settings: TrainSettings, folder: Path, on_step=None) -> 
     device = runs.choose_device(settings.device)
     torch.manual_seed(settings.seed)
     model = compile_spec(ROOT / "specs" / f"{spec}.gm").new_model().to(device)
-    bound = runs.bind_data(model.variables, settings)
-    test = {name: values.to(device) for name, values in bound.test.items()}
-    return Trainer(model, runs.training_data(bound, device), settings, folder, device, False, on_step=on_step), test
+    dataset = open_dataset(settings.dataset)
+    bound = bind(dataset, model.variables, settings)
+    test = {k: v.to(device) for k, v in split_tensors(dataset, "test", bound.fields, model.by_name).items()}
+    return Trainer(model, training_data(bound, device), settings, folder, device, False, on_step=on_step), test
 
 
 def epochs(rate: float, device: str) -> list[dict]:
@@ -319,12 +323,12 @@ def pyro_accuracy(labels: int, evaluate_every: int, budget: float) -> list[dict]
         import pyro_ssvae
     except ImportError as exc:
         return f"not run: {exc} (pip install pyro-ppl into the environment running this script)"
-    from gmdsl.train.data import labelled_subset
-    from gmdsl.train.datasets import open_dataset
+    from gmdsl.data import open_dataset
+    from gmdsl.data.labels import balanced_subset
 
     mnist = open_dataset("mnist")
     images = {split: getattr(mnist, split)["image"].reshape(-1, 784).float() / 255 for split in ("train", "test")}
-    labelled = labelled_subset(mnist.train["label"], labels, 0)  # the subset gmdsl's runs use (label_seed 0)
+    labelled = balanced_subset(mnist.train["label"], labels, 0)  # the subset gmdsl's runs use (label_seed 0)
     records = pyro_ssvae.run(
         images["train"],
         mnist.train["label"],

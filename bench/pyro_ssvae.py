@@ -46,7 +46,7 @@ from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, config_enumerate
 from pyro.optim import Adam  # type: ignore[attr-defined]  # generated at import from torch.optim
 from torch import nn
 
-from gmdsl.train.datasets import open_dataset
+from gmdsl.data import open_dataset
 
 CLASSES = 10
 PIXELS = 784

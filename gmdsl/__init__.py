@@ -9,7 +9,8 @@ The compiler, phase by phase (each a pure function; gmdsl/compiler/):
 `load(spec)` runs all three on a path or on source text and raises `SpecError` when the
 spec has errors. `compile(spec)` goes on to emit PyTorch code and returns the model, a
 `torch.nn.Module` with `objective`, `predict` and `sample`. Both go through gmdsl/build.py,
-the one driver, as the `gmdsl` command does.
+the one driver, as the `gmdsl` command does. `open_run(path)` gives a trained run: its model
+with the chosen weights, in eval mode, its settings and its data splits (docs/python.md).
 
 Names are imported on first use, so that `import gmdsl.runtime` (what compiled models
 import) loads neither the compiler nor networkx and Lark.
@@ -36,6 +37,8 @@ _EXPORTS = {
     "load": "build",
     "read_spec": "build",
     "UserError": "runtime.errors",
+    "open_run": "train.runs",
+    "Run": "train.runs",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -22,6 +22,7 @@ from .compiler.hoisting import hoist
 from .compiler.ir import ModelIR
 from .compiler.lowering import lower
 from .compiler.parser import parse
+from .files import regular_file
 from .loading import load_module
 from .runtime.errors import UserError
 
@@ -48,7 +49,7 @@ def read_spec(spec: str | os.PathLike) -> tuple[str, str]:
         return str(spec), "<string>"
     path = Path(spec)
     try:
-        return path.read_text(encoding="utf-8"), str(spec)
+        return regular_file(path).read_text(encoding="utf-8"), str(spec)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such spec file: {spec}") from None
 
@@ -130,7 +131,7 @@ def load_model_class(source: str, name: str, path: Path | None = None) -> ModelC
 
     try:
         model_class = getattr(load_module(source, name, path), "Model", None)
-    except Exception as exc:  # noqa: BLE001 - whatever the file does wrong, it is not a compiled model
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the file does wrong (exit() too), it is not a compiled model
         raise NotACompiledModel(f"{path or name} is not a compiled gmdsl model ({type(exc).__name__}: {exc})") from None
     if not (isinstance(model_class, type) and issubclass(model_class, CompiledModel)):
         raise NotACompiledModel(

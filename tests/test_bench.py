@@ -151,7 +151,7 @@ def test_the_faces_table_trains_evaluates_and_draws_on_small_generated_faces(tmp
 
     import numpy as np
 
-    from gmdsl.train import faces
+    from gmdsl.data import faces
 
     data = tmp_path / "faces.npz"
     np.savez_compressed(data, **faces.generate(train_per_identity=3, test_per_identity=1, seed=3))

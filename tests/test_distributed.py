@@ -5,6 +5,8 @@ two-process run resumes to the end it would have reached."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +100,55 @@ def test_the_shards_of_a_batch_are_the_batch_in_order_and_differ_by_at_most_one_
     shards = [Ranks(rank, world).shard(batch) for rank in range(world)]
     assert torch.equal(torch.cat(shards), batch)
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+@pytest.mark.parametrize("sent, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_a_two_process_run_stopped_by_a_signal_says_so_once(tmp_path: Path, sent: signal.Signals, code: int) -> None:
+    """The signal reaches every process, as a terminal's Ctrl-C does: one message, the signal's exit code."""
+    from own_data import write_points
+
+    data = write_points(tmp_path, 0.5, train=20000, test=50)
+    command = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
+    command += ["--run", str(tmp_path / "run"), "--batch-size", "16", "--epochs", "50", "--device", "cpu"]
+    command += ["--no-progress", "--nproc", "2"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "epoch 1/50" in line:
+            os.killpg(process.pid, sent)  # the whole process group, as a terminal does
+            break
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == code, err
+    assert err.count("epochs 1..1 are saved") == 1, err
+    assert "Traceback" not in err and "internal error" not in err and "a training process failed" not in err
+
+
+def test_a_two_process_run_resumed_mid_epoch_records_the_epoch_s_loss(tmp_path: Path) -> None:
+    """Each process's running total of the stopped epoch is its own: the resumed epoch's loss
+    is the uninterrupted one's."""
+    import time
+
+    from own_data import write_points
+
+    data = write_points(tmp_path, 0.5, train=8000, test=50)
+    base = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
+    base += ["--batch-size", "16", "--epochs", "2", "--device", "cpu", "--no-progress", "--nproc", "2"]
+    base += ["--checkpoint-every", "10"]
+    subprocess.run([*base, "--run", str(tmp_path / "straight")], check=True, capture_output=True, timeout=300)
+    process = subprocess.Popen(
+        [*base, "--run", str(tmp_path / "stopped")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "epoch 1/2" in line:
+            time.sleep(1.5)  # into epoch 2, past a few of its step checkpoints
+            os.killpg(process.pid, signal.SIGTERM)
+            break
+    process.communicate(timeout=120)
+    latest = json.loads((tmp_path / "stopped" / "checkpoint" / "latest.json").read_text())
+    assert latest["epoch"] == 1 and latest["step"] > 0, latest  # stopped mid-epoch
+    _gmdsl("train", "--resume", str(tmp_path / "stopped"), "--no-progress", "--nproc", "2")
+    assert _losses(tmp_path / "stopped") == _losses(tmp_path / "straight")

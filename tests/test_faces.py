@@ -13,8 +13,7 @@ import pytest
 import torch
 
 import gmdsl
-from gmdsl.train import datasets, faces
-from gmdsl.train.datasets import DataError, open_dataset
+from gmdsl.data import DataError, cache, faces, open_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +81,7 @@ def test_fetching_faces_generates_caches_and_checks_them(tmp_path: Path, monkeyp
     monkeypatch.setenv("GMDSL_DATA", str(tmp_path))
     with pytest.raises(DataError, match="run `gmdsl data fetch faces`"):
         open_dataset("faces", fetch_missing=False)
-    folder = datasets.fetch("faces")
+    folder = cache.fetch("faces")
     manifest = json.loads((folder / "faces.json").read_text())
     assert manifest["settings"]["identities"] == 38 and manifest["settings"]["seed"] == faces.SEED
     dataset = open_dataset("faces")
@@ -90,16 +89,16 @@ def test_fetching_faces_generates_caches_and_checks_them(tmp_path: Path, monkeyp
     assert len(dataset.train["image"]) == 38 * faces.TRAIN_PER_IDENTITY
     assert len(dataset.test["image"]) == 38 * faces.TEST_PER_IDENTITY
     stamp = (folder / "faces.npz").stat().st_mtime_ns
-    assert datasets.fetch("faces") == folder and (folder / "faces.npz").stat().st_mtime_ns == stamp  # cached
+    assert cache.fetch("faces") == folder and (folder / "faces.npz").stat().st_mtime_ns == stamp  # cached
     # a changed generator makes the cached copy stale: the next fetch rebuilds it
     monkeypatch.setattr(faces, "VERSION", faces.VERSION + 1)
-    assert not datasets.is_fetched("faces", folder)
+    assert not cache.is_fetched("faces", folder)
     monkeypatch.undo()
     monkeypatch.setenv("GMDSL_DATA", str(tmp_path))
     # a damaged manifest makes the copy stale too; a damaged file is refused with what to do
     manifest = (folder / "faces.json").read_text()
     (folder / "faces.json").write_text("{not json")
-    assert not datasets.is_fetched("faces", folder)
+    assert not cache.is_fetched("faces", folder)
     (folder / "faces.json").write_text(manifest)
     data = bytearray((folder / "faces.npz").read_bytes())
     data[len(data) // 2] ^= 0xFF

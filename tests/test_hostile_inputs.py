@@ -87,7 +87,7 @@ NPZ_DAMAGE: dict[str, tuple[dict[str, np.ndarray] | bytes, str]] = {
         {"x_train": np.array([object()] * 2, dtype=object), "x_test": np.array([1])},
         "is not a readable .npz of numeric arrays",
     ),
-    "unpaired": ({"x_train": np.zeros((4, 784))}, "must hold arrays NAME_train and NAME_test"),
+    "unpaired": ({"x_train": np.zeros((4, 784)), "y_test": np.zeros(4)}, "have different fields (x, y)"),
     "lengths differ": (
         {"x_train": np.zeros((5, 784)), "x_test": np.zeros((2, 784)), "y_train": np.zeros(4), "y_test": np.zeros(2)},
         "has fields of different lengths (x 5, y 4)",

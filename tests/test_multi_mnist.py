@@ -11,9 +11,8 @@ import pytest
 import torch
 from tiny_data import make_tiny_mnist
 
+from gmdsl.data import DataError, multi_mnist, open_dataset
 from gmdsl.runtime.functions import glimpse
-from gmdsl.train import multi_mnist
-from gmdsl.train.datasets import DataError, open_dataset
 
 
 def _digits(value: int, count: int = 200) -> tuple[np.ndarray, np.ndarray]:

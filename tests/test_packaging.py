@@ -33,6 +33,10 @@ def test_wheel_contents_and_install(tmp_path: Path) -> None:
     top_level = {n.split("/")[0] for n in names}
     assert top_level == {"gmdsl", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
     assert "gmdsl/grammar/gm.lark" in names and "gmdsl/runtime/__init__.py" in names
+    # every module of every package (an editable install in the test's own environment would
+    # hide a package the wheel left out from the import probe below)
+    modules = {f"gmdsl/{p.relative_to(ROOT / 'gmdsl').as_posix()}" for p in (ROOT / "gmdsl").rglob("*.py")}
+    assert modules <= set(names), sorted(modules - set(names))
 
     target = tmp_path / "site"
     subprocess.run(

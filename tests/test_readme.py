@@ -62,7 +62,7 @@ def test_the_readme_commands_run_as_written(heading: str, tmp_path: Path, monkey
     for words in commands:
         assert cli.main(words[1:]) == 0, " ".join(words)
     run = next(Path(words[words.index("--run") + 1]) for words in commands if "--run" in words)
-    assert (run / "eval.json").exists() and (run / "figures" / "style_grid.png").exists()
+    assert (run / "eval-best.json").exists() and (run / "figures" / "style_grid.png").exists()
 
 
 def _quoted_sessions() -> list[tuple[str, str]]:
@@ -170,7 +170,7 @@ def test_make_demo(tmp_path: Path) -> None:
     result = subprocess.run(command, cwd=ROOT, env=_tiny_cache(tmp_path), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "build" / "mnist.py").exists() and (tmp_path / "build" / "mnist.png").exists()
-    assert (tmp_path / "run" / "eval.json").exists() and (tmp_path / "run" / "figures" / "style_grid.png").exists()
+    assert (tmp_path / "run" / "eval-best.json").exists() and (tmp_path / "run" / "figures" / "style_grid.png").exists()
 
 
 def test_make_test_is_what_ci_runs() -> None:
@@ -223,7 +223,7 @@ def test_fetching_fashion_mnist(tmp_path: Path, monkeypatch) -> None:
     from tiny_data import make_tiny_mnist
 
     from gmdsl import cli
-    from gmdsl.train.datasets import open_dataset
+    from gmdsl.data import open_dataset
 
     (line,) = _lines_starting("gmdsl data fetch fashion-mnist")
     raw = make_tiny_mnist(tmp_path / "raw")
@@ -245,8 +245,7 @@ def test_fetching_faces(tmp_path: Path, monkeypatch) -> None:
     import functools
 
     from gmdsl import cli
-    from gmdsl.train import faces
-    from gmdsl.train.datasets import open_dataset
+    from gmdsl.data import faces, open_dataset
 
     (line,) = _lines_starting("gmdsl data fetch faces")
     monkeypatch.setattr(faces, "generate", functools.partial(faces.generate, train_per_identity=2, test_per_identity=1))
@@ -262,7 +261,7 @@ def test_training_the_faces_spec(tmp_path: Path, monkeypatch) -> None:
     import functools
 
     from gmdsl import cli
-    from gmdsl.train import faces
+    from gmdsl.data import faces
 
     (line,) = _lines_starting("gmdsl train specs/faces.gm")
     monkeypatch.setattr(

@@ -13,8 +13,10 @@ import torch
 from safetensors.torch import load_file
 from tiny_data import make_tiny_mnist
 
-from gmdsl.train.data import labelled_subset
-from gmdsl.train.datasets import DataError, open_dataset, read_idx
+from gmdsl.data import DataError, open_dataset
+from gmdsl.data.idx import read_idx
+from gmdsl.data.labels import balanced_subset
+from gmdsl.train.data import bind, training_data
 from gmdsl.train.settings import ConfigError, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,11 +58,13 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
 
     code, out, err = gmdsl_cli("eval", str(run_dir), "--samples", "5", "--rows", "20")
     assert code == 0, err
-    results = json.loads((run_dir / "eval.json").read_text())
+    results = json.loads((run_dir / "eval-best.json").read_text())
     assert set(results) == {
         "checkpoint",
         "epoch",
+        "chosen_by",
         "validation_error_y",
+        "validation_elbo",
         "test_error_y",
         "test_elbo",
         "test_log_likelihood",
@@ -169,10 +173,10 @@ def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
     settings = runs.config_of(run_dir).model_copy(update={"dataset": str(dataset), "epochs": 1})
     model_class = runs.model_class_of(run_dir)
     saved = [runs.saved_indices(run_dir, name) for name in ("validation", "labelled")]
-    bound = runs.bind_data(model_class.variables, settings, *saved)
+    bound = bind(open_dataset(settings.dataset), model_class.variables, settings, *saved)
     torch.manual_seed(settings.seed)
     model = model_class()
-    data = runs.training_data(bound, torch.device("cpu"))
+    data = training_data(bound, torch.device("cpu"))
     Trainer(model, data, settings, run_dir, torch.device("cpu"), progress=False).fit()
     return weights(run_dir)
 
@@ -195,7 +199,7 @@ def test_no_unlabelled_label_reaches_the_loss(gmdsl_cli, tiny: Path, tmp_path: P
     for name, dataset in (("honest", tiny), ("scrambled", scrambled)):
         run_dir = tmp_path / name
         run_dir.mkdir()
-        for file in ("model.py", "config.json", "validation.json", "labelled.json"):
+        for file in ("model.py", "spec.gm", "run.json", "config.json", "validation.json", "labelled.json"):
             (run_dir / file).write_text((template / file).read_text())
         results.append(_train_one_epoch(run_dir, dataset))
     honest, scrambled_weights = results
@@ -205,19 +209,18 @@ def test_no_unlabelled_label_reaches_the_loss(gmdsl_cli, tiny: Path, tmp_path: P
 
 def test_the_validation_split_is_stratified_held_out_and_apart_from_the_labels(tiny: Path) -> None:
     import gmdsl
-    from gmdsl.train import runs
     from gmdsl.train.settings import TrainSettings
 
     model = gmdsl.compile(MNIST)
-    bound = runs.bind_data(model.variables, TrainSettings(dataset=str(tiny), labels=20))
+    bound = bind(open_dataset(str(tiny)), model.variables, TrainSettings(dataset=str(tiny), labels=20))
     labels = bound.train["y"]
     assert len(bound.validation_indices) == 400 // 6  # the default: a sixth of the train split
     counts = torch.bincount(labels[bound.validation_indices], minlength=10)
     assert counts.max() - counts.min() <= 1  # class-stratified
     assert not set(bound.validation_indices.tolist()) & set(bound.labelled_indices.tolist())
-    again = runs.bind_data(model.variables, TrainSettings(dataset=str(tiny), labels=20, label_seed=5))
+    again = bind(open_dataset(str(tiny)), model.variables, TrainSettings(dataset=str(tiny), labels=20, label_seed=5))
     assert torch.equal(again.validation_indices, bound.validation_indices)  # one split for every seed
-    data = runs.training_data(bound, torch.device("cpu"))
+    data = training_data(bound, torch.device("cpu"))
     assert data.size == 400 - len(bound.validation_indices)
     assert torch.equal(data.validation["y"], labels[bound.validation_indices])
     held_out = bound.train["x"][bound.validation_indices]
@@ -229,44 +232,64 @@ def test_the_best_checkpoint_is_the_epoch_of_lowest_validation_error(gmdsl_cli, 
     flags = ["--epochs", "4", "--learning-rate", "0.01", "--run", str(run_dir), *FAST]
     assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), *flags)[0] == 0
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    errors = [r["validation_error_y"] for r in log]
+    ranked = [(r["validation_error_y"], -r["validation_elbo"]) for r in log]  # the ELBO breaks ties
     best = json.loads((run_dir / "checkpoint" / "best.json").read_text())
-    assert best == {"epoch": errors.index(min(errors)) + 1, "metric": "validation_error_y", "value": min(errors)}
+    epoch = ranked.index(min(ranked)) + 1
+    assert best["epoch"] == epoch and best["metric"] == "validation_error_y" and best["select"] == "auto"
+    assert best["value"] == log[epoch - 1]["validation_error_y"]
+    assert best["tie_breakers"] == {"validation_elbo": log[epoch - 1]["validation_elbo"]}
     for checkpoint, epoch in (("best", best["epoch"]), ("last", 4)):
         code, out, err = gmdsl_cli("eval", str(run_dir), "--rows", "10", "--samples", "2", "--checkpoint", checkpoint)
         assert code == 0, err
-        results = json.loads((run_dir / "eval.json").read_text())
+        results = json.loads((run_dir / f"eval-{checkpoint}.json").read_text())
         assert results["checkpoint"] == checkpoint and results["epoch"] == epoch
         if checkpoint == "best":
-            assert results["validation_error_y"] == pytest.approx(min(errors))
+            assert results["validation_error_y"] == pytest.approx(log[epoch - 1]["validation_error_y"])
+            assert results["chosen_by"].startswith("chosen by validation_error_y") and "ties broken by" in out
+        else:
+            assert results["chosen_by"] == "the last epoch"
+    # each checkpoint's evaluation is its own file: evaluating the last did not touch the best's
+    assert json.loads((run_dir / "eval-best.json").read_text())["checkpoint"] == "best"
 
 
-def test_a_later_supervised_variable_breaks_the_first_one_s_ties(tiny: Path, tmp_path: Path) -> None:
-    """With two supervised variables the first's error often sits at its floor for many epochs;
-    among those epochs the best checkpoint is the one where the next variable does best."""
+@pytest.mark.parametrize(
+    "select, chosen",
+    [
+        # the error first: epochs 2, 4 and 5 tie at 0 %, and the ELBO breaks the tie (epoch 4)
+        ("auto", {"epoch": 4, "metric": "validation_error_y", "tie_breakers": {"validation_elbo": -90.0}}),
+        # the error alone: ties go to the first such epoch
+        ("y", {"epoch": 2, "metric": "validation_error_y"}),
+        # the ELBO alone, higher is better
+        ("elbo", {"epoch": 3, "metric": "validation_elbo"}),
+    ],
+)
+def test_the_best_checkpoint_is_chosen_as_select_says(tiny: Path, tmp_path: Path, select: str, chosen: dict) -> None:
+    """A validation error that does not move between epochs (it often sits at its floor) must
+    not keep the first epoch by default: the validation ELBO breaks its ties."""
     import gmdsl
-    from gmdsl.train import runs
     from gmdsl.train.loop import Trainer
     from gmdsl.train.settings import TrainSettings
 
-    settings = TrainSettings(dataset=str(tiny), labels=20, batch_size=64, samples=1, epochs=5)
+    settings = TrainSettings(dataset=str(tiny), labels=20, batch_size=64, samples=1, epochs=5, select=select)
     model = gmdsl.compile(MNIST)
-    data = runs.training_data(runs.bind_data(model.variables, settings), torch.device("cpu"))
-    # (first variable's error, second's RMSE) per epoch: epoch 4 ties epoch 2 on the first and wins on the second
-    scripted = iter([(5.0, 0.3), (0.0, 0.4), (1.0, 0.1), (0.0, 0.2), (0.0, 0.25)])
+    data = training_data(bind(open_dataset(settings.dataset), model.variables, settings), torch.device("cpu"))
+    scripted = iter([(5.0, -100.0), (0.0, -95.0), (1.0, -80.0), (0.0, -90.0), (0.0, -92.0)])
 
     def evaluate(_: object) -> dict:
-        error, rmse = next(scripted)
-        return {"validation_error_identity": error, "validation_rmse_light": rmse, "validation_angle_light": 9.0}
+        error, elbo = next(scripted)
+        return {"validation_error_y": error, "validation_elbo": elbo}
 
     Trainer(model, data, settings, tmp_path, torch.device("cpu"), progress=False).fit(evaluate=evaluate)
     best = json.loads((tmp_path / "checkpoint" / "best.json").read_text())
-    assert best == {
-        "epoch": 4,
-        "metric": "validation_error_identity",
-        "value": 0.0,
-        "tie_breakers": {"validation_rmse_light": 0.2},
-    }
+    assert {k: best[k] for k in chosen} == chosen and best["select"] == select
+
+
+def test_select_must_name_a_labelled_supervised_variable(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+    code, _, err = gmdsl_cli(
+        "train", MNIST, "--dataset", str(tiny), "--select", "z", "--run", str(tmp_path / "r"), *FAST
+    )
+    assert code == 1 and "select names `z`" in err and "choose from y, elbo, auto" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_without_validation_there_is_no_best_and_eval_reads_the_last_epoch(
@@ -279,7 +302,7 @@ def test_without_validation_there_is_no_best_and_eval_reads_the_last_epoch(
     assert "400 examples" in out and "validation error" not in out
     assert not (run_dir / "checkpoint" / "best.json").exists()
     assert gmdsl_cli("eval", str(run_dir), "--rows", "10", "--samples", "2")[0] == 0
-    results = json.loads((run_dir / "eval.json").read_text())
+    results = json.loads((run_dir / "eval-last.json").read_text())
     assert results["checkpoint"] == "last" and "validation_error_y" not in results and "test_error_y" in results
     code, _, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--validation", "400", *FAST)
     assert code == 1 and "cannot hold out 400 of the 400 training examples" in err and "Traceback" not in err
@@ -341,7 +364,7 @@ def test_importance_prediction_runs_through_validation_and_eval(gmdsl_cli, tiny:
     assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), *flags)[0] == 0
     assert "validation_error_y" in json.loads((run_dir / "metrics.jsonl").read_text())
     assert gmdsl_cli("eval", str(run_dir), "--rows", "10", "--samples", "2")[0] == 0
-    results = json.loads((run_dir / "eval.json").read_text())
+    results = json.loads((run_dir / "eval-best.json").read_text())
     assert 0 <= results["validation_error_y"] <= 100 and 0 <= results["test_error_y"] <= 100
     config = json.loads((run_dir / "config.json").read_text())
     assert config["prediction"] == "importance" and config["predict_samples"] == 2
@@ -349,12 +372,12 @@ def test_importance_prediction_runs_through_validation_and_eval(gmdsl_cli, tiny:
 
 def test_labelled_subset_is_class_balanced_and_seeded() -> None:
     labels = torch.arange(1000) % 10
-    chosen = labelled_subset(labels, 100, seed=3)
-    assert torch.equal(chosen, labelled_subset(labels, 100, seed=3))
-    assert not torch.equal(chosen, labelled_subset(labels, 100, seed=4))
+    chosen = balanced_subset(labels, 100, seed=3)
+    assert torch.equal(chosen, balanced_subset(labels, 100, seed=3))
+    assert not torch.equal(chosen, balanced_subset(labels, 100, seed=4))
     assert torch.bincount(labels[chosen], minlength=10).tolist() == [10] * 10
     assert (
-        sorted(torch.bincount(labels[labelled_subset(labels, 15, seed=0)], minlength=10).tolist()) == [1] * 5 + [2] * 5
+        sorted(torch.bincount(labels[balanced_subset(labels, 15, seed=0)], minlength=10).tolist()) == [1] * 5 + [2] * 5
     )
 
 
@@ -535,6 +558,7 @@ def test_resume_rules(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     assert code == 0 and "epoch 2/2" in out, err
     for file in (run_dir / "checkpoint").iterdir():  # as if interrupted before any epoch finished
         file.unlink()
+    (run_dir / "metrics.jsonl").unlink()  # (metrics are written only after an epoch's checkpoint)
     code, out, err = gmdsl_cli("train", "--resume", str(run_dir), "--no-progress")
     assert code == 0 and "epochs 1..2" in out and "epoch 2/2" in out, err
     (run_dir / "validation.json").unlink()  # as in a run trained before validation was held out
@@ -627,13 +651,12 @@ def test_the_progress_bar_leaves_training_s_random_numbers_alone(tiny: Path, tmp
     """The bar's accuracy runs predict, which draws random numbers; it must not shift the ones
     training draws, or a run in a terminal would train differently from one in a log."""
     import gmdsl
-    from gmdsl.train import runs
     from gmdsl.train.loop import Trainer
     from gmdsl.train.settings import TrainSettings
 
     settings = TrainSettings(dataset=str(tiny), labels=20, batch_size=64, samples=2)
     model = gmdsl.compile(MNIST)
-    data = runs.training_data(runs.bind_data(model.variables, settings), torch.device("cpu"))
+    data = training_data(bind(open_dataset(settings.dataset), model.variables, settings), torch.device("cpu"))
     trainer = Trainer(model, data, settings, tmp_path, torch.device("cpu"), progress=False)
     before = torch.get_rng_state()
     assert "acc_y" in trainer.labelled_accuracy(trainer.batches()[0])
@@ -644,7 +667,6 @@ def test_training_flushes_subnormal_floats_and_restores_the_mode_after(tiny: Pat
     """Subnormal floats are slow on CPUs: steps read them as zero, and the rest of the process
     (evaluation, tests) computes as before once fit returns."""
     import gmdsl
-    from gmdsl.train import runs
     from gmdsl.train.loop import Trainer
     from gmdsl.train.settings import TrainSettings
 
@@ -653,7 +675,7 @@ def test_training_flushes_subnormal_floats_and_restores_the_mode_after(tiny: Pat
 
     settings = TrainSettings(dataset=str(tiny), labels=20, batch_size=64, samples=1, epochs=1)
     model = gmdsl.compile(MNIST)
-    data = runs.training_data(runs.bind_data(model.variables, settings), torch.device("cpu"))
+    data = training_data(bind(open_dataset(settings.dataset), model.variables, settings), torch.device("cpu"))
     seen = []
     trainer = Trainer(model, data, settings, tmp_path, torch.device("cpu"), progress=False)
     trainer.on_step = lambda step: seen.append(subnormal_survives())

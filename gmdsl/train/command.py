@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,19 @@ import click
 import torch
 
 from gmdsl.build import ModelClass
+from gmdsl.data.binding import BoundData
+from gmdsl.data.sources import open_dataset
+from gmdsl.files import write_atomically
 from gmdsl.runtime.model import CompiledModel
 from gmdsl.runtime.trace import Variable
 
 from . import distributed, runs
 from .checkpoints import Checkpoints, Position
+from .data import bind, training_data
 from .distributed import Ranks
-from .evaluation import evaluate, supervised_metrics
-from .loop import Trainer
+from .evaluation import evaluate, mean_elbo, supervised_metrics
+from .loop import Trainer, stopping_on_sigterm
+from .run_files import DataRecord
 from .settings import RESUMABLE, TrainSettings, changed_on_resume, resolve
 
 
@@ -52,16 +58,18 @@ def run_training(
     saved leaves nothing behind, so the same command can simply be run again."""
     ranks = distributed.from_environment()
     try:
-        if resume_dir is not None:
-            return _resume(ranks, Path(resume_dir), config_file, flags, progress)
-        assert model is not None
-        return _start(ranks, model, config_file, run_dir, flags, progress)
+        with stopping_on_sigterm():
+            if resume_dir is not None:
+                return _resume(ranks, Path(resume_dir), config_file, flags, progress)
+            assert model is not None
+            return _start(ranks, model, config_file, run_dir, flags, progress)
     finally:
         distributed.leave()
 
 
 def _resume(ranks: Ranks, path: Path, config_file: str | None, flags: dict[str, Any], progress: bool) -> Path:
     saved = runs.config_of(path)
+    dataset = flags.pop("dataset", None)  # where the run's data is now, if it moved: checked by content
     settings = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
     _check_resume(saved, settings)
     device = distributed.device_of(ranks, runs.choose_device(settings.device))
@@ -72,15 +80,26 @@ def _resume(ranks: Ranks, path: Path, config_file: str | None, flags: dict[str, 
         distributed.barrier(ranks)
         if not ranks.main:
             model_class = runs.model_class_of(path)
-        bound = runs.bind_data(
+        saved_data = runs.run_record(path, "data.json", DataRecord).model_dump()
+        bound = bind(
+            runs.run_dataset(path, saved, saved_data, dataset),
             model_class.variables,
             settings,
             runs.saved_indices(path, "validation"),
             runs.saved_indices(path, "labelled"),
         )
-        if ranks.main:
-            (path / "config.json").write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        return _train(path, model_class, bound, settings, device, progress, ranks, resuming=True)
+        if dataset is not None:  # the data moved, and is the same: the run records where it is now
+            settings = settings.model_copy(update={"dataset": runs.dataset_location(bound.dataset)})
+            saved_data["source"]["location"] = settings.dataset
+        resumed = settings
+
+        def record() -> None:
+            """Once the checkpoint loaded: the run's files say what it goes on with."""
+            if ranks.main:
+                write_atomically(path / "config.json", resumed.model_dump_json(indent=2) + "\n")
+                write_atomically(path / "data.json", json.dumps(saved_data, indent=2) + "\n")
+
+        return _train(path, model_class, bound, settings, device, progress, ranks, resumed=record)
 
 
 def _start(
@@ -92,7 +111,10 @@ def _start(
     progress: bool,
 ) -> Path:
     settings = resolve(Path(config_file) if config_file else None, flags)
-    bound = runs.bind_data(model.variables, settings)
+    dataset = open_dataset(settings.dataset)
+    # the run names its data by where it is, so that it finds it from any folder
+    settings = settings.model_copy(update={"dataset": runs.dataset_location(dataset)})
+    bound = bind(dataset, model.variables, settings)
     # a missing GPU is found out before anything is written
     device = distributed.device_of(ranks, runs.choose_device(settings.device))
     distributed.join(ranks, device)
@@ -101,43 +123,42 @@ def _start(
     if not ranks.main:
         distributed.barrier(ranks)  # rank 0 has written the run directory
         model_class = model.model_class or runs.model_class_of(path)
-        return _train(path, model_class, bound, settings, device, progress, ranks, resuming=False)
-    created = runs.create(path, model.source, model.spec_text, settings)
-    try:
-        with runs.training_lock(path):
-            runs.save_data(path, bound)
-            model_class = model.model_class or runs.model_class_of(path)
-            distributed.barrier(ranks)
-            return _train(path, model_class, bound, settings, device, progress, ranks, resuming=False)
-    except BaseException:
-        if Checkpoints(path / "checkpoint").position() is None:
-            runs.remove(path, created)
-        raise
+        return _train(path, model_class, bound, settings, device, progress, ranks)
+    with runs.new_run(path, model.source, model.spec_text, settings):
+        runs.save_data(path, bound)
+        model_class = model.model_class or runs.model_class_of(path)
+        distributed.barrier(ranks)
+        return _train(path, model_class, bound, settings, device, progress, ranks)
 
 
 def _train(
     path: Path,
     model_class: ModelClass,
-    bound: runs.BoundData,
+    bound: BoundData,
     settings: TrainSettings,
     device: torch.device,
     progress: bool,
     ranks: Ranks,
-    resuming: bool,
+    resumed: Callable[[], None] | None = None,
 ) -> Path:
+    """Train the run from where it stands: a new run from its start, a resumed one (`resumed`
+    is told once its checkpoint loaded) from its newest checkpoint."""
     say = click.echo if ranks.main else _silent  # one process tells the user
     for name in bound.unlabelled:
         say(
-            f"note: dataset {bound.dataset} has no field for supervised variable `{name}`, so it is trained "
+            f"note: dataset {bound.dataset.name} has no field for supervised variable `{name}`, so it is trained "
             f'as never labelled; bind one with fields = {{ {name} = "FIELD" }} if the dataset has it'
         )
     if settings.compile and device.type == "cpu":
         say("note: --compile measured slower than eager steps on CPUs (results/performance.md); it is for GPUs")
     torch.manual_seed(settings.seed)  # before the model is built: the seed fixes its initial weights
     compiled = runs.build_model(model_class, device)
-    data = runs.training_data(bound, device)
+    data = training_data(bound, device)
     trainer = Trainer(compiled, data, settings, path, device, progress=progress, ranks=ranks)
-    start = trainer.resume() if resuming else Position(0)
+    start = Position(0)
+    if resumed is not None:
+        start = trainer.resume()
+        resumed()
     if start.epoch >= settings.epochs:
         say(f"{path} has already trained {start.epoch} epochs; pass --epochs N (more than {start.epoch}) to go on")
         return path
@@ -168,7 +189,9 @@ def _train(
     def validate(model: CompiledModel) -> dict:
         if not validation:
             return {}
-        return supervised_metrics(model, data.validation, "validation", settings.predict_samples, settings.prediction)
+        predict = (settings.predict_samples, settings.prediction, settings.directions)
+        metrics = supervised_metrics(model, data.validation, "validation", *predict)
+        return {**metrics, "validation_elbo": mean_elbo(model, data.validation)}
 
     if ranks.main:
         trainer.fit(start, evaluate=validate, on_epoch=report)
@@ -176,7 +199,10 @@ def _train(
         trainer.fit(start)
     distributed.barrier(ranks)  # the processes end together, none while rank 0 still validates
     best = trainer.checkpoints.best()
-    chosen = f"; the best on validation is epoch {best['epoch']} ({best['metric']} {best['value']:.2f})" if best else ""
+    chosen = ""
+    if best:
+        ties = "".join(f", then {key} {value:.2f}" for key, value in (best.get("tie_breakers") or {}).items())
+        chosen = f"; the best on validation is epoch {best['epoch']} ({best['metric']} {best['value']:.2f}{ties})"
     say(f"done: {path} (metrics.csv, curves.png, checkpoint/){chosen}; next: gmdsl eval {path}; gmdsl show {path}")
     return path
 
@@ -200,37 +226,59 @@ def _check_resume(saved: TrainSettings, asked: TrainSettings) -> None:
         )
 
 
-def run_evaluation(path: Path, samples: int | None, rows: int, device: str, checkpoint: str) -> dict:
-    """eval.json: the chosen checkpoint's validation numbers, then its test numbers (the test
-    set is read here, once per final model, never during training)."""
-    run = runs.open_run(path, device, checkpoint)
+def run_evaluation(
+    path: Path, samples: int | None, rows: int, device: str, checkpoint: str, dataset: str | None = None
+) -> dict:
+    """RUN/eval-CHECKPOINT.json: the checkpoint's validation numbers, then its test numbers (the
+    test set is read here, once per final model, never during training). Each checkpoint's
+    evaluation has its own file, so evaluating one never overwrites another's."""
+    run = runs.open_run(path, device, checkpoint, dataset)
     samples = samples if samples is not None else run.config.eval_samples
     torch.manual_seed(run.config.seed)
     predict = (run.config.predict_samples, run.config.prediction)
-    validation = runs.validation_data(run)
-    results: dict = {"checkpoint": run.checkpoint, "epoch": run.epoch}
+    results: dict = {"checkpoint": run.checkpoint, "epoch": run.epoch, "chosen_by": chosen_by(run)}
+    validation = run.split("validation")
     if validation:
-        results.update(supervised_metrics(run.model, validation, "validation", *predict))
-    results.update(evaluate(run.model, runs.test_data(run), samples, rows, *predict))
-    (path / "eval.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    click.echo(f"{run.model.name}, {path}, {run.checkpoint} checkpoint (epoch {run.epoch}):")
+        results.update(supervised_metrics(run.model, validation, "validation", *predict, run.config.directions))
+        results["validation_elbo"] = mean_elbo(run.model, validation)
+    if run.dataset.has_test:
+        results.update(evaluate(run.model, run.split("test"), samples, rows, *predict, run.config.directions))
+    file = path / f"eval-{run.checkpoint}.json"
+    write_atomically(file, json.dumps(results, indent=2) + "\n")
+    click.echo(f"{run.model.name}, {path}, {run.checkpoint} checkpoint (epoch {run.epoch}), {results['chosen_by']}:")
     width = max(len(k) for k in results)
     for key, value in results.items():
-        if key in ("checkpoint", "epoch"):
+        if key in ("checkpoint", "epoch", "chosen_by"):
             continue
         text = f"{value:.3f}" if isinstance(value, float) else str(value)
         unit = " %" if "_error_" in key else " degrees" if "_angle_" in key else ""
         click.echo(f"  {key:<{width}}  {text}{unit}")
-    click.echo(f"wrote {path / 'eval.json'}")
+    if not run.dataset.has_test:
+        click.echo(f"  (dataset {run.dataset.name} has no test split: validation numbers only)")
+    click.echo(f"wrote {file}")
     return results
 
 
-def run_show(path: Path, device: str, checkpoint: str) -> list[Path]:
+def chosen_by(run: runs.Run) -> str:
+    """How the run's loaded checkpoint was chosen, in words."""
+    best = Checkpoints(run.path / "checkpoint").best()
+    if run.checkpoint != "best" or best is None:
+        return "the last epoch"
+    how = f"chosen by {best['metric']} ({best['value']:.4g})"
+    ties = best.get("tie_breakers") or {}
+    if ties:
+        how += ", ties broken by " + ", ".join(f"{key} ({value:.4g})" for key, value in ties.items())
+    return how
+
+
+def run_show(path: Path, device: str, checkpoint: str, dataset: str | None = None) -> list[Path]:
     from .figures import show
 
-    run = runs.open_run(path, device, checkpoint)
+    run = runs.open_run(path, device, checkpoint, dataset)
     torch.manual_seed(run.config.seed)
-    made = show(run, runs.test_data(run))
+    # the test rows; without a test split, the held-out rows, or else the training rows
+    split = "test" if run.dataset.has_test else "validation" if run.split("validation") else "train"
+    made = show(run, run.split(split), split)
     for figure in made:
         click.echo(f"wrote {figure}")
     return made

@@ -109,6 +109,8 @@ def leave() -> None:
 
 def launch(nproc: int, argv: list[str]) -> int:
     """Run `gmdsl ARGV` in `nproc` processes on this machine through torchrun (its exit code)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
     try:
@@ -116,7 +118,15 @@ def launch(nproc: int, argv: list[str]) -> int:
         torchrun(["--standalone", "--nproc-per-node", str(nproc), "--module", "gmdsl", "--", *argv])
     except SystemExit as exc:  # torchrun reports a failed process by raising
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    except Exception as exc:  # noqa: BLE001 - torchrun's ChildFailedError: a process failed, and said why
-        print(f"error: a training process failed ({type(exc).__name__}); its own message is above", file=sys.stderr)
-        return 1
+    except SignalException as exc:  # Ctrl-C or SIGTERM reached torchrun: its processes were stopped and said so
+        return 128 + int(exc.sigval)
+    except ChildFailedError as exc:
+        codes = {failure.exitcode for failure in exc.failures.values()}
+        stopped = codes & {130, 143}
+        if stopped:  # the processes were interrupted, and rank 0 said how to go on
+            return max(stopped)
+        if codes <= {1}:  # a mistake of the user's, which rank 0 named
+            return 1
+        print("error: a training process failed; its own message is above", file=sys.stderr)
+        return 3 if 3 in codes else 1
     return 0

@@ -11,19 +11,20 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
+from gmdsl.data.labels import class_error
 from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel, Objective
 
 from . import distributed
 from .checkpoints import Checkpoints, Position
-from .data import TrainingData, class_error
+from .data import TrainingData
 from .metrics import write_metrics
 from .settings import ConfigError, TrainSettings
 
@@ -35,10 +36,40 @@ class TrainingDiverged(UserError, RuntimeError):
 
 
 class TrainingInterrupted(UserError):
-    """Ctrl-C during training; every finished epoch is saved, and the message says how to go on."""
+    """Ctrl-C (or SIGTERM) during training; every finished epoch is saved, and the message says
+    how to go on. Exits as the shell reports a process stopped by the signal: 128 + its number."""
 
     code = "interrupted"
-    exit_code = 130  # the shell's convention for a run stopped by SIGINT
+    exit_code = 130  # SIGINT's
+
+    def __init__(self, message: str, *, location: str | None = None, exit_code: int = 130):
+        super().__init__(message, location=location)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `kill` and job schedulers send), raised where training stands, so that it
+    stops as Ctrl-C stops it."""
+
+
+@contextlib.contextmanager
+def stopping_on_sigterm() -> Iterator[None]:
+    """Within: SIGTERM raises `Terminated` (in the main thread; elsewhere it is left alone)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number: int, frame: object) -> None:
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 _CHECK_EVERY = 20  # steps between reads of the loss on the host (each read waits for a GPU)
@@ -110,7 +141,9 @@ def dataset_objective(
 TrainingLoss = Callable[[dict[str, torch.Tensor], torch.Tensor, float, int, "Shard | None"], torch.Tensor]
 
 
-def training_loss(model: CompiledModel, settings: TrainSettings, labelled_share: float) -> TrainingLoss:
+def training_loss(
+    model: CompiledModel, settings: TrainSettings, labelled_share: float, every_label: bool = True
+) -> TrainingLoss:
     """The loss of a training batch, given its labelled rows, the objective's beta, how many of
     its last rows are all labelled, and the process's shard of the global batch (None: one
     process): the negative objective, averaged over rows or weighted as the whole data set
@@ -121,7 +154,8 @@ def training_loss(model: CompiledModel, settings: TrainSettings, labelled_share:
     `given_rows`: the batch's last rows are all labelled. Where the model enumerates a
     variable, they are scored in a pass of their own in which every label is given, so q
     enumerates only the other rows (the same per-row objective; at half the batch labelled,
-    a 1.6x faster step)."""
+    a 1.6x faster step). Where a labelled row may lack some variable's label (`every_label`
+    False), those rows keep their masks."""
     alpha = model.options.alpha if settings.alpha is None else settings.alpha
 
     def objective(batch: dict[str, torch.Tensor], beta: float, given_rows: int) -> Objective:
@@ -132,7 +166,9 @@ def training_loss(model: CompiledModel, settings: TrainSettings, labelled_share:
         if not (model.enumerated and 0 < given_rows < rows):
             return score(batch)
         mixed = score({name: values[: rows - given_rows] for name, values in batch.items()})
-        given = score({n: v[rows - given_rows :] for n, v in batch.items() if not n.endswith("_observed")})
+        given = score(
+            {n: v[rows - given_rows :] for n, v in batch.items() if not (every_label and n.endswith("_observed"))}
+        )
         return Objective(
             torch.cat([mixed.elbo, given.elbo]), torch.cat([mixed.log_q_supervised, given.log_q_supervised]), {}
         )
@@ -177,12 +213,31 @@ class _LossModule(torch.nn.Module):
         return self.loss(*arguments)
 
 
-def selection_metrics(record: dict) -> list[str]:
-    """The validation numbers that pick the best checkpoint, most important first: each
-    supervised variable's validation error (a category's) or RMSE (a real's), in the spec's
-    order, so that a later variable breaks an earlier one's ties (with two supervised
-    variables the first often reaches 0 % for many epochs); empty when the epoch measured none."""
-    return [key for key in record if key.startswith(("validation_error_", "validation_rmse_"))]
+def selection_keys(select: str, model: CompiledModel, supervised: tuple[str, ...]) -> list[str]:
+    """The validation numbers that choose the best checkpoint, most important first (`select`):
+    a supervised variable's error (a category's or a binary's) or RMSE (a real's), or the ELBO;
+    `auto` is every supervised variable the data labels, in the spec's order, then the ELBO."""
+    names = [part.strip() for part in select.split(",")]
+    if names == ["auto"]:
+        names = [*supervised, "elbo"]
+    keys = []
+    for name in names:
+        if name == "elbo":
+            keys.append("validation_elbo")
+        elif name in supervised:
+            kind = "error" if model.by_name[name].type in ("onehot", "binary") else "rmse"
+            keys.append(f"validation_{kind}_{name}")
+        else:
+            choices = ", ".join([*supervised, "elbo", "auto"])
+            raise ConfigError(
+                f"select names `{name}`, which is not a supervised variable the data labels: choose from {choices}"
+            )
+    return keys
+
+
+def _ranked(record: dict, keys: list[str]) -> list[float]:
+    """The epoch's selection numbers as one list to minimise (the ELBO is maximised)."""
+    return [-record[key] if key == "validation_elbo" else record[key] for key in keys if key in record]
 
 
 @dataclass
@@ -215,7 +270,10 @@ class Trainer:
         per_batch = round(self.settings.label_fraction * self.settings.batch_size) if mixes_labels else 0
         self.labelled_per_batch = min(per_batch, self.settings.batch_size - 1)
         share = self.data.labelled.float().mean().item()
-        loss = training_loss(self.model, self.settings, share)
+        self.selection = selection_keys(self.settings.select, self.model, self.data.supervised)
+        # the labelled rows that end a batch carry every label, unless some labelled rows lack one
+        every_label = all(bool(torch.equal(self.data.observed[n], self.data.labelled)) for n in self.data.supervised)
+        loss = training_loss(self.model, self.settings, share, every_label)
         self.loss_of: TrainingLoss | torch.nn.Module = loss
         if self.ranks.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -307,12 +365,11 @@ class Trainer:
         ]
 
     def batch(self, index: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The rows at `index`, and which of them are labelled (the supervised variables' mask)."""
+        """The rows at `index`, each supervised variable's mask of them, and which are labelled."""
         batch = {name: values[index] for name, values in self.data.train.items()}
-        labelled = self.data.labelled[index]
         for name in self.data.supervised:
-            batch[name + "_observed"] = labelled
-        return batch, labelled
+            batch[name + "_observed"] = self.data.observed[name][index]
+        return batch, self.data.labelled[index]
 
     def check_finite(self, first_bad: int, epoch: int) -> None:
         """Stop with a message once a step's loss was not a finite number (`first_bad` > 0)."""
@@ -347,8 +404,10 @@ class Trainer:
             predicted = self.model.predict(observed, samples=1)
         out = {}
         for name, probabilities in predicted.items():
-            if self.model.by_name[name].type == "onehot":
-                out[f"acc_{name}"] = f"{1 - class_error(probabilities, batch[name][rows]) / 100:.2f}"
+            given = batch[name + "_observed"][rows]
+            if self.model.by_name[name].type == "onehot" and given.any():
+                error = class_error(probabilities[given], batch[name][rows][given])
+                out[f"acc_{name}"] = f"{1 - error / 100:.2f}"
         return out
 
     def fit(
@@ -359,7 +418,7 @@ class Trainer:
     ) -> list[dict]:
         """Train from `start` (epochs finished, steps of the next done) to the settings' last
         epoch. `evaluate(model)` returns validation metrics for the epoch's record (the lowest
-        validation error keeps its weights as the best checkpoint: `selection_metrics`);
+        best epoch by `select` keeps its weights as the best checkpoint: `selection_keys`);
         `on_epoch(record)` is told of each finished epoch. Ctrl-C raises `TrainingInterrupted`;
         what was checkpointed stays."""
         start = start or Position(0)
@@ -373,7 +432,8 @@ class Trainer:
         try:
             for epoch in range(start.epoch + 1, self.settings.epochs + 1):
                 self.epoch(epoch, evaluate, on_epoch, done_steps=start.step if epoch == start.epoch + 1 else 0)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stopped:
+            how = 143 if isinstance(stopped, Terminated) else 130
             saved = self.checkpoints.position()
             if saved is not None:
                 where = f"epochs 1..{saved.epoch}" if saved.epoch else "no whole epoch"
@@ -384,7 +444,9 @@ class Trainer:
                 )
             else:
                 message = f"interrupted during epoch {epoch}, before any epoch was saved; run the same command again"
-            raise TrainingInterrupted(message, location=str(self.run)) from None
+            if how == 143:
+                message = message.replace("interrupted", "stopped by SIGTERM", 1)
+            raise TrainingInterrupted(message, location=str(self.run), exit_code=how) from None
         finally:
             torch.set_flush_denormal(False)
         return self.log
@@ -443,7 +505,9 @@ class Trainer:
         first_bad = torch.zeros((), dtype=torch.long, device=self.device)
         earlier_seconds = 0.0
         if done_steps and self.resumed_partial is not None:
-            total = self.resumed_partial["total"].to(self.device)
+            totals = self.resumed_partial.get("totals") or []
+            own = totals[self.ranks.rank].reshape(()) if self.ranks.rank < len(totals) else None
+            total = (own if own is not None else self.resumed_partial["total"]).to(self.device)
             first_bad.fill_(int(self.resumed_partial["first_bad"]))
             earlier_seconds = float(self.resumed_partial["seconds"])
         order = self.order.get_state()  # the epoch's order is drawn from it: a step checkpoint redraws it
@@ -480,6 +544,8 @@ class Trainer:
                 self.check_finite(int(first_bad), epoch)  # never a checkpoint of diverged weights
                 seconds = earlier_seconds + time.perf_counter() - started
                 partial = {"total": total, "first_bad": int(first_bad), "seconds": seconds}
+                if self.ranks.distributed:  # each process's own running total, restored to each
+                    partial["totals"] = distributed.all_ranks(self.ranks, total.reshape(1), self.device)
                 self.save(Position(epoch - 1, step), order, partial)
             if self.on_step is not None:
                 self.on_step((epoch - 1) * len(batches) + step)
@@ -494,11 +560,11 @@ class Trainer:
             with self.forked_random():
                 torch.manual_seed(self.settings.seed)
                 record.update(evaluate(self.model))
-        keys = selection_metrics(record)
-        scores = [record[key] for key in keys]
-        if keys and all(scores < [earlier[key] for key in keys] for earlier in self.log if keys[0] in earlier):
+        keys = [key for key in self.selection if key in record]
+        scores = _ranked(record, keys)
+        if keys and all(scores < _ranked(earlier, keys) for earlier in self.log if keys[0] in earlier):
             # before the epoch's checkpoint: a run stopped between the two redoes this epoch
-            self.checkpoints.save_best(epoch, self.model, {key: record[key] for key in keys})
+            self.checkpoints.save_best(epoch, self.model, {key: record[key] for key in keys}, self.settings.select)
         self.log.append(record)
         self.save(Position(epoch), self.order.get_state())
         if self.ranks.main:

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from .checkpoints import write_atomically
+from gmdsl.files import write_atomically
 
 
 def write_metrics(run: Path, log: list[dict]) -> None:

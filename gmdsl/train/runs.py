@@ -1,15 +1,16 @@
 """Run directories: what `gmdsl train` writes and `gmdsl eval` / `gmdsl show` read.
 
 RUN/model.py          the compiled model (spec.gm beside it when trained from a spec)
+RUN/run.json          what the run was trained from: spec.gm, or model.py (a compiled .py)
 RUN/config.json       the resolved training configuration
-RUN/data.json         the dataset, the field of each variable, and image shapes
+RUN/data.json         the dataset: where it is, its fingerprint, the field of each variable
 RUN/validation.json   the indices of the training examples held out for validation
 RUN/labelled.json     the indices of the labelled training examples (both index the dataset's train split)
 RUN/metrics.jsonl     one record per epoch (also metrics.csv; curves.png)
 RUN/checkpoint/       weights (safetensors) and training state of the last epoch, and
-                      best.safetensors: the weights of the epoch with the lowest validation error
-                      (of the first supervised variable; the next ones break its ties)
-RUN/eval.json         `gmdsl eval`;  RUN/figures/*.png  `gmdsl show`
+                      best.safetensors: the weights of the best epoch on validation (`select`)
+RUN/eval-best.json    `gmdsl eval` of the best checkpoint (eval-last.json: of the last epoch)
+RUN/figures/*.png     `gmdsl show`
 RUN/train.lock        held while `gmdsl train` runs on the directory
 """
 
@@ -30,14 +31,16 @@ import click
 import torch
 
 from gmdsl.build import ModelClass, compile_text, load_model_class
-from gmdsl.runtime.batch import BatchError, prepare
+from gmdsl.data.binding import BoundData, rows_except, save_indices, split_tensors
+from gmdsl.data.dataset import DataError, Dataset
+from gmdsl.data.fingerprint import fingerprint
+from gmdsl.data.sources import open_dataset
+from gmdsl.files import write_atomically
 from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel
-from gmdsl.runtime.trace import Variable
 
-from .checkpoints import Checkpoints, write_atomically
-from .data import TrainingData, bind, hide_unlabelled, labelled_subset, load_indices, model_tensor, save_indices
-from .datasets import DataError, Dataset, open_dataset
+from .checkpoints import Checkpoints
+from .run_files import DataRecord, Indices, Origin, Record, read_record
 from .settings import TrainSettings, load_saved
 
 
@@ -49,6 +52,9 @@ class RunError(UserError, ValueError):
 
 @dataclass
 class Run:
+    """A trained run: its model with the weights of one checkpoint loaded, in eval mode, its
+    settings, and its data (read on first use, and checked to be the data it was trained on)."""
+
     path: Path
     model: CompiledModel
     config: TrainSettings
@@ -56,11 +62,64 @@ class Run:
     device: torch.device
     checkpoint: str  # which weights are loaded: best (chosen on validation) or last
     epoch: int  # the epoch they are from
+    dataset_override: str | None = None  # where the run's data is now, when it moved
 
     @cached_property
     def dataset(self) -> Dataset:
         """The run's dataset, read once however many splits are asked for."""
-        return open_dataset(self.config.dataset)
+        return run_dataset(self.path, self.config, self.data, self.dataset_override)
+
+    def split(self, name: str) -> dict[str, torch.Tensor]:
+        """A split as a batch for the model, on its device: `test`, `validation` (the rows the
+        run held out; empty when it held none) or `train` (the rows it trained on), each label
+        with its mask `NAME_observed` where some are missing."""
+        variables = self.model.by_name
+        if name == "test":
+            values = split_tensors(self.dataset, "test", self.data["fields"], variables)
+        else:
+            held_out = saved_indices(self.path, "validation")
+            rows = held_out if name == "validation" else rows_except(len(self.dataset.train[_any(self)]), held_out)
+            if not len(rows):
+                return {}
+            values = split_tensors(self.dataset, "train", self.data["fields"], variables, rows)
+        return {k: v.to(self.device) for k, v in values.items()}
+
+
+def _any(run: Run) -> str:
+    return next(iter(run.data["fields"].values()))
+
+
+def dataset_location(dataset: Dataset) -> str:
+    """How a run names its dataset: a cached one by name, a user's file or folder by its full path."""
+    return dataset.name if dataset.path is None else str(dataset.path)
+
+
+def run_dataset(path: Path, config: TrainSettings, data: dict, override: str | None = None) -> Dataset:
+    """The run's dataset, from where it was trained (or `override`), refused when its content
+    is not what the run recorded."""
+    source = data.get("source") or {}
+    location = override or source.get("location") or config.dataset
+    try:
+        dataset = open_dataset(location)
+    except DataError as exc:
+        raise RunError(
+            f"{path} was trained on {location}, which cannot be read now ({exc}); if the data moved, "
+            "point at it with --dataset PATH",
+            location=str(path),
+        ) from None
+    recorded = source.get("fingerprint")
+    if recorded is None:  # a run from before fingerprints: its data cannot be checked
+        return dataset
+    now = fingerprint(dataset)
+    if now != recorded:
+        moved = f" (asked for {override}; the run was trained on {source.get('location')})" if override else ""
+        raise RunError(
+            f"the data at {location} is not what {path} was trained on{moved}: its content changed "
+            f"(fingerprint {recorded[:19]}... then, {now[:19]}... now). Point at the original data "
+            "with --dataset PATH, or train a new run on this data",
+            location=str(path),
+        )
+    return dataset
 
 
 def choose_device(name: str) -> torch.device:
@@ -86,50 +145,97 @@ def spec_module(spec_text: str) -> str:
     return compile_text(spec_text, "spec.gm").source
 
 
-def create(path: Path, source: str, spec_text: str | None, config: TrainSettings) -> bool:
-    """Write a new run's model.py (`source`, or what `spec_text` compiles to), spec.gm and
-    config.json; whether the directory was created (rather than found empty)."""
-    if path.exists() and any(path.iterdir()):
-        raise RunError(
-            f"{path} already holds a run: continue it with `--resume {path}`, or choose another --run",
-            location=str(path),
-        )
-    created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "model.py").write_text(source if spec_text is None else spec_module(spec_text), encoding="utf-8")
-    if spec_text is not None:
-        (path / "spec.gm").write_text(spec_text, encoding="utf-8")
-    (path / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return created
+@contextlib.contextmanager
+def new_run(path: Path, source: str, spec_text: str | None, config: TrainSettings) -> Iterator[None]:
+    """A new run directory, held for training: made (or found empty), locked, then given its
+    model.py (`source`, or what `spec_text` compiles to), spec.gm, run.json and config.json.
+    A run that saves no checkpoint is undone on the way out, and only by this process, which
+    made it and holds its lock: a process that loses the lock to another removes nothing."""
+    try:
+        path.mkdir(parents=True)
+        created = True
+    except FileExistsError:
+        created = False
+    except OSError as exc:
+        raise RunError(f"cannot create the run directory {path}: {exc.strerror or exc}; choose another --run") from None
+    if not path.is_dir():
+        raise RunError(f"{path} is a file, not a folder: choose another --run", location=str(path))
+    with training_lock(path):
+        if any(entry.name != "train.lock" for entry in path.iterdir()):
+            is_run = (path / "config.json").exists() and (path / "model.py").exists()
+            raise RunError(
+                f"{path} already holds a run: continue it with `--resume {path}`, or choose another --run"
+                if is_run
+                else f"{path} is a folder of other files, not a run: gmdsl writes a new run only into a new "
+                "or empty folder; choose another --run",
+                location=str(path),
+            )
+        try:
+            (path / "model.py").write_text(source if spec_text is None else spec_module(spec_text), encoding="utf-8")
+            if spec_text is not None:
+                (path / "spec.gm").write_text(spec_text, encoding="utf-8")
+            origin = {"trained_from": "spec.gm" if spec_text is not None else "model.py"}
+            (path / "run.json").write_text(json.dumps(origin, indent=2) + "\n", encoding="utf-8")
+            (path / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            yield
+        except BaseException:
+            if not (path / "checkpoint" / "latest.json").exists():
+                _undo(path, created)
+            raise
 
 
-def remove(path: Path, created: bool) -> None:
-    """Undo `create` for a run that saved no epoch: the directory goes if this run made it,
-    else it is left empty as it was found."""
-    shutil.rmtree(path, ignore_errors=True)
-    if not created:
-        path.mkdir(parents=True, exist_ok=True)
+def _undo(path: Path, created: bool) -> None:
+    """Remove a run that saved no epoch: the directory goes if this run made it, else it is left
+    empty as it was found."""
+    if created:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for entry in path.iterdir():
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
 def model_class_of(path: Path) -> ModelClass:
     """The model class of the run (executed once; tracebacks show model.py's lines). A run
-    trained from a spec is compiled again from its spec.gm, and model.py is rewritten where it
-    differs: a model.py edited, or received from someone else, is never run in place of the
-    spec's. A run trained from a compiled .py has no spec, and runs its model.py."""
+    trained from a spec (RUN/run.json says which) is compiled again from its spec.gm, and
+    model.py is rewritten where it differs: a model.py edited, or received from someone else,
+    is never run in place of the spec's, and a run whose spec.gm is gone is refused rather than
+    running its model.py. Only a run trained from a compiled .py runs its model.py."""
     module = _require_run(path) / "model.py"
-    source = module.read_text(encoding="utf-8")
     spec = path / "spec.gm"
-    if spec.exists():
-        compiled = spec_module(spec.read_text(encoding="utf-8"))
-        if compiled != source:
-            click.echo(
-                f"note: {module} is not what {spec} compiles to (edited, or written by another gmdsl "
-                "version); it is compiled again from the spec",
-                err=True,
-            )
-            write_atomically(module, compiled)
-            source = compiled
-    return load_model_class(source, path.name, module)
+    if trained_from(path) == "model.py":
+        return load_model_class(module.read_text(encoding="utf-8"), path.name, module)
+    if not spec.is_file():
+        raise RunError(
+            f"{path} was trained from a spec, and its spec.gm is missing: gmdsl compiles such a run again "
+            f"from its spec and never runs its model.py instead. Put the spec it was trained from back as "
+            f"{spec}, or train a new run",
+            location=str(spec),
+        )
+    compiled = spec_module(spec.read_text(encoding="utf-8"))
+    if compiled != module.read_text(encoding="utf-8"):
+        click.echo(
+            f"note: {module} is not what {spec} compiles to (edited, or written by another gmdsl "
+            "version); it is compiled again from the spec",
+            err=True,
+        )
+        write_atomically(module, compiled)
+    return load_model_class(compiled, path.name, module)
+
+
+def trained_from(path: Path) -> str:
+    """What the run was trained from, as RUN/run.json records it: spec.gm or model.py (a
+    compiled .py the user gave). A run from before run.json was trained from a spec if it has
+    one; without either, nothing says its model.py may run."""
+    record = path / "run.json"
+    if record.exists() or record.is_symlink():
+        return read_record(record, Origin).trained_from
+    if (path / "spec.gm").exists() or (path / "spec.gm").is_symlink():
+        return "spec.gm"
+    raise RunError(
+        f"{path} has no spec.gm, and no run.json saying it was trained from a compiled model.py, so gmdsl "
+        "will not run its model.py: put the spec it was trained from back as spec.gm, or train a new run",
+        location=str(path),
+    )
 
 
 def build_model(model_class: ModelClass, device: torch.device) -> CompiledModel:
@@ -153,7 +259,13 @@ def training_lock(path: Path) -> Iterator[None]:
     import fcntl
 
     file = path / "train.lock"
-    handle = open(file, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole of training
+    try:
+        handle = open(file, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole of training
+    except OSError as exc:
+        raise RunError(
+            f"cannot write {file} ({exc.strerror or exc}): a run's folder must be writable to train in it",
+            location=str(path),
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -184,115 +296,27 @@ def config_of(path: Path) -> TrainSettings:
     return load_saved(_require_run(path) / "config.json")
 
 
-@dataclass
-class BoundData:
-    """A dataset bound to a model's variables, checked, on the CPU: what a run trains on."""
-
-    dataset: str
-    fields: dict[str, str]  # variable -> dataset field
-    supervised: tuple[str, ...]  # the supervised variables the dataset labels
-    unlabelled: tuple[str, ...]  # supervised variables the dataset has no field for: never labelled
-    train: dict[str, torch.Tensor]  # the dataset's whole train split, validation rows included
-    test: dict[str, torch.Tensor]
-    validation_indices: torch.Tensor  # rows of the train split held out: never trained on
-    labelled_indices: torch.Tensor  # rows of the train split whose labels may be used
-    field_shapes: dict[str, list[int]]
-
-
-# The validation split is a property of the dataset, not of a run: the same for every seed, so
-# that recipes are compared on the same examples.
-VALIDATION_SEED = 0
-
-
-def bind_data(
-    variables: tuple[Variable, ...],
-    settings: TrainSettings,
-    validation_indices: torch.Tensor | None = None,
-    labelled_indices: torch.Tensor | None = None,
-) -> BoundData:
-    """Open the dataset, bind its fields to the variables, check every value, and fix the
-    validation split and the labelled subset (drawn unless a resumed run gives its own): the
-    validation rows class-stratified with VALIDATION_SEED, the labelled ones class-balanced
-    from the rest with `label_seed`. Nothing is written: a new run calls this before its
-    directory exists."""
-    dataset = open_dataset(settings.dataset)
-    by_name = {v.name: v for v in variables}
-    fields, unlabelled = bind(dataset, variables, settings.fields, where="`fields` of the training configuration")
-    train = {name: model_tensor(dataset.train[field], by_name[name]) for name, field in fields.items()}
-    test = {name: model_tensor(dataset.test[field], by_name[name]) for name, field in fields.items()}
-    supervised = tuple(v.name for v in variables if v.role == "supervised" and v.name in fields)
-    size = len(next(iter(train.values())))
-    # classes to stratify by: the first supervised variable's, else one class (a plain random draw)
-    classes = dataset.train[fields[supervised[0]]] if supervised else torch.zeros(size, dtype=torch.long)
-    if validation_indices is None:
-        count = size // 6 if settings.validation is None else settings.validation
-        if count >= size:
-            raise DataError(
-                f"cannot hold out {count} of the {size} training examples for validation: "
-                "set validation (--validation N) below that, or 0 for none"
-            )
-        validation_indices = labelled_subset(classes, count, VALIDATION_SEED) if count else _no_rows()
-    if labelled_indices is None:
-        labelled_indices = _no_rows()
-        if supervised and settings.labels:
-            rest = _rows_except(size, validation_indices)
-            labelled_indices = rest[labelled_subset(classes[rest], settings.labels, settings.label_seed)]
-    labelled = torch.zeros(size, dtype=torch.bool)
-    labelled[labelled_indices] = True
-    _check_values(
-        {**train, **{name + "_observed": labelled for name in supervised}}, variables, fields, dataset.name, "training"
-    )
-    _check_values(test, variables, fields, dataset.name, "test")
-    return BoundData(
-        dataset.name,
-        fields,
-        supervised,
-        unlabelled,
-        train,
-        test,
-        validation_indices,
-        labelled_indices,
-        {name: list(dataset.train[field].shape[1:]) for name, field in fields.items()},
-    )
-
-
-def _no_rows() -> torch.Tensor:
-    return torch.zeros(0, dtype=torch.long)
-
-
-def _rows_except(size: int, held_out: torch.Tensor) -> torch.Tensor:
-    keep = torch.ones(size, dtype=torch.bool)
-    keep[held_out] = False
-    return torch.nonzero(keep).flatten()
-
-
-def _check_values(
-    batch: dict[str, torch.Tensor], variables: tuple[Variable, ...], fields: dict[str, str], dataset: str, split: str
-) -> None:
-    """Every value inside its variable's support, checked once (the loop then skips the checks);
-    a problem is told in terms of the dataset and its fields, not of a batch."""
-    try:
-        prepare(batch, {v.name: v for v in variables if v.name in fields}, torch.float32, torch.device("cpu"))
-    except BatchError as exc:
-        name = exc.variable or ""
-        field = fields.get(name, name)
-        raise DataError(
-            f"the {split} split of dataset {dataset} does not fit the model: field `{field}` "
-            f"(bound to `{name}`) {exc.problem}"
-        ) from None
-
-
 def save_data(path: Path, data: BoundData) -> None:
     """RUN/validation.json, RUN/labelled.json and RUN/data.json: what a resumed run, eval and
-    show read back."""
+    show read back. data.json records where the dataset is (resolved) and its content's
+    fingerprint, so that the run finds it from any folder and refuses data that changed."""
     save_indices(path / "validation.json", data.validation_indices)
     save_indices(path / "labelled.json", data.labelled_indices)
+    size = len(data.train[next(iter(data.fields))])
     summary = {
-        "dataset": data.dataset,
+        "dataset": data.dataset.name,
+        "source": {
+            "kind": data.dataset.kind,
+            "location": dataset_location(data.dataset),
+            "fingerprint": fingerprint(data.dataset),
+        },
         "fields": data.fields,
         "field_shapes": data.field_shapes,
+        "classes": {
+            name: data.dataset.classes[field] for name, field in data.fields.items() if field in data.dataset.classes
+        },
         "never_labelled": list(data.unlabelled),
-        "train_examples": len(next(iter(data.train.values()))) - len(data.validation_indices),
+        "train_examples": size - len(data.validation_indices),
         "validation_examples": len(data.validation_indices),
         "labelled_examples": len(data.labelled_indices),
     }
@@ -307,69 +331,45 @@ def saved_indices(path: Path, name: str) -> torch.Tensor:
             f"{path} has no {name}.json (runs from before gmdsl held out a validation split lack it): start a new run",
             location=str(path),
         )
-    return load_indices(file)
+    return torch.tensor(read_record(file, Indices).indices, dtype=torch.long)
 
 
-def training_data(data: BoundData, device: torch.device) -> TrainingData:
-    """The bound data on the training device: the training rows (validation ones left out)
-    with each hidden label overwritten, and the validation rows with their labels."""
-    size = len(next(iter(data.train.values())))
-    rows = _rows_except(size, data.validation_indices)
-    labelled = torch.zeros(size, dtype=torch.bool)
-    labelled[data.labelled_indices] = True
-    labelled = labelled[rows]
-    train = {name: values[rows] for name, values in data.train.items()}
-    for name in data.supervised:
-        train[name] = hide_unlabelled(train[name], labelled)
-    return TrainingData(
-        {k: v.to(device) for k, v in train.items()},
-        {k: v[data.validation_indices].to(device) for k, v in data.train.items()},
-        labelled.to(device),
-        data.supervised,
-    )
+def run_record(path: Path, name: str, model: type[Record]) -> Record:
+    """RUN/NAME, read as `model`; a missing one is a run that is not whole."""
+    try:
+        return read_record(path / name, model)
+    except FileNotFoundError:
+        raise RunError(
+            f"{path} has no {name}: it is not a whole gmdsl run; train a new run", location=str(path)
+        ) from None
 
 
-def open_run(path: Path, device_name: str = "auto", checkpoint: str = "best") -> Run:
-    """A trained run: its model with the weights of the checkpoint asked for (best: the
-    epoch chosen on validation, where the run measured one; last: the last epoch), on the device."""
+def open_run(path: Path | str, device: str = "auto", checkpoint: str = "best", dataset: str | None = None) -> Run:
+    """A trained run: its model with the weights of the checkpoint asked for (best: the epoch
+    chosen on validation, where the run chose one; last: the last epoch), in eval mode on the
+    device. `dataset` says where the run's data is now, if it moved (checked by content)."""
     path = _require_run(Path(path))
     config = config_of(path)  # first: a hand-edited config is the likelier mistake
-    device = choose_device(device_name)
-    model = build_model(model_class_of(path), device)
+    chosen_device = choose_device(device)
+    model = build_model(model_class_of(path), chosen_device)
     checkpoints = Checkpoints(path / "checkpoint")
     last = checkpoints.latest()
     if last is None:
         raise RunError(f"{path} has no checkpoint yet: train it first (`gmdsl train ... --run {path}`)")
     best = checkpoints.best()
     if checkpoint == "best" and best is not None:
-        checkpoints.load_best(model, device)
+        checkpoints.load_best(model, chosen_device)
         chosen, epoch = "best", best["epoch"]
     else:  # a run without validation has no best: its last epoch is the one it chose
-        checkpoints.load_weights(model, device)
+        checkpoints.load_weights(model, chosen_device)
         chosen, epoch = "last", last
     model.eval()
-    data = json.loads((path / "data.json").read_text(encoding="utf-8"))
-    return Run(path, model, config, data, device, chosen, epoch)
-
-
-def _fields(run: Run, split: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    try:
-        return {
-            name: model_tensor(split[field], run.model.by_name[name]).to(run.device)
-            for name, field in run.data["fields"].items()
-        }
-    except KeyError as exc:
-        raise DataError(f"dataset {run.config.dataset} has no field {exc} any more") from None
-
-
-def test_data(run: Run) -> dict[str, torch.Tensor]:
-    return _fields(run, run.dataset.test)
-
-
-def validation_data(run: Run) -> dict[str, torch.Tensor]:
-    """The run's validation rows with their labels (empty when it held none out)."""
-    rows = saved_indices(run.path, "validation")
-    if not len(rows):
-        return {}
-    train = run.dataset.train
-    return _fields(run, {field: values[rows] for field, values in train.items()})
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise RunError(
+            f"the {chosen} checkpoint of {path} (epoch {epoch}) holds weights that are not finite numbers: "
+            "its training diverged. Use the other checkpoint (--checkpoint best or last), or train again "
+            "with a lower learning rate",
+            location=str(path),
+        )
+    data = run_record(path, "data.json", DataRecord).model_dump()
+    return Run(path, model, config, data, chosen_device, chosen, epoch, dataset)

@@ -21,6 +21,7 @@ import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
+from gmdsl.files import FileError, read_json, regular_file
 from gmdsl.runtime.errors import UserError, did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -56,10 +57,17 @@ class TrainSettings(BaseModel):
     The recipe of a run (how labels enter, their weight, the schedule, samples, prediction) is
     all here, so a recipe is a config file rather than code."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: a TOML `epochs = "5"`, `true` or `2.0` is a mistake to name, not a value to coerce
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    dataset: str = _setting("mnist", "mnist, fashion-mnist, faces, a folder of IDX files, or an .npz file.")
-    fields: dict[str, str] = _setting({}, "variable -> dataset field, where names differ", flag=False)
+    dataset: str = _setting(
+        "mnist",
+        "mnist, fashion-mnist, faces, multi-mnist, or your own data: an .npz, a .csv/.tsv/.parquet table, a folder "
+        "of images (a subfolder per class) or of IDX files (docs/data.md).",
+    )
+    fields: dict[str, str] = _setting(
+        {}, "Which dataset field feeds a variable, where the names differ: VAR=FIELD,VAR=FIELD.", shown="by name"
+    )
     validation: int | None = _setting(
         None,
         "Training examples held out to choose the checkpoint on: class-stratified, the same for every "
@@ -67,7 +75,12 @@ class TrainSettings(BaseModel):
         shown="a sixth of the train split, 10,000 of MNIST's 60,000",
         ge=0,
     )
-    labels: int = _setting(100, "Labelled training examples, class-balanced (0: none).", ge=0)
+    labels: int | None = _setting(
+        None,
+        "Keep this many of the training examples the data labels, class-balanced, and hide the rest (0: none).",
+        shown="every label the data gives",
+        ge=0,
+    )
     # 0.5 measured better than 0.1 on MNIST with 100 labels: 39.8% vs 59.7% test error after 3 epochs
     label_fraction: float = _setting(
         0.5, "Share of each batch drawn from the labelled examples (the paper's supervision rate).", ge=0, le=1
@@ -84,7 +97,7 @@ class TrainSettings(BaseModel):
         "examples alone, by log q(labels | x); no unlabelled data, and no gradient reaches the generative "
         "model. Its epochs are as long as a full run's (the labelled examples cycle).",
     )
-    label_seed: int = _setting(0, "Seed of the labelled subset.")
+    label_seed: int = _setting(0, "Seed of the labelled subset.", ge=0, le=2**63 - 1)
     epochs: int = _setting(5, "Epochs to train (a resumed run goes on to this many).", ge=1, resumable=True)
     batch_size: int = _setting(128, "Examples per batch.", ge=2)
     learning_rate: float = _setting(1e-3, "Adam's learning rate (the start of a schedule).", gt=0)
@@ -98,6 +111,20 @@ class TrainSettings(BaseModel):
     kl_warmup: int = _setting(
         0, "Epochs over which the objective's beta rises linearly from 0 to the spec's (0: none).", ge=0
     )
+    select: str = _setting(
+        "auto",
+        "What chooses the best checkpoint on validation: NAME (a supervised variable's error, or RMSE for a real "
+        "one), elbo, or several, comma-separated, the later breaking the earlier's ties. auto: every supervised "
+        "variable in the spec's order, then the ELBO; the ELBO alone where none is labelled.",
+        pattern=r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*(,\s*[A-Za-z_][A-Za-z0-9_]*\s*)*$",
+    )
+    directions: list[str] = _setting(
+        [],
+        "Supervised real vectors that are directions (a light's, say): validation and eval also report the angle "
+        "between predicted and true. VAR,VAR.",
+        shown="none",
+        resumable=True,
+    )
     samples: int | None = _setting(None, "Importance samples per example in training.", ge=1)
     alpha: float | None = _setting(None, "Weight of the labelled log q(y | x) term.", ge=0)
     prediction: Literal["q", "importance"] = _setting(
@@ -109,7 +136,7 @@ class TrainSettings(BaseModel):
     predict_samples: int | None = _setting(
         None, "Samples per prediction in validation and eval.", ge=1, resumable=True, shown="the spec's samples"
     )
-    seed: int = _setting(0, "Seed of initial weights, batch order and sampling.")
+    seed: int = _setting(0, "Seed of initial weights, batch order and sampling.", ge=0, le=2**63 - 1)
     device: Literal["auto", "cpu", "cuda"] = _setting(
         "auto", "Where to train: auto (a GPU if torch sees one), cpu or cuda.", resumable=True
     )
@@ -149,10 +176,13 @@ def click_type(name: str) -> Any:
 
 
 def _click_type(annotation: Any) -> Any:
-    """The click type of a field: its choices for a Literal, else int, float or str."""
+    """The click type of a field: its choices for a Literal, a comma-separated string for a
+    list or a mapping (`_listed` reads it), else int, float or str."""
     arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) is Literal:
         return click.Choice([str(a) for a in arguments])
+    if typing.get_origin(annotation) in (list, dict):
+        return str
     if arguments:  # `int | None`
         return _click_type(arguments[0])
     return annotation
@@ -196,26 +226,47 @@ def resolve(file: Path | None, overrides: dict[str, Any], base: dict[str, Any] |
     if file is not None:
         where = str(file)
         try:
-            values.update(tomllib.loads(Path(file).read_text(encoding="utf-8")))
+            values.update(tomllib.loads(regular_file(Path(file)).read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise ConfigError(f"no such config file: {file}", location=str(file)) from None
+        except FileError as exc:
+            raise ConfigError(f"config file {exc}", location=str(file)) from None
+        except RecursionError:
+            raise ConfigError(f"{file} nests its tables too deep to be a gmdsl config", location=str(file)) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}", location=str(file)) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(
                 f"cannot read config file {file} ({exc}); it should be UTF-8 TOML text", location=str(file)
             ) from None
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update({k: _listed(k, v) for k, v in overrides.items() if v is not None})
     try:
         return TrainSettings(**values)
     except ValidationError as exc:
         raise ConfigError(f"bad training configuration in {where}:\n{_problems(exc)}", location=where) from None
 
 
+def _listed(name: str, value: Any) -> Any:
+    """A flag's value as its setting takes it: `--fields x=a,y=b` a mapping, `--directions a,b` a list."""
+    field = TrainSettings.model_fields.get(name)
+    if field is None or not isinstance(value, str):
+        return value
+    origin = typing.get_origin(field.annotation)
+    if origin is dict:
+        from gmdsl.data.binding import parse_fields
+
+        return parse_fields(value)
+    if origin is list:
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 def load_saved(file: Path) -> TrainSettings:
     """A run's saved config.json (which a person may have edited)."""
     try:
-        return TrainSettings.model_validate_json(file.read_text(encoding="utf-8"))
+        return TrainSettings.model_validate(read_json(file))
+    except FileError as exc:
+        raise ConfigError(f"{exc}; fix it, or start a new run", location=str(file)) from None
     except ValidationError as exc:
         raise ConfigError(
             f"{file} is not a valid run configuration:\n{_problems(exc)}\n"

@@ -1,0 +1,194 @@
+"""Every file or setting mistake in a run directory, a config or the data is a user error that
+names the file and the fix (exit 1, or 2 for bad usage): damaged JSON of every run file, files
+that are folders or pipes, settings that are not what they claim, folders that cannot be
+written, and data without examples. One case per cause."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from own_data import write_points
+
+FAST = ["--epochs", "1", "--batch-size", "32", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    from gmdsl import cli
+
+    folder = tmp_path_factory.mktemp("trained")
+    data = write_points(folder, 0.5)
+    assert (
+        cli.main(["train", str(folder / "points.gm"), "--dataset", str(data), "--run", str(folder / "run"), *FAST]) == 0
+    )
+    return folder / "run"
+
+
+@pytest.fixture
+def run(trained: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+DAMAGE = {
+    "latest.json infinite": ("checkpoint/latest.json", '{"epoch": 1e999, "step": 0}', "latest.json is damaged"),
+    "latest.json deep": ("checkpoint/latest.json", "[" * 5000 + "]" * 5000, "latest.json is damaged"),
+    "latest.json types": ("checkpoint/latest.json", '{"epoch": "1"}', "latest.json is damaged"),
+    "latest.json NaN": ("checkpoint/latest.json", '{"epoch": NaN}', "latest.json is damaged"),
+    "best.json types": ("checkpoint/best.json", '{"epoch": 1, "metric": 3, "value": "low"}', "best.json is damaged"),
+    "state.json": ("checkpoint/epoch-0001.state.json", '{"dict": {"optimiser": {"tensor": "nowhere"}}}', "damaged"),
+    "data.json malformed": ("data.json", "{", "data.json is not valid JSON"),
+    "data.json types": ("data.json", '{"dataset": 1, "fields": []}', "data.json is damaged"),
+    "validation.json": ("validation.json", '{"indices": [1.5]}', "validation.json is damaged"),
+    "labelled.json negative": ("labelled.json", '{"indices": [-4]}', "labelled.json is damaged"),
+    "run.json": ("run.json", '{"trained_from": "elsewhere"}', "run.json is damaged"),
+    "config.json seed": ("config.json", None, "`seed`"),
+    "config.json not UTF-8": ("config.json", b"\xff\xfe{", "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("file, content, message", DAMAGE.values(), ids=DAMAGE.keys())
+def test_a_damaged_run_file_is_named_and_nothing_is_lost(gmdsl_cli, run: Path, file, content, message) -> None:
+    target = run / file
+    if content is None:  # a number too large for a seed, as a float
+        content = target.read_text().replace('"seed": 0', '"seed": 1e30')
+    target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    command = ["train", "--resume", str(run), "--epochs", "2", "--no-progress"]
+    if file == "checkpoint/best.json":
+        command = ["eval", str(run)]
+    code, _, err = gmdsl_cli(*command)
+    assert code == 1 and message in err and "internal error" not in err, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "train.lock"} == {
+        p: v for p, v in before.items() if p.name != "train.lock"
+    }
+
+
+@pytest.mark.parametrize("file", ["config.json", "data.json", "checkpoint/best.safetensors", "spec.gm"])
+def test_a_run_file_that_is_a_folder_or_a_pipe_is_refused_without_waiting(gmdsl_cli, run: Path, file: str) -> None:
+    target = run / file
+    target.unlink()
+    target.mkdir()
+    code, _, err = gmdsl_cli("eval", str(run))
+    assert code == 1 and "internal error" not in err, err
+    target.rmdir()
+    os.mkfifo(target)
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(gmdsl_cli("eval", str(run))), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    if worker.is_alive():  # unblock the reader so the test process can end, then fail
+        with open(target, "w"):
+            pass
+        pytest.fail(f"gmdsl eval waited on the pipe {file}")
+    code, _, err = result[0]
+    assert code == 1 and "internal error" not in err, err
+
+
+def test_a_pipe_given_as_spec_config_or_data_is_refused(gmdsl_cli, tmp_path: Path) -> None:
+    data = write_points(tmp_path, 0.5)
+    os.mkfifo(tmp_path / "pipe.gm")
+    os.mkfifo(tmp_path / "pipe.toml")
+    os.mkfifo(tmp_path / "pipe.npz")
+    spec = str(tmp_path / "points.gm")
+    for args in (
+        ["check", str(tmp_path / "pipe.gm")],
+        ["train", spec, "--dataset", str(data), "--config", str(tmp_path / "pipe.toml"), *FAST],
+        ["train", spec, "--dataset", str(tmp_path / "pipe.npz"), *FAST],
+    ):
+        code, _, err = gmdsl_cli(*args)
+        assert code in (1, 2) and "pipe" in err and "internal error" not in err, (args, err)
+
+
+def test_a_checkpoint_folder_that_cannot_be_made_is_named(gmdsl_cli, run: Path) -> None:
+    shutil.rmtree(run / "checkpoint")
+    (run / "metrics.jsonl").unlink()
+    (run / "checkpoint").write_text("not a folder")
+    code, _, err = gmdsl_cli("train", "--resume", str(run), "--epochs", "1", "--no-progress")
+    assert code == 1 and "cannot make the checkpoint folder" in err and "internal error" not in err, err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_run_is_named(gmdsl_cli, run: Path) -> None:
+    run.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        code, _, err = gmdsl_cli("eval", str(run))
+        assert code == 1 and "cannot write" in err
+    finally:
+        run.chmod(stat.S_IRWXU)
+
+
+def test_an_unwritable_file_ends_in_a_message_and_leaves_no_part(tmp_path: Path) -> None:
+    from gmdsl.files import FileError, write_atomically
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "inside").write_text("x")
+    with pytest.raises(FileError, match="cannot write .*taken"):
+        write_atomically(tmp_path / "taken", "text")
+    assert not (tmp_path / "taken.tmp").exists()
+
+
+SETTINGS = {
+    "string for a number": ('epochs = "5"', "`epochs`"),
+    "bool for a number": ("epochs = true", "`epochs`"),
+    "float for a count": ("epochs = 2.0", "`epochs`"),
+    "seed too large": ("seed = 100000000000000000000000", "`seed`"),
+    "nested too deep": ("a = " + "[" * 5000 + "]" * 5000, "config"),
+}
+
+
+@pytest.mark.parametrize("text, message", SETTINGS.values(), ids=SETTINGS.keys())
+def test_settings_parse_strictly(gmdsl_cli, tmp_path: Path, text: str, message: str) -> None:
+    data = write_points(tmp_path, 0.5)
+    (tmp_path / "train.toml").write_text(text + "\n")
+    flags = ["--dataset", str(data), "--config", str(tmp_path / "train.toml"), "--no-progress"]
+    code, _, err = gmdsl_cli("train", str(tmp_path / "points.gm"), *flags)
+    assert code == 1 and message in err and "internal error" not in err, err
+
+
+def test_resume_and_run_together_is_bad_usage(gmdsl_cli, run: Path, tmp_path: Path) -> None:
+    code, _, err = gmdsl_cli("train", "--resume", str(run), "--run", str(tmp_path / "other"))
+    assert code == 2 and "give one of them" in err
+
+
+def test_a_compiled_model_that_exits_is_not_a_model(gmdsl_cli, tmp_path: Path) -> None:
+    data = write_points(tmp_path, 0.5)
+    (tmp_path / "exits.py").write_text("raise SystemExit(0)\n")
+    code, _, err = gmdsl_cli("train", str(tmp_path / "exits.py"), "--dataset", str(data), *FAST)
+    assert code == 2 and "is not a compiled gmdsl model (SystemExit" in err
+
+
+def test_a_split_without_examples_is_named(gmdsl_cli, tmp_path: Path) -> None:
+    data = write_points(tmp_path, 0.5)
+    arrays = dict(np.load(data))
+    np.savez(data, **{**arrays, "x_test": arrays["x_test"][:0], "y_test": arrays["y_test"][:0]})
+    code, _, err = gmdsl_cli("train", str(tmp_path / "points.gm"), "--dataset", str(data), *FAST)
+    assert code == 1 and "the test split of" in err and "has no examples" in err
+
+
+def test_a_checkpoint_of_diverged_weights_is_named_by_eval_and_show(gmdsl_cli, run: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(run / "checkpoint" / "best.safetensors")
+    save_file({k: v * float("nan") for k, v in weights.items()}, run / "checkpoint" / "best.safetensors")
+    for command in ("eval", "show"):
+        code, _, err = gmdsl_cli(command, str(run))
+        assert code == 1 and "not finite numbers: its training diverged" in err, err
+
+
+def test_an_idx_file_whose_body_is_not_whole_numbers_is_named(gmdsl_cli, tmp_path: Path) -> None:
+    import struct
+
+    from gmdsl.data import DataError
+    from gmdsl.data.idx import read_idx
+
+    (tmp_path / "floats").write_bytes(struct.pack(">BBBB", 0, 0, 0x0D, 1) + struct.pack(">I", 2) + b"\0" * 7)
+    with pytest.raises(DataError, match="4-byte numbers, but it holds 7 bytes"):
+        read_idx(tmp_path / "floats")
