@@ -21,8 +21,8 @@ from gmdsl.train import runs
 
 @torch.no_grad()
 def steps_table(run: runs.Run, canvases: int) -> list[str]:
-    rows = runs.saved_indices(run.path, "validation")[:canvases]
     train = run.dataset.train
+    rows = runs.saved_indices(run.path, "validation", len(train["image"]))[:canvases]
     x = train["image"][rows].float() / 255
     count = train["count"][rows].long()
     boxes = train["boxes"][rows].float()  # x, y, width, height in pixels, left to right; -1 past the count

@@ -192,3 +192,56 @@ def test_an_idx_file_whose_body_is_not_whole_numbers_is_named(gmdsl_cli, tmp_pat
     (tmp_path / "floats").write_bytes(struct.pack(">BBBB", 0, 0, 0x0D, 1) + struct.pack(">I", 2) + b"\0" * 7)
     with pytest.raises(DataError, match="4-byte numbers, but it holds 7 bytes"):
         read_idx(tmp_path / "floats")
+
+
+def test_weights_of_a_model_with_other_network_names_are_refused(gmdsl_cli, run: Path, tmp_path: Path) -> None:
+    """Not only other shapes: other names (missing and extra weights) are named too."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(run / "checkpoint" / "best.safetensors")
+    save_file(
+        {k.replace("classifier", "labeller"): v for k, v in weights.items()}, run / "checkpoint" / "best.safetensors"
+    )
+    code, _, err = gmdsl_cli("eval", str(run))
+    assert code == 1 and "holds weights of another model (missing " in err and "extra " in err, err
+
+
+def test_memory_that_cannot_be_allocated_names_the_setting(gmdsl_cli, run: Path, tmp_path: Path) -> None:
+    data = write_points(tmp_path / "data", 0.5)
+    flags = ["--dataset", str(data), "--samples", "1000000000", "--run", str(tmp_path / "huge"), *FAST]
+    code, _, err = gmdsl_cli("train", str(tmp_path / "data" / "points.gm"), *flags)
+    assert code == 1 and "did not fit in the memory of cpu" in err and "--samples (1000000000)" in err, err
+    assert not (tmp_path / "huge").exists()
+    code, _, err = gmdsl_cli("eval", str(run), "--samples", "1000000000000")
+    assert code == 1 and "did not fit in the memory" in err and "--samples (1000000000000)" in err, err
+
+
+def test_a_training_state_from_another_run_is_refused(gmdsl_cli, run: Path, tmp_path: Path) -> None:
+    narrow = tmp_path / "narrow"
+    spec = (run / "spec.gm").read_text().replace("hidden = [16]", "hidden = [8]")
+    data = write_points(narrow, 0.5)
+    (narrow / "points.gm").write_text(spec)
+    flags = ["--dataset", str(data), "--run", str(narrow / "run"), *FAST]
+    assert gmdsl_cli("train", str(narrow / "points.gm"), *flags)[0] == 0
+    for name in ("epoch-0001.state.json", "epoch-0001.state.safetensors"):
+        shutil.copy(narrow / "run" / "checkpoint" / name, run / "checkpoint" / name)
+    code, _, err = gmdsl_cli("train", "--resume", str(run), "--epochs", "2", "--no-progress")
+    assert code == 1 and "is not this run's" in err and "learning rate" not in err, err
+
+
+def test_an_impossible_run_path_and_a_zero_dimensional_array_are_named(gmdsl_cli, tmp_path: Path) -> None:
+    data = write_points(tmp_path, 0.5)
+    spec = str(tmp_path / "points.gm")
+    code, _, err = gmdsl_cli("train", spec, "--dataset", str(data), "--run", str(tmp_path / ("r" * 300)), *FAST)
+    assert code == 1 and "cannot create the run directory" in err and "File name too long" in err, err
+    np.savez(tmp_path / "scalar.npz", x=np.float32(1.0), y=np.zeros(3))
+    code, _, err = gmdsl_cli("train", spec, "--dataset", str(tmp_path / "scalar.npz"), *FAST)
+    assert code == 1 and "array x is a single number" in err, err
+
+
+def test_a_table_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    from gmdsl.data import DataError, open_dataset
+
+    (tmp_path / "t.csv").write_bytes(b"x,y\n1,2\n3,4,\xee\x80\n")
+    with pytest.raises(DataError, match=r"t\.csv is not UTF-8 text \(byte 12 is not\)"):
+        open_dataset(str(tmp_path / "t.csv"))

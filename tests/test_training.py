@@ -172,8 +172,9 @@ def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
 
     settings = runs.config_of(run_dir).model_copy(update={"dataset": str(dataset), "epochs": 1})
     model_class = runs.model_class_of(run_dir)
-    saved = [runs.saved_indices(run_dir, name) for name in ("validation", "labelled")]
-    bound = bind(open_dataset(settings.dataset), model_class.variables, settings, *saved)
+    opened = open_dataset(settings.dataset)
+    saved = [runs.saved_indices(run_dir, name, len(opened.train["label"])) for name in ("validation", "labelled")]
+    bound = bind(opened, model_class.variables, settings, *saved)
     torch.manual_seed(settings.seed)
     model = model_class()
     data = training_data(bound, torch.device("cpu"))

@@ -36,6 +36,8 @@ def read_idx(path: Path) -> torch.Tensor:
     try:
         with opener(regular_file(path), "rb") as handle:
             data = handle.read()
+    except MemoryError:  # a gzip bomb, or a file far larger than its dataset could be
+        raise DataError(f"{path} unpacks to more than this machine's memory: is it the file you meant?") from None
     except (OSError, EOFError) as exc:  # gzip's BadGzipFile is an OSError
         raise DataError(f"cannot read {path} ({exc}): fetch the dataset again, or replace the file") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:

@@ -3,6 +3,7 @@ mnist.npz: `x`, `y`), or, for a file without a test split, one per array `NAME`.
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -23,8 +24,12 @@ def read_npz(path: Path) -> Dataset:
         raise DataError(
             f"{path} declares arrays larger than this machine's memory; is it the file you meant?"
         ) from None
-    except (OSError, ValueError, EOFError, TypeError, NotImplementedError, zipfile.BadZipFile) as exc:
-        # not an archive, not numbers, or compressed in a way numpy does not read
+    except (
+        OSError, ValueError, EOFError, TypeError, NotImplementedError, KeyError, IndexError, SyntaxError,
+        RecursionError, tokenize.TokenError, zipfile.BadZipFile,
+    ) as exc:  # fmt: skip
+        # not an archive, not numbers, compressed in a way numpy does not read, or a damaged
+        # array header (numpy parses it as a Python literal, which fails in all these ways)
         raise DataError(
             f"{path} is not a readable .npz of numeric arrays ({exc}); write it with "
             "numpy.savez(path, NAME_train=..., NAME_test=...)"

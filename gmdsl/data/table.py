@@ -23,6 +23,7 @@ the columns; each further row is one example.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from dataclasses import dataclass
@@ -58,7 +59,10 @@ def read_table(path: Path) -> Dataset:
     group of indexed columns, split by its `split` column (see the module's docstring)."""
     source = _Source(path, path.suffix.lower() != ".parquet")
     table = _read(source)
-    columns = table.column_names
+    try:
+        columns = table.column_names
+    except UnicodeDecodeError:  # pyarrow decodes the names only when asked
+        raise DataError(f"{path}'s header is not UTF-8 text: save the table as UTF-8") from None
     _check_header(columns, source)
     if table.num_rows == 0:
         raise DataError(f"{path} has no rows: add one row per example below the header")
@@ -104,6 +108,7 @@ def _read(source: _Source) -> pa.Table:
     try:
         if not source.lines:
             return pq.read_table(path)
+        _require_utf8(path)  # before pyarrow, whose handling of a ragged row fails on other bytes
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=False),  # so that a ragged row knows its line
@@ -126,6 +131,23 @@ def _read(source: _Source) -> pa.Table:
             f"{row.expected_columns} columns: give every line one cell per column (an empty cell for a missing value)"
         )
     return table
+
+
+def _require_utf8(path: Path) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    done = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path} is not UTF-8 text (byte {done + exc.start} is not): save the table as UTF-8"
+                ) from None
+            if not chunk:
+                return
+            done += len(chunk)
 
 
 def _one_line(exc: BaseException) -> str:

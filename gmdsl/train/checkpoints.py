@@ -203,6 +203,8 @@ class Checkpoints:
                 location=str(file),
             ) from None
         if missing or unexpected:
+            # safetensors gives the names as lists or sets, depending on its version
+            missing, unexpected = sorted(missing), sorted(unexpected)
             names = ", ".join([*(f"missing {n}" for n in missing[:3]), *(f"extra {n}" for n in unexpected[:3])])
             raise CheckpointError(
                 f"{file} holds weights of another model ({names}). Was the run's spec or model.py "

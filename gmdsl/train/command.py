@@ -24,7 +24,7 @@ from .checkpoints import Checkpoints, Position
 from .data import bind, training_data
 from .distributed import Ranks
 from .evaluation import evaluate, mean_elbo, supervised_metrics
-from .loop import Trainer, stopping_on_sigterm
+from .loop import OutOfMemory, Trainer, out_of_memory, stopping_on_sigterm
 from .run_files import DataRecord
 from .settings import RESUMABLE, TrainSettings, changed_on_resume, resolve
 
@@ -81,13 +81,10 @@ def _resume(ranks: Ranks, path: Path, config_file: str | None, flags: dict[str, 
         if not ranks.main:
             model_class = runs.model_class_of(path)
         saved_data = runs.run_record(path, "data.json", DataRecord).model_dump()
-        bound = bind(
-            runs.run_dataset(path, saved, saved_data, dataset),
-            model_class.variables,
-            settings,
-            runs.saved_indices(path, "validation"),
-            runs.saved_indices(path, "labelled"),
-        )
+        data = runs.run_dataset(path, saved, saved_data, dataset)
+        rows = len(next(iter(data.train.values())))
+        held_out, labelled = (runs.saved_indices(path, name, rows) for name in ("validation", "labelled"))
+        bound = bind(data, model_class.variables, settings, held_out, labelled)
         if dataset is not None:  # the data moved, and is the same: the run records where it is now
             settings = settings.model_copy(update={"dataset": runs.dataset_location(bound.dataset)})
             saved_data["source"]["location"] = settings.dataset
@@ -234,6 +231,19 @@ def run_evaluation(
     evaluation has its own file, so evaluating one never overwrites another's."""
     run = runs.open_run(path, device, checkpoint, dataset)
     samples = samples if samples is not None else run.config.eval_samples
+    try:
+        return _evaluate(run, samples, rows)
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        raise OutOfMemory(
+            f"evaluating {path} did not fit in the memory of {run.device}: lower --samples ({samples}) "
+            f"or --rows ({rows})"
+        ) from None
+
+
+def _evaluate(run: runs.Run, samples: int, rows: int) -> dict:
+    path = run.path
     torch.manual_seed(run.config.seed)
     predict = (run.config.predict_samples, run.config.prediction)
     results: dict = {"checkpoint": run.checkpoint, "epoch": run.epoch, "chosen_by": chosen_by(run)}

@@ -23,7 +23,7 @@ from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel, Objective
 
 from . import distributed
-from .checkpoints import Checkpoints, Position
+from .checkpoints import CheckpointError, Checkpoints, Position
 from .data import TrainingData
 from .metrics import write_metrics
 from .settings import ConfigError, TrainSettings
@@ -45,6 +45,20 @@ class TrainingInterrupted(UserError):
     def __init__(self, message: str, *, location: str | None = None, exit_code: int = 130):
         super().__init__(message, location=location)
         self.exit_code = exit_code
+
+
+class OutOfMemory(UserError, RuntimeError):
+    """A step, or an evaluation, that needed more memory than the device has: the settings that
+    size it are the user's to lower."""
+
+    code = "memory"
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is an allocation that failed (torch says so in a RuntimeError on CPUs)."""
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(exc, RuntimeError) and "allocate" in str(exc)
+    )
 
 
 class Terminated(KeyboardInterrupt):
@@ -291,14 +305,40 @@ class Trainer:
         if self.checkpoints.position() is None:
             return Position(0)
         position, state = self.checkpoints.load(self.model, self.device)
-        self.optimiser.load_state_dict(state["optimiser"])
+        try:
+            self.optimiser.load_state_dict(state["optimiser"])
+            self._check_optimiser_state()
+            self.order.set_state(state["order"])  # mid-epoch: the state the epoch's order was drawn from
+            self._restore_random(state, position)
+            self.log = _metrics(state["metrics"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            stem = position.stem
+            raise CheckpointError(
+                f"the training state {self.checkpoints.folder / stem}.state.* is not this run's ({_first_line(exc)}): "
+                "it was changed or copied from another run. Nothing was changed: restore it, or train a new run",
+                location=str(self.checkpoints.folder),
+            ) from None
         for group in self.optimiser.param_groups:  # a checkpoint from before fused Adam restores fused=None
             group["fused"] = True
-        self.order.set_state(state["order"])  # mid-epoch: the state the epoch's order was drawn from
-        self._restore_random(state, position)
-        self.log = state["metrics"]
         self.resumed_partial = state.get("partial")
         return position
+
+    def _check_optimiser_state(self) -> None:
+        """Adam's state of each weight, where it has one, must be whole: its step and moments, each
+        moment of its weight's shape and finite."""
+        for group in self.optimiser.param_groups:
+            for key, default in self.optimiser.defaults.items():  # lr, betas, eps, ...: as a fresh Adam has them
+                if key not in group or not _fits(default, group[key]):
+                    raise ValueError(f"its optimiser setting {key} is {group.get(key)!r}")
+            for parameter in group["params"]:
+                state = self.optimiser.state.get(parameter, {})
+                if state and not {"step", "exp_avg", "exp_avg_sq"} <= set(state):
+                    raise ValueError(f"its optimiser state has {sorted(state)}, not a step and two moments")
+                for name, value in state.items():
+                    if name == "step" or not isinstance(value, torch.Tensor):
+                        continue
+                    if value.shape != parameter.shape or not bool(torch.isfinite(value).all()):
+                        raise ValueError(f"its {name} does not fit a weight of shape {list(parameter.shape)}")
 
     def _restore_random(self, state: dict, position: Position) -> None:
         """Each process's random generators as they were; a process the checkpoint has no state
@@ -447,6 +487,14 @@ class Trainer:
             if how == 143:
                 message = message.replace("interrupted", "stopped by SIGTERM", 1)
             raise TrainingInterrupted(message, location=str(self.run), exit_code=how) from None
+        except (MemoryError, RuntimeError) as exc:
+            if not out_of_memory(exc):
+                raise
+            raise OutOfMemory(
+                f"a training step did not fit in the memory of {self.device} ({_first_line(exc)}): lower "
+                f"--batch-size ({self.settings.batch_size}) or --samples "
+                f"({self.settings.samples or self.model.options.samples})"
+            ) from None
         finally:
             torch.set_flush_denormal(False)
         return self.log
@@ -571,3 +619,32 @@ class Trainer:
             write_metrics(self.run, self.log)
         if on_epoch is not None:
             on_epoch(record)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def _metrics(records: object) -> list[dict]:
+    """A checkpoint's per-epoch records, once each is what the loop writes: an epoch and a loss."""
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("epoch"), int) and isinstance(r.get("loss"), float) for r in records
+    ):
+        raise ValueError("its metrics are not a list of epoch records")
+    return records
+
+
+def _fits(default: object, value: object) -> bool:
+    """Whether an optimiser setting read from a checkpoint is of its default's kind: a flag (or
+    None, which older checkpoints hold for some), a finite number, or numbers of the same count."""
+    if isinstance(default, bool) or default is None:
+        return value is None or isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(default, tuple):
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == len(default)
+            and all(_fits(d, v) for d, v in zip(default, value, strict=True))
+        )
+    return True

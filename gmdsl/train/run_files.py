@@ -75,6 +75,6 @@ def read_record(path: Path, model: type[Record]) -> Record:
             f"{'.'.join(map(str, e['loc'])) or 'the whole file'}: {e['msg'].lower()}" for e in exc.errors()[:3]
         )
         raise FileError(f"{path} is damaged ({problems}); restore it, or train a new run", location=str(path)) from None
-    if isinstance(record, Indices) and any(i < 0 for i in record.indices):
-        raise FileError(f"{path} is damaged (a negative row index); restore it, or train a new run")
+    if isinstance(record, Indices) and any(not 0 <= i < 2**62 for i in record.indices):
+        raise FileError(f"{path} is damaged (a row index out of range); restore it, or train a new run")
     return record

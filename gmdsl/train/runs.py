@@ -35,7 +35,7 @@ from gmdsl.data.binding import BoundData, rows_except, save_indices, split_tenso
 from gmdsl.data.dataset import DataError, Dataset
 from gmdsl.data.fingerprint import fingerprint
 from gmdsl.data.sources import open_dataset
-from gmdsl.files import write_atomically
+from gmdsl.files import FileError, regular_file, write_atomically
 from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel
 
@@ -77,8 +77,9 @@ class Run:
         if name == "test":
             values = split_tensors(self.dataset, "test", self.data["fields"], variables)
         else:
-            held_out = saved_indices(self.path, "validation")
-            rows = held_out if name == "validation" else rows_except(len(self.dataset.train[_any(self)]), held_out)
+            size = len(self.dataset.train[_any(self)])
+            held_out = saved_indices(self.path, "validation", size)
+            rows = held_out if name == "validation" else rows_except(size, held_out)
             if not len(rows):
                 return {}
             values = split_tensors(self.dataset, "train", self.data["fields"], variables, rows)
@@ -87,6 +88,21 @@ class Run:
 
 def _any(run: Run) -> str:
     return next(iter(run.data["fields"].values()))
+
+
+def _check_binding(path: Path, fields: dict[str, str], model: CompiledModel) -> None:
+    """data.json binds the model's own variables, and every observed one."""
+    observed = {v.name for v in model.variables if v.role == "observed"}
+    readable = observed | {v.name for v in model.variables if v.role == "supervised"}
+    strange = sorted(set(fields) - readable)
+    missing = sorted(observed - set(fields))
+    if strange or missing:
+        what = (
+            f"binds `{strange[0]}`, which the model does not read" if strange else f"binds no field to `{missing[0]}`"
+        )
+        raise RunError(
+            f"{path / 'data.json'} is damaged: it {what}; restore it, or train a new run", location=str(path)
+        )
 
 
 def dataset_location(dataset: Dataset) -> str:
@@ -203,7 +219,7 @@ def model_class_of(path: Path) -> ModelClass:
     module = _require_run(path) / "model.py"
     spec = path / "spec.gm"
     if trained_from(path) == "model.py":
-        return load_model_class(module.read_text(encoding="utf-8"), path.name, module)
+        return load_model_class(_text_of(module), path.name, module)
     if not spec.is_file():
         raise RunError(
             f"{path} was trained from a spec, and its spec.gm is missing: gmdsl compiles such a run again "
@@ -211,8 +227,12 @@ def model_class_of(path: Path) -> ModelClass:
             f"{spec}, or train a new run",
             location=str(spec),
         )
-    compiled = spec_module(spec.read_text(encoding="utf-8"))
-    if compiled != module.read_text(encoding="utf-8"):
+    compiled = spec_module(_text_of(spec))
+    try:
+        current: str | None = regular_file(module).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, FileError):  # whatever stands there, the spec's module replaces it
+        current = None
+    if compiled != current:
         click.echo(
             f"note: {module} is not what {spec} compiles to (edited, or written by another gmdsl "
             "version); it is compiled again from the spec",
@@ -220,6 +240,15 @@ def model_class_of(path: Path) -> ModelClass:
         )
         write_atomically(module, compiled)
     return load_model_class(compiled, path.name, module)
+
+
+def _text_of(file: Path) -> str:
+    """A run's text file (spec.gm, model.py), or a RunError that names what is wrong with it."""
+    try:
+        return regular_file(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, FileError) as exc:
+        why = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise RunError(f"cannot read {file} ({why}); restore it, or train a new run", location=str(file)) from None
 
 
 def trained_from(path: Path) -> str:
@@ -323,15 +352,22 @@ def save_data(path: Path, data: BoundData) -> None:
     (path / "data.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
-def saved_indices(path: Path, name: str) -> torch.Tensor:
-    """RUN/NAME.json's indices (validation or labelled)."""
+def saved_indices(path: Path, name: str, rows: int) -> torch.Tensor:
+    """RUN/NAME.json's indices (validation or labelled) of the `rows` rows of the train split."""
     file = path / f"{name}.json"
     if not file.exists():
         raise RunError(
             f"{path} has no {name}.json (runs from before gmdsl held out a validation split lack it): start a new run",
             location=str(path),
         )
-    return torch.tensor(read_record(file, Indices).indices, dtype=torch.long)
+    indices = read_record(file, Indices).indices
+    if indices and max(indices) >= rows:
+        raise RunError(
+            f"{file} is damaged: it names row {max(indices)}, and the run's data has {rows} training examples; "
+            "restore it, or train a new run",
+            location=str(file),
+        )
+    return torch.tensor(indices, dtype=torch.long)
 
 
 def run_record(path: Path, name: str, model: type[Record]) -> Record:
@@ -372,4 +408,5 @@ def open_run(path: Path | str, device: str = "auto", checkpoint: str = "best", d
             location=str(path),
         )
     data = run_record(path, "data.json", DataRecord).model_dump()
+    _check_binding(path, data["fields"], model)
     return Run(path, model, config, data, chosen_device, chosen, epoch, dataset)
