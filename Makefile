@@ -29,7 +29,7 @@ demo: compile-all
 	$(BIN)/gmdsl train specs/mnist.gm --labels 100 --epochs $(DEMO_EPOCHS) --run $(DEMO_RUN)
 	$(BIN)/gmdsl eval $(DEMO_RUN)
 	$(BIN)/gmdsl show $(DEMO_RUN)
-	@echo "the run is in $(DEMO_RUN)/: metrics.csv, curves.png, eval.json, figures/"
+	@echo "the run is in $(DEMO_RUN)/: metrics.csv, curves.png, eval-best.json, figures/"
 
 compile-all: $(STAMP)
 	mkdir -p $(DEMO)
