@@ -152,3 +152,16 @@ def test_a_two_process_run_resumed_mid_epoch_records_the_epoch_s_loss(tmp_path: 
     assert latest["epoch"] == 1 and latest["step"] > 0, latest  # stopped mid-epoch
     _gmdsl("train", "--resume", str(tmp_path / "stopped"), "--no-progress", "--nproc", "2")
     assert _losses(tmp_path / "stopped") == _losses(tmp_path / "straight")
+
+
+def test_a_mistake_in_a_two_process_run_is_told_once(tmp_path: Path) -> None:
+    """Rank 0 names the mistake; the other process neither repeats it nor fails of a lost connection."""
+    from own_data import write_points
+
+    data = write_points(tmp_path, 0.5)
+    command = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
+    command += ["--select", "nothing", "--device", "cpu", "--no-progress", "--nproc", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("select names `nothing`") == 1, result.stderr
+    assert "internal error" not in result.stderr and "a training process failed" not in result.stderr

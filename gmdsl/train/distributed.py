@@ -121,12 +121,10 @@ def launch(nproc: int, argv: list[str]) -> int:
     except SignalException as exc:  # Ctrl-C or SIGTERM reached torchrun: its processes were stopped and said so
         return 128 + int(exc.sigval)
     except ChildFailedError as exc:
-        codes = {failure.exitcode for failure in exc.failures.values()}
-        stopped = codes & {130, 143}
-        if stopped:  # the processes were interrupted, and rank 0 said how to go on
-            return max(stopped)
-        if codes <= {1}:  # a mistake of the user's, which rank 0 named
-            return 1
+        # the first process to fail says why (torchrun then stops the others, which fail after it)
+        _, first = exc.get_first_failure()
+        if first.exitcode in (1, 130, 143):  # a mistake of the user's, or a signal: rank 0 said so
+            return first.exitcode
         print("error: a training process failed; its own message is above", file=sys.stderr)
-        return 3 if 3 in codes else 1
+        return 3 if first.exitcode == 3 else 1
     return 0
