@@ -142,6 +142,9 @@ SETTINGS = {
     "float for a count": ("epochs = 2.0", "`epochs`"),
     "seed too large": ("seed = 100000000000000000000000", "`seed`"),
     "nested too deep": ("a = " + "[" * 5000 + "]" * 5000, "config"),
+    "infinite rate": ("learning_rate = inf", "`learning_rate`"),
+    "NaN share": ("label_fraction = nan", "`label_fraction`"),
+    "too large": ("# " + "x" * (1 << 20), "larger than a config file ever is"),
 }
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import gmdsl
-from gmdsl.build import SpecError
+from gmdsl.build import SpecError, compile_spec
 from gmdsl.compiler.parser import parse
 from gmdsl.compiler.pretty import pretty
 
@@ -370,3 +370,45 @@ def test_values_per_step_on_no_labelled_row_are_not_read() -> None:
     batch = {"x": torch.randn(2, 16), "count": torch.tensor([1, 2]), "d": torch.full((2, 3, 2), float("nan"))}
     batch["d_observed"] = torch.tensor([False, False])
     assert torch.isfinite(model.objective(batch).elbo).all()
+
+
+# a memory each graph reads only at the step before: p's `m`, q's `seen`
+MEMORY = """
+model memory
+observed   x : real[8]
+supervised n : onehot[3]
+p(n) = Categorical(probs = uniform)
+q(n | x) = Categorical(logits = counter(x)) by enumeration
+repeat k < n {
+    latent z : real[2]
+    let m    : real[4] = remember(z[k - 1], m[k - 1])
+    let seen : real[4] = glance(x, z[k - 1], seen[k - 1])
+    let out  : real[4] = write(z, out[k - 1])
+    p(z) = Normal(loc = recall(m[k - 1]), scale = 1)
+    q(z | x) = Normal(encoder(seen[k - 1]))
+}
+p(x | z) = Normal(loc = decoder(out), scale = 1)
+net counter  = mlp(hidden = [8])
+net remember = mlp(hidden = [8])
+net glance   = mlp(hidden = [8])
+net write    = mlp(hidden = [8])
+net recall   = mlp(hidden = [8])
+net encoder  = mlp(hidden = [8])
+net decoder  = mlp(hidden = [8])
+"""
+
+
+def test_a_let_read_only_at_the_step_before_is_computed_and_kept() -> None:
+    """A spec that checks runs: a let each graph reads only as `name[k - 1]` is computed at
+    every step (it used to be left out, and reading it raised KeyError at run time)."""
+    compilation = compile_spec(MEMORY)
+    assert 'p.keep("m", ' in compilation.source and 'q.keep("seen", ' in compilation.source
+    model = compilation.new_model()
+    torch.manual_seed(0)
+    x = torch.randn(5, 8)
+    result = model.objective({"x": x, "n": torch.tensor([0, 1, 2, 2, 1])})
+    assert torch.isfinite(result.elbo).all()
+    result.loss.backward()
+    assert all(p.grad is not None for name, p in model.named_parameters() if "remember" in name or "glance" in name)
+    assert model.predict({"x": x})["n"].shape == (5, 3)
+    assert model.sample(4)["z"].shape == (4, 2, 2)

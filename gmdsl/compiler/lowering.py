@@ -16,7 +16,7 @@ from . import ast, ir
 from .checked import CheckedFactor, CheckedSpec
 from .diagnostics import InternalCompilerError
 from .distargs import Bound
-from .scope import block_of, blocks
+from .scope import block_of, blocks, lets_computed
 
 
 def lower(checked: CheckedSpec) -> ir.ModelIR:
@@ -76,6 +76,9 @@ def _graph(checked: CheckedSpec, model: str) -> ir.Graph:
                     raise InternalCompilerError(f"`{name}` is read in {model} but has no {model} factor")
                 nodes[name] = _let(scope.lets[name], scope.calls_function(scope.lets[name].call))
                 written[name] = scope.order[name]
+    for name in lets_computed(scope, model) - set(nodes):  # lets read only at the step before
+        nodes[name] = _let(scope.lets[name], scope.calls_function(scope.lets[name].call))
+        written[name] = scope.order[name]
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
     graph.add_edges_from((source, target) for source, target, _ in edges)

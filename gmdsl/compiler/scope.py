@@ -218,6 +218,9 @@ def dependency_edges(scope: Scope, model: str) -> list[Edge]:
     parent not read at all still gets a bare edge, so the graph keeps the factorisation.
     """
     edges: list[Edge] = []
+    # the lets the graph computes: those its factors read (at this step or the step before),
+    # and what those read, at either step; a let read only at the step before is computed too,
+    # and kept, or the step after would find no value to read
     used_lets: list[str] = []
     for (factor_model, variable), factor in scope.factors.items():
         if factor_model != model or variable not in scope.variables:
@@ -231,6 +234,7 @@ def dependency_edges(scope: Scope, model: str) -> list[Edge]:
                 edges.append((name, variable, networks_reading(factor.distribution, name)))
                 if name in scope.lets:
                     used_lets.append(name)
+        used_lets += [i.name for i in argument_names(factor.distribution) if i.other_step and i.name in scope.lets]
         for parent in factor.parents:
             known = parent.name in scope.order and parent.name != variable
             if known and parent.name not in direct and parent.name not in through_lets:
@@ -245,9 +249,30 @@ def dependency_edges(scope: Scope, model: str) -> list[Edge]:
         for arg in call.args:
             if arg.name in scope.order and arg.name != let and not arg.other_step:
                 edges.append((arg.name, let, (call.net.name,)))
-                if arg.name in scope.lets:
-                    used_lets.append(arg.name)
+            if arg.name in scope.lets and arg.name != let:
+                used_lets.append(arg.name)
     return edges
+
+
+def lets_computed(scope: Scope, model: str) -> set[str]:
+    """Every let the p or q graph computes: those its factors read at this step or the step
+    before, and what those read, at either step (dependency_edges gives their edges; a let
+    whose reads are all of the step before has none, and is a node all the same)."""
+    seeds = [
+        ident.name
+        for (factor_model, variable), factor in scope.factors.items()
+        if factor_model == model and variable in scope.variables
+        and not (model == "q" and scope.variables[variable].role == "observed")
+        for ident in argument_names(factor.distribution)
+        if ident.name in scope.lets
+    ]  # fmt: skip
+    computed: set[str] = set()
+    while seeds:
+        let = seeds.pop()
+        if let not in computed:
+            computed.add(let)
+            seeds += [arg.name for arg in scope.lets[let].call.args if arg.name in scope.lets]
+    return computed
 
 
 def block_of(index: str) -> str:

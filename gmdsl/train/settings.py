@@ -30,6 +30,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 class ConfigError(UserError, ValueError):
     """A configuration that cannot be used; the message says which key and why."""
 
@@ -58,7 +61,8 @@ class TrainSettings(BaseModel):
     all here, so a recipe is a config file rather than code."""
 
     # strict: a TOML `epochs = "5"`, `true` or `2.0` is a mistake to name, not a value to coerce
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # and no infinite or NaN number: `learning_rate = inf` passes `> 0` and ruins a run
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
     dataset: str = _setting(
         "mnist",
@@ -226,7 +230,9 @@ def resolve(file: Path | None, overrides: dict[str, Any], base: dict[str, Any] |
     if file is not None:
         where = str(file)
         try:
-            values.update(tomllib.loads(regular_file(Path(file)).read_text(encoding="utf-8")))
+            if regular_file(Path(file)).stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{file} is larger than a config file ever is (1 MiB)", location=str(file))
+            values.update(tomllib.loads(Path(file).read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise ConfigError(f"no such config file: {file}", location=str(file)) from None
         except FileError as exc:
