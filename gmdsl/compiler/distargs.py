@@ -17,6 +17,10 @@ from . import ast
 from .diagnostics import Diagnostic, did_you_mean, error, unknown
 from .scope import Scope
 
+# how far from 1 a list of probabilities may sum and still be accepted (0.3333 three times is
+# 0.9999): the runtime normalises them, so rounding in the written digits changes nothing
+PROBABILITY_ROUNDING = 1e-3
+
 
 @dataclass(frozen=True)
 class Bound:
@@ -211,13 +215,13 @@ def _check_vector(info: DistributionInfo, param: Param, value: ast.Vector, varia
                 )
             )
     total = sum(item.value for item in value.items)
-    if simplex and abs(total - 1) > 1e-6:
+    if simplex and abs(total - 1) > PROBABILITY_ROUNDING:  # within it, the runtime normalises them
         report(
             error(
                 "E0305",
                 f"`{param.name}` of {info.name} must sum to 1, but these sum to {total:g}",
                 value.span,
-                help="divide each by their sum",
+                help="divide each by their sum (a sum within 0.001 of 1, as rounding leaves it, is accepted)",
             )
         )
 

@@ -48,6 +48,7 @@ NEEDS_FINITE_OBJECTIVE = (
     "hidden labels do not leak",
     "label estimate within bound",
 )
+NEEDS_A_LABEL = ("hidden labels do not leak", "label estimate within bound")  # listed as skipped without one
 
 
 @dataclass
@@ -323,31 +324,30 @@ def check_structure(model: CompiledModel, examples: int = 20, seed: int = 0) -> 
             ),
         ),
     ]
-    if _supervised(model):
-        properties += [
-            (
+    properties += [
+        (
+            "hidden labels do not leak",
+            lambda: _run(
                 "hidden labels do not leak",
-                lambda: _run(
-                    "hidden labels do not leak",
-                    hidden_labels_do_not_leak,
-                    model,
-                    {**draws, "other_seed": st.integers(0, 2**16)},
-                    examples,
-                    seed,
-                ),
+                hidden_labels_do_not_leak,
+                model,
+                {**draws, "other_seed": st.integers(0, 2**16)},
+                examples,
+                seed,
             ),
-            (
+        ),
+        (
+            "label estimate within bound",
+            lambda: _run(
                 "label estimate within bound",
-                lambda: _run(
-                    "label estimate within bound",
-                    label_estimate_within_bound,
-                    model,
-                    draws,
-                    max(1, examples // 4),
-                    seed,
-                ),
+                label_estimate_within_bound,
+                model,
+                draws,
+                max(1, examples // 4),
+                seed,
             ),
-        ]
+        ),
+    ]
     properties.append(
         (
             "sample and predict fit",
@@ -355,7 +355,9 @@ def check_structure(model: CompiledModel, examples: int = 20, seed: int = 0) -> 
         )
     )
     for name, run in properties:
-        if not finite.passed and name in NEEDS_FINITE_OBJECTIVE:
+        if name in NEEDS_A_LABEL and not _supervised(model):
+            results.append(PropertyResult(name, False, "not run: the model has no supervised variable", skipped=True))
+        elif not finite.passed and name in NEEDS_FINITE_OBJECTIVE:
             results.append(PropertyResult(name, False, "not run: it needs a finite objective", skipped=True))
         else:
             results.append(run())
