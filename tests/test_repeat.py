@@ -412,3 +412,15 @@ def test_a_let_read_only_at_the_step_before_is_computed_and_kept() -> None:
     assert all(p.grad is not None for name, p in model.named_parameters() if "remember" in name or "glance" in name)
     assert model.predict({"x": x})["n"].shape == (5, 3)
     assert model.sample(4)["z"].shape == (4, 2, 2)
+
+
+def test_an_observed_bound_checks_and_runs() -> None:
+    """The count may be known for every example (docs/reference.md says so)."""
+    spec = (
+        MEMORY.replace("supervised n : onehot[3]", "observed n : onehot[3]")
+        .replace("q(n | x) = Categorical(logits = counter(x)) by enumeration\n", "")
+        .replace("net counter  = mlp(hidden = [8])\n", "")
+    )
+    model = compile_spec(spec).new_model()
+    result = model.objective({"x": torch.randn(4, 8), "n": torch.tensor([0, 1, 2, 2])})
+    assert torch.isfinite(result.elbo).all()

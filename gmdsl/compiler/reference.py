@@ -44,8 +44,9 @@ _REPEATS = [
     "p(x | digit) = Normal(loc = canvas, scale = 0.1)   # canvas at step count",
     "```",
     "",
-    "- The bound (`count`) is a variable declared outside every repeat, `onehot[K_max + 1]`, supervised or "
-    "latent (E0801, E0802). The block's variables, `let`s and factors hold once per step k = 1..K_max; the "
+    "- The bound (`count`) is a variable declared outside every repeat, `onehot[K_max + 1]`, of any role: "
+    "observed (known for every example), supervised or latent (E0801, E0802). The block's variables, "
+    "`let`s and factors hold once per step k = 1..K_max; the "
     "steps past the bound's value add nothing to the objective, and a labelled count is scored like any label.",
     "- Inside the block a bare name (or `name[k]`) is this step's value and `name[k - 1]` the step before's, "
     "zeros before step 1 (E0804, E0805). A factor does not list the step before among its parents.",

@@ -66,7 +66,7 @@ class RepeatRules(Rules):
                         "E0802",
                         f"the bound `{bound.name}` is not a variable",
                         bound.span,
-                        help="the bound is a onehot[K_max + 1] variable (supervised or latent) of the model",
+                        help="the bound is a onehot[K_max + 1] variable of the model (observed, supervised or latent)",
                     )
                 )
             else:
