@@ -16,6 +16,17 @@ class Rules:
         self.report = report
 
     def unknown_name(self, ident: ast.Ident, kind: str, known: Iterable[str]) -> None:
+        if kind == "variable" and ident.name in self.scope.repeats:
+            self.report(
+                error(
+                    "E0103",
+                    f"`{ident.name}` is the index of `repeat {ident.name}`, not a value",
+                    ident.span,
+                    help=f"the index counts steps: read a variable at a step as `name[{ident.name}]` or "
+                    f"`name[{ident.name} - 1]`",
+                )
+            )
+            return
         self.report(
             error(
                 "E0104" if kind == "network" else "E0103",

@@ -119,7 +119,29 @@ def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
                 )
             else:
                 scope.objective = statement
+    _reserve_indices(scope, report)
     return scope
+
+
+def _reserve_indices(scope: Scope, report) -> None:
+    """A repeat's index names its steps (`name[k - 1]`): no variable, `let` or network may take
+    the same name, or a step reference would read as either."""
+    for name, repeat in scope.repeats.items():
+        declaration = scope.declaration(name)
+        if declaration is not None:
+            report(
+                error(
+                    "E0101",
+                    f"`{name}` is the index of `repeat {name}` and cannot also be declared",
+                    declaration.name.span,
+                    help=f"rename this declaration, or the index (`repeat j < {_bound_text(repeat)}`)",
+                    note=f"the repeat is at {repeat.span.line}:{repeat.span.column}",
+                )
+            )
+
+
+def _bound_text(repeat: ast.Repeat) -> str:
+    return repeat.bound.name if repeat.bound is not None else "count"
 
 
 def _declare_repeat(scope: Scope, statement: ast.Repeat, index: int, report) -> None:
