@@ -67,7 +67,9 @@ class FactorRules(Rules):
     def check_parents(self, factor: ast.Factor) -> None:
         seen: set[str] = set()
         for parent in factor.parents:
-            if parent.name == factor.variable.name:
+            if parent.other_step:
+                pass  # a step reference among the parents: repeat_rules.py says what is wrong, once
+            elif parent.name == factor.variable.name:
                 self.report(
                     error(
                         "E0207",
@@ -104,7 +106,10 @@ class FactorRules(Rules):
         for ident in argument_names(factor.distribution):
             name = ident.name
             if ident.other_step and (name in scope.lets or name in scope.variables):
-                continue  # another step is history, not a parent (repeat_rules.py checks the step)
+                # another step is history, not a parent: repeat_rules.py checks the step, and a
+                # parent read so has an error of its own there, so no warning that it is unused
+                read.add(name)
+                continue
             if name in scope.lets:
                 inputs = scope.let_variable_inputs(name)
                 read |= inputs
