@@ -262,3 +262,18 @@ def test_an_npz_compressed_in_a_way_numpy_cannot_read_is_named(gmdsl_cli, tmp_pa
     data.write_bytes(bytes(raw))
     code, _, err = gmdsl_cli("train", str(tmp_path / "points.gm"), "--dataset", str(data), *FAST)
     assert code == 1 and "is not a readable .npz" in err and "internal error" not in err, err
+
+
+def test_an_npz_that_declares_more_than_memory_holds_is_named(gmdsl_cli, tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        for name in ("x_train.npy", "x_test.npy"):
+            archive.writestr(name, header.getvalue() + b"\0" * 64)  # 8 TB declared, 64 bytes given
+    code, _, err = gmdsl_cli("data", "inspect", str(tmp_path / "huge.npz"))
+    assert code == 1 and "larger than this machine's memory" in err and "internal error" not in err, err
