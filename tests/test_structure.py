@@ -99,3 +99,18 @@ def test_a_model_without_a_supervised_variable_lists_the_label_properties_as_ski
     spec.write_text(spec.read_text().replace("0.3333, 0.3333, 0.3333", "0.33, 0.33, 0.33"))
     assert cli.main(["check", str(spec)]) == 1
     assert "must sum to 1, but these sum to 0.99" in capsys.readouterr().err
+
+
+def test_a_crash_of_the_compiled_model_is_an_internal_error_not_a_failed_property(capsys, monkeypatch) -> None:
+    """A property that fails is the spec's; a model that raises something else is gmdsl's bug."""
+    from gmdsl.runtime.model import CompiledModel
+
+    def crash(*args, **kwargs):
+        raise KeyError("canvas")  # as runtime/repeat.py raised for a let never kept
+
+    monkeypatch.setattr(CompiledModel, "objective", crash)
+    code = cli.main(["test", str(ROOT / "specs" / "mnist.gm"), "--examples", "2"])
+    captured = capsys.readouterr()
+    assert code == 3, captured.out
+    assert "internal error (ModelCrashed)" in captured.err and "KeyError: 'canvas'" in captured.err
+    assert "This is a bug in gmdsl" in captured.err and "FAIL" not in captured.out

@@ -26,7 +26,9 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 
+from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel
 from gmdsl.runtime.trace import Generation
 
@@ -49,6 +51,11 @@ NEEDS_FINITE_OBJECTIVE = (
     "label estimate within bound",
 )
 NEEDS_A_LABEL = ("hidden labels do not leak", "label estimate within bound")  # listed as skipped without one
+
+
+class ModelCrashed(RuntimeError):
+    """A compiled model raised something other than a property's assertion or a user's mistake:
+    an internal error of gmdsl, which `gmdsl test` reports as such (exit 3), not a failed property."""
 
 
 @dataclass
@@ -253,9 +260,14 @@ def _run(name: str, test: Callable, model: CompiledModel, strategies: dict, exam
     def property_of(recipe: BatchRecipe, **drawn) -> None:
         try:
             test(model, recipe.build(model), **drawn)
-        except Exception:
+        except (AssertionError, UserError):
             failing.update(recipe=recipe, drawn=drawn)
             raise
+        except Exception as exc:  # noqa: BLE001 - not a property failing but the model crashing: gmdsl's bug
+            raise ModelCrashed(
+                f"the compiled model crashed while `{name}` was checked ({type(exc).__name__}: {exc}); "
+                f"counterexample: recipe={recipe!r}, {drawn!r}"
+            ) from exc
 
     runner = settings(
         max_examples=examples,
@@ -264,11 +276,12 @@ def _run(name: str, test: Callable, model: CompiledModel, strategies: dict, exam
         derandomize=False,
         suppress_health_check=list(HealthCheck),
         print_blob=False,
+        report_multiple_bugs=False,  # one failure, of one kind: a crash is not hidden in a group
         phases=[Phase.explicit, Phase.generate],
     )(given(recipe=batch_recipes(model), **strategies)(property_of))
     try:
         hypothesis_seed(seed)(runner)()
-    except Exception:  # noqa: BLE001 - an assertion, or a crash of the model: the property fails
+    except (AssertionError, UserError, Flaky):  # the property fails (hypothesis re-raises what failed)
         recipe, drawn = _shrink(test, model, failing["recipe"], failing["drawn"])
         message = _failure(test, model, recipe, drawn) or "it failed once, and passes when run again"
         example = ", ".join([f"recipe={recipe!r}"] + [f"{key}={value!r}" for key, value in drawn.items()])
@@ -283,10 +296,13 @@ def _failure(test: Callable, model: CompiledModel, recipe: BatchRecipe, drawn: d
     """Why `test` fails on this example, or None when it passes."""
     try:
         test(model, recipe.build(model), **drawn)
-    except AssertionError as exc:
+    except (AssertionError, UserError) as exc:
         return str(exc)
-    except Exception as exc:  # noqa: BLE001 - a crash of the model fails the property too
-        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - not a property failing but the model crashing: gmdsl's bug
+        raise ModelCrashed(
+            f"the compiled model crashed on a counterexample (recipe={recipe!r}, {drawn!r}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     return None
 
 
