@@ -8,7 +8,9 @@ safetensors, everything else JSON."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,18 +236,18 @@ class Checkpoints:
             ) from None
 
     def _read_json(self, file: Path) -> Any:
-        try:
+        with self._reading(file):
             return read_json(file)
-        except FileNotFoundError:
-            raise self._damaged(file, "it is missing") from None
-        except FileError as exc:
-            raise self._damaged(file, str(exc).removeprefix(f"{file} ")) from None
-        except OSError as exc:
-            raise self._damaged(file, f"it cannot be read ({exc.strerror or exc})") from None
 
     def _record(self, file: Path, model: type[Record]) -> Record:
-        try:
+        with self._reading(file):
             return read_record(file, model)
+
+    @contextlib.contextmanager
+    def _reading(self, file: Path) -> Iterator[None]:
+        """A checkpoint file that cannot be read as it should is damaged: say which, and how."""
+        try:
+            yield
         except FileNotFoundError:
             raise self._damaged(file, "it is missing") from None
         except FileError as exc:
