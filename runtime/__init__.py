@@ -11,24 +11,21 @@ without importing torch.
 from importlib import import_module
 from typing import Any
 
+from .registry import DISTRIBUTIONS
+
 _EXPORTS = {
     "BatchError": "batch",
     "UNIFORM": "distributions",
-    "Bernoulli": "distributions",
-    "Beta": "distributions",
-    "Categorical": "distributions",
-    "ContinuousBernoulli": "distributions",
-    "Gamma": "distributions",
-    "Laplace": "distributions",
-    "LogNormal": "distributions",
-    "Normal": "distributions",
     "UserError": "errors",
     "lambert": "functions",
     "product": "functions",
+    "sum": "functions",
+    "difference": "functions",
     "glimpse": "functions",
     "place": "functions",
     "sigmoid": "links",
     "softplus": "links",
+    "softmax": "links",
     "CompiledModel": "model",
     "Objective": "model",
     "ObjectiveOptions": "model",
@@ -41,6 +38,7 @@ _EXPORTS = {
     "Generation": "trace",
     "Recognition": "trace",
     "Variable": "trace",
+    **{name: "distributions" for name in DISTRIBUTIONS},  # every distribution the language knows
 }
 __all__ = sorted(_EXPORTS)
 

@@ -227,6 +227,8 @@ def _check_support(
         "unit": (low <= 0 or high >= 1) and "values must lie strictly between 0 and 1",
         "binary": (low < 0 or high > 1) and "values must be 0/1 or intensities in [0, 1] (divide 8-bit pixels by 255)",
         "onehot": None,
+        "count": (low < 0 or not bool((rows == rows.round()).all())) and "values must be whole numbers >= 0",
+        "simplex": _simplex_problem(rows, variable.shape[-1]),
     }.get(variable.type)
     if variable.type == "onehot":
         grouped = rows.reshape(rows.shape[0], -1, variable.shape[-1])
@@ -244,6 +246,17 @@ def _check_support(
         )
     if problem:
         raise BatchError(f"{where} ({_describe(variable)}): {problem}; seen min {low:g}, max {high:g}", variable=name)
+
+
+def _simplex_problem(rows: torch.Tensor, categories: int) -> str | None:
+    """What is wrong with probabilities over groups of `categories` (None: nothing)."""
+    grouped = rows.reshape(rows.shape[0], -1, categories)
+    if (grouped <= 0).any():
+        return "values must be > 0 (a simplex's probabilities; a 0 has density 0 under a Dirichlet)"
+    worst = (grouped.sum(-1) - 1).abs().max().item()
+    if worst > 1e-3 * categories:  # the rounding a float32 file of probabilities leaves
+        return f"each group of {categories} values must sum to 1 (one is off by {worst:.3g})"
+    return None
 
 
 def _check_possible(where: str, name: str, value: torch.Tensor, variable: Variable, mask: torch.Tensor | None) -> None:

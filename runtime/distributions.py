@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import distributions as D
 
 from .links import LINKS
-from .registry import CONSTRAINTS, DISTRIBUTIONS
+from .registry import CONSTRAINTS, DISTRIBUTIONS, MIXTURE_FAMILIES, parameter_width, variable_size
 
 UNIFORM = "uniform"  # a Categorical's `probs = uniform`
 
@@ -39,11 +39,16 @@ class Distribution:
         self.size = 0
 
     @classmethod
-    def from_network(cls, output: torch.Tensor) -> Distribution:
-        """Split a network's output into the emitted parameterisation, each through its link."""
+    def from_network(cls, output: torch.Tensor, **options) -> Distribution:
+        """Split a network's output into the emitted parameterisation, each through its link
+        (a simplex's softmax is left to the distribution, which takes raw logits)."""
         emitted = DISTRIBUTIONS[cls.name].emitted()
-        chunks = output.chunk(len(emitted), dim=-1)
-        return cls(**{p.name: LINKS[CONSTRAINTS[p.constraint].link](c) for p, c in zip(emitted, chunks, strict=True)})
+        size = variable_size(emitted, output.shape[-1], options)
+        chunks = output.split([parameter_width(p, size, options) for p in emitted], dim=-1)
+        return cls(
+            **{p.name: LINKS[CONSTRAINTS[p.constraint].link](c) for p, c in zip(emitted, chunks, strict=True)},
+            **options,
+        )
 
     def _tensors(self, like: torch.Tensor | None = None, dtype=None, device=None) -> dict[str, torch.Tensor]:
         dtype = like.dtype if like is not None else dtype
@@ -56,6 +61,11 @@ class Distribution:
 
     def torch_distribution(self, dtype=None, device=None, like=None) -> D.Distribution:
         raise NotImplementedError
+
+    def parameter_shapes(self) -> list[tuple[int, ...]]:
+        """Its tensor parameters' shapes, as a value of the variable would broadcast with them
+        (one parameter per element: their own shapes)."""
+        return [tuple(v.shape) for v in self.params.values() if isinstance(v, torch.Tensor)]
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return self.torch_distribution(like=value).log_prob(value).sum(-1)
@@ -86,8 +96,25 @@ class Distribution:
         raise NotImplementedError(f"{self.name} is continuous: it has no class probabilities")
 
 
-def _torch_backed(registry_name: str, factory):
+# The families whose law holds element by element: each value's parameters -> its torch law.
+_ELEMENTWISE = {
+    "Normal": lambda loc, scale: D.Normal(loc, scale, validate_args=False),
+    "Laplace": lambda loc, scale: D.Laplace(loc, scale, validate_args=False),
+    "LogNormal": lambda loc, scale: D.LogNormal(loc, scale, validate_args=False),
+    "Gamma": lambda concentration, rate: D.Gamma(concentration, rate, validate_args=False),
+    "Beta": lambda concentration1, concentration0: D.Beta(concentration1, concentration0, validate_args=False),
+    "ContinuousBernoulli": lambda probs=None, logits=None: D.ContinuousBernoulli(
+        probs=probs, logits=logits, validate_args=False
+    ),
+    "Exponential": lambda rate: D.Exponential(rate, validate_args=False),
+    "StudentT": lambda df, loc, scale: D.StudentT(df, loc, scale, validate_args=False),
+    "Poisson": lambda rate: D.Poisson(rate, validate_args=False),
+}
+
+
+def _torch_backed(registry_name: str):
     """A Distribution whose elementwise law is a torch.distributions class."""
+    factory = _ELEMENTWISE[registry_name]
 
     def torch_distribution(self, dtype=None, device=None, like=None):
         return factory(**self._tensors(like, dtype, device))
@@ -98,7 +125,7 @@ def _torch_backed(registry_name: str, factory):
 _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 
-class Normal(_torch_backed("Normal", lambda loc, scale: D.Normal(loc, scale, validate_args=False))):  # type: ignore[misc]
+class Normal(_torch_backed("Normal")):  # type: ignore[misc]
     """The Normal, with its log-density and draws written out: the most used factor of all, so
     the hot path avoids building a torch.distributions object (and tensors of constant
     parameters) in every step. Draws take the same random stream as torch's Normal."""
@@ -114,16 +141,152 @@ class Normal(_torch_backed("Normal", lambda loc, scale: D.Normal(loc, scale, val
         return self.params["loc"] + self.params["scale"] * noise
 
 
-Laplace = _torch_backed("Laplace", lambda loc, scale: D.Laplace(loc, scale, validate_args=False))
-LogNormal = _torch_backed("LogNormal", lambda loc, scale: D.LogNormal(loc, scale, validate_args=False))
-Gamma = _torch_backed("Gamma", lambda concentration, rate: D.Gamma(concentration, rate, validate_args=False))
-Beta = _torch_backed(
-    "Beta", lambda concentration1, concentration0: D.Beta(concentration1, concentration0, validate_args=False)
-)
-ContinuousBernoulli = _torch_backed(
-    "ContinuousBernoulli",
-    lambda probs=None, logits=None: D.ContinuousBernoulli(probs=probs, logits=logits, validate_args=False),
-)
+Laplace = _torch_backed("Laplace")
+LogNormal = _torch_backed("LogNormal")
+Gamma = _torch_backed("Gamma")
+Beta = _torch_backed("Beta")
+ContinuousBernoulli = _torch_backed("ContinuousBernoulli")
+Exponential = _torch_backed("Exponential")
+StudentT = _torch_backed("StudentT")
+
+
+class Poisson(_torch_backed("Poisson")):  # type: ignore[misc]
+    """Counts; p scores and draws them (q cannot: the checker keeps it out of q)."""
+
+    discrete = True
+
+
+def _flat_parameter(value: torch.Tensor, width: int) -> torch.Tensor:
+    """A parameter as [..., width]: a number (0-d, or a `param` of shape [1]) spread over every entry."""
+    if value.dim() == 0:
+        return value.expand(width)
+    return value.expand(*value.shape[:-1], width) if value.shape[-1] == 1 else value
+
+
+class Dirichlet(Distribution):
+    """Probabilities over groups of `categories` elements of the flat value (the last size of
+    the variable's shape), each group drawn from a Dirichlet."""
+
+    name = "Dirichlet"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.categories = 0  # set by the trace: the last size of the variable's shape
+
+    def _grouped(self, t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(*t.shape[:-1], self.size // self.categories, self.categories)
+
+    def torch_distribution(self, dtype=None, device=None, like=None):
+        concentration = _flat_parameter(self._tensors(like, dtype, device)["concentration"], self.size)
+        return D.Dirichlet(self._grouped(concentration), validate_args=False)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.torch_distribution(like=value).log_prob(self._grouped(value)).sum(-1)
+
+    def _draw(self, shape: torch.Size, dtype, device, reparameterised: bool) -> torch.Tensor:
+        law = self.torch_distribution(dtype=dtype, device=device)
+        law = law.expand((*shape[:-1], self.size // self.categories))
+        draw = law.rsample() if reparameterised else law.sample()
+        # a float32 draw from small concentrations can round a probability to exactly 0, where
+        # the log-density is -inf: keep every one at least the smallest normal number
+        draw = draw.clamp_min(torch.finfo(dtype).tiny)
+        return draw.reshape(shape)
+
+    def rsample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        return self._draw(shape, dtype, device, reparameterised=True)
+
+    def sample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        return self._draw(shape, dtype, device, reparameterised=False)
+
+    def mean(self, dtype, device) -> torch.Tensor:
+        law = self.torch_distribution(dtype=dtype, device=device)
+        return law.mean.reshape(*law.batch_shape[:-1], self.size)
+
+
+class _WholeValue(Distribution):
+    """A law over the whole flat value at once (not element by element): its log-density is
+    one number per row and sample already, and its draws are drawn whole."""
+
+    def parameter_shapes(self) -> list[tuple[int, ...]]:
+        """Its parameters' leading dimensions, with the value's size last: a parameter holds other
+        numbers than one per element (a covariance factor, mixture weights)."""
+        return [(*v.shape[:-1], self.size) for v in self.params.values() if isinstance(v, torch.Tensor) and v.dim()]
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.torch_distribution(like=value).log_prob(value)
+
+    def rsample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        return self.torch_distribution(dtype=dtype, device=device).expand(shape[:-1]).rsample()
+
+    def sample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        return self.torch_distribution(dtype=dtype, device=device).expand(shape[:-1]).sample()
+
+    def mean(self, dtype, device) -> torch.Tensor:
+        return self.torch_distribution(dtype=dtype, device=device).mean
+
+
+class LowRankMultivariateNormal(_WholeValue):
+    """A Gaussian over the flat value with covariance F F^T + diag(d), F [size, rank]."""
+
+    name = "LowRankMultivariateNormal"
+
+    def __init__(self, rank: int = 1, **params):
+        super().__init__(**params)
+        self.rank = rank
+
+    def torch_distribution(self, dtype=None, device=None, like=None):
+        params = self._tensors(like, dtype, device)
+        factor = _flat_parameter(params["cov_factor"], self.size * self.rank)
+        return D.LowRankMultivariateNormal(
+            _flat_parameter(params["loc"], self.size),
+            factor.reshape(*factor.shape[:-1], self.size, self.rank),
+            _flat_parameter(params["cov_diag"], self.size),
+            validate_args=False,
+        )
+
+
+class _Mixture(_WholeValue):
+    """A mixture of `components` members of one family over the flat value (torch's
+    MixtureSameFamily): `weights` or `logits` [..., components], and each member parameter
+    [..., components * size], component by component."""
+
+    family = ""
+
+    def __init__(self, components: int = 2, **params):
+        super().__init__(**params)
+        self.components = components
+
+    def torch_distribution(self, dtype=None, device=None, like=None):
+        params = self._tensors(like, dtype, device)
+        dtype = like.dtype if like is not None else dtype
+        device = like.device if like is not None else device
+        if "logits" in params:
+            mixture = D.Categorical(logits=_flat_parameter(params.pop("logits"), self.components), validate_args=False)
+        elif "weights" in params:
+            weights = _flat_parameter(params.pop("weights"), self.components)
+            mixture = D.Categorical(probs=weights, validate_args=False)
+        else:  # `weights = uniform`
+            mixture = D.Categorical(logits=torch.zeros(self.components, dtype=dtype, device=device))
+        members = {
+            name: (lambda t: t.reshape(*t.shape[:-1], self.components, self.size))(
+                _flat_parameter(value, self.components * self.size)
+            )
+            for name, value in params.items()
+        }
+        member = D.Independent(_ELEMENTWISE[self.family](**members), 1)
+        return D.MixtureSameFamily(mixture, member, validate_args=False)
+
+    def rsample(self, shape: torch.Size, dtype, device) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} has no reparameterised draw: the checker keeps it out of q")
+
+
+def _mixture(family: str) -> type[_Mixture]:
+    name = f"{family}Mixture"
+    return type(name, (_Mixture,), {"name": name, "family": family})
+
+
+MIXTURES = {f"{family}Mixture": _mixture(family) for family in MIXTURE_FAMILIES}
+globals().update(MIXTURES)  # `rt.NormalMixture`, as compiled code names every distribution
 
 
 class Bernoulli(Distribution):
@@ -183,8 +346,7 @@ class Categorical(Distribution):
         self.impossible: tuple[int, ...] = ()  # classes given no mass (set by q's trace; see Variable)
 
     def _grouped(self, t: torch.Tensor) -> torch.Tensor:
-        if t.dim() == 0:  # a number broadcasts over the whole value
-            t = t.expand(self.size)
+        t = _flat_parameter(t, self.size)  # a number broadcasts over the whole value
         return t.reshape(*t.shape[:-1], self.size // self.categories, self.categories)
 
     def log_probs(self, like=None, dtype=None, device=None) -> torch.Tensor:

@@ -22,6 +22,14 @@ def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a * b
 
 
+def sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: A001 - the language's name for it
+    return a + b
+
+
+def difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a - b
+
+
 Shape = tuple[int, ...]
 
 

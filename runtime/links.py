@@ -15,13 +15,37 @@ def identity(raw: torch.Tensor) -> torch.Tensor:
     return raw
 
 
-softplus = F.softplus
-sigmoid = torch.sigmoid
+def _at_least(value: torch.Tensor, low: torch.Tensor | float) -> torch.Tensor:
+    """`value`, raised to `low` where it falls below, its gradient kept (the raise is a constant):
+    a unit pushed to the edge can still come back."""
+    return value + (low - value).clamp_min(0).detach()
+
+
+def softplus(raw: torch.Tensor) -> torch.Tensor:
+    """A positive parameter; kept at least the dtype's eps, where softplus of an output below
+    about -745 (float64; -104 in float32) would round to exactly 0, a scale of 0."""
+    return _at_least(F.softplus(raw), torch.finfo(raw.dtype).eps)
+
+
+def sigmoid(raw: torch.Tensor) -> torch.Tensor:
+    """A parameter in (0, 1); kept eps inside the ends, which sigmoid reaches exactly for outputs
+    beyond about +-37 (float64; +-17 in float32)."""
+    eps = torch.finfo(raw.dtype).eps
+    value = _at_least(torch.sigmoid(raw), eps)
+    return value - (value - (1 - eps)).clamp_min(0).detach()
+
+
+def softmax(raw: torch.Tensor, categories: int) -> torch.Tensor:
+    """Probabilities over each group of `categories` values of a flat value (a simplex `let`
+    or `param`)."""
+    grouped = raw.reshape(*raw.shape[:-1], raw.shape[-1] // categories, categories)
+    return torch.softmax(grouped, dim=-1).reshape(raw.shape)
+
 
 LINKS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "identity": identity,
     "softplus": softplus,
     "sigmoid": sigmoid,
 }
-# The registry's "softmax" (a Categorical's probs from a network) has no function here: the
-# compiler passes such an output to the Categorical as its logits.
+# The registry's "softmax" is not in LINKS: a network's output for a Categorical's probs is passed
+# to it as its logits, and a simplex `let` or `param` calls `softmax` with its group size.

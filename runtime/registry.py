@@ -9,7 +9,7 @@ the compiler read the same table without the runtime importing anything from the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,13 @@ TYPES: dict[str, VarType] = {
         VarType("unit", "a number in the open interval (0, 1)", discrete=False, let_allowed=True),
         VarType("binary", "0 or 1 (or an intensity in [0, 1])", discrete=True, let_allowed=False),
         VarType("onehot", "one of K categories, the last dimension", discrete=True, let_allowed=False),
+        VarType(
+            "simplex",
+            "probabilities over the last dimension: each > 0, summing to 1",
+            discrete=False,
+            let_allowed=True,
+        ),
+        VarType("count", "a whole number >= 0 (0, 1, 2, ...)", discrete=True, let_allowed=False),
     ]
 }
 
@@ -66,20 +73,61 @@ CONSTRAINTS: dict[str, Constraint] = {
         Constraint("probability", "a number between 0 and 1", "sigmoid", frozenset({"unit", "binary"})),
         Constraint(
             "simplex",
-            "`uniform`, a list of probabilities summing to 1, or a network's output",
+            "`uniform`, a list of probabilities summing to 1, a simplex value or a network's output",
             "softmax",
-            frozenset(),
+            frozenset({"simplex"}),
         ),
     ]
 }
 
+# --- options of networks, estimators and objectives -------------------------------------
+
+
+# The largest whole-number option (a width, a channel count, a sample count): larger ones are
+# typing slips that would try to allocate terabytes, not models.
+LARGEST_WHOLE_OPTION = 2**16
+# The most values one example of a variable may hold (a 3 x 2048 x 2048 image is 12.6 million).
+LARGEST_VARIABLE = 2**24
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One `key = value` option. `kind`: "int", "number", "int_list" or "choice"."""
+
+    name: str
+    kind: str
+    default: Any
+    minimum: float | None = None  # inclusive
+    exclusive_minimum: float | None = None
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(f"`{c}`" for c in self.choices)
+        what = {"int": "a whole number", "number": "a number", "int_list": "a list of whole numbers"}[self.kind]
+        if self.exclusive_minimum is not None:
+            what += f" > {self.exclusive_minimum:g}"
+        elif self.minimum is not None:
+            what += f" >= {self.minimum:g}"
+        if self.kind in ("int", "int_list"):
+            what += f" and <= {LARGEST_WHOLE_OPTION}"
+        return what
+
+
 # --- distributions ----------------------------------------------------------------------
+
+
+# How many numbers a parameter holds, for a variable of `size` values (its flat size): one per
+# value, a [size, rank] covariance factor, one per mixture component, or one per component and value.
+PARAMETER_SIZES = ("value", "rank", "components", "component_values")
 
 
 @dataclass(frozen=True)
 class Param:
     name: str
     constraint: str
+    size: str = "value"  # one of PARAMETER_SIZES
 
 
 @dataclass(frozen=True)
@@ -93,12 +141,37 @@ class DistributionInfo:
     support: tuple[str, ...]
     discrete: bool
     doc: str
+    options: tuple[OptionSpec, ...] = ()  # whole numbers that fix parameter sizes (`rank = 2`)
+    # why q cannot draw it (no reparameterised draw, no estimator); empty where it can
+    not_in_q: str = ""
 
     def positional(self) -> tuple[Param, ...]:
         return self.parameterisations[0]
 
     def emitted(self) -> tuple[Param, ...]:
         return self.parameterisations[self.network_emits]
+
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
+
+
+def parameter_width(param: Param, size: int, options: Mapping[str, Any]) -> int:
+    """How many numbers `param` holds for a variable of `size` values (flat), given the
+    distribution's resolved options."""
+    if param.size == "rank":
+        return size * int(options["rank"])
+    if param.size == "components":
+        return int(options["components"])
+    if param.size == "component_values":
+        return size * int(options["components"])
+    return size
+
+
+def variable_size(params: tuple[Param, ...], width: int, options: Mapping[str, Any]) -> int:
+    """The variable's flat size, from the width of one output holding every one of `params`."""
+    per_value = sum(parameter_width(p, 1, options) for p in params if p.size != "components")
+    fixed = sum(parameter_width(p, 1, options) for p in params if p.size == "components")
+    return (width - fixed) // per_value
 
 
 def _params(*pairs: str) -> tuple[Param, ...]:
@@ -172,47 +245,93 @@ DISTRIBUTIONS: dict[str, DistributionInfo] = {
             True,
             "one of K categories over the last dimension",
         ),
+        DistributionInfo(
+            "Exponential",
+            (_params("rate:positive"),),
+            0,
+            ("positive",),
+            False,
+            "exponential waiting times with rate `rate` (mean 1 / rate)",
+        ),
+        DistributionInfo(
+            "StudentT",
+            (_params("df:positive", "loc:real", "scale:positive"),),
+            0,
+            ("real",),
+            False,
+            "Student's t with `df` degrees of freedom, location `loc` and scale `scale`: a Normal with "
+            "heavier tails, robust to outliers",
+        ),
+        DistributionInfo(
+            "Poisson",
+            (_params("rate:positive"),),
+            0,
+            ("count",),
+            True,
+            "counts with mean `rate`",
+            not_in_q="a count cannot be drawn with gradients, and its values are unbounded, so it cannot be "
+            "summed either; model counts as observed data",
+        ),
+        DistributionInfo(
+            "Dirichlet",
+            (_params("concentration:positive"),),
+            0,
+            ("simplex",),
+            False,
+            "probabilities over the last dimension, with concentrations `concentration` (1 everywhere: "
+            "uniform over the simplex)",
+        ),
+        DistributionInfo(
+            "LowRankMultivariateNormal",
+            (_params("loc:real", "cov_factor:real:rank", "cov_diag:positive"),),
+            0,
+            ("real",),
+            False,
+            "a Gaussian over the whole (flattened) value with covariance cov_factor cov_factor^T + "
+            "diag(cov_diag): `cov_factor` is [size, rank], so `rank` directions of correlation",
+            options=(
+                OptionSpec(
+                    "rank",
+                    "int",
+                    1,
+                    minimum=1,
+                    doc="columns of `cov_factor`: how many directions the values co-vary in",
+                ),
+            ),
+        ),
     ]
 }
+
+# The families a mixture may be made of: continuous, with every parameter one per value.
+MIXTURE_FAMILIES = ("Normal", "Laplace", "StudentT", "LogNormal", "Gamma", "Beta", "Exponential")
+
+_COMPONENTS = OptionSpec("components", "int", 2, minimum=2, doc="how many components the mixture has")
+
+
+def _mixture(family: DistributionInfo) -> DistributionInfo:
+    """`NormalMixture`: a mixture over `components` members of one family, each a distribution
+    over the whole value (torch's MixtureSameFamily): mixture weights (`weights`, or `logits`),
+    then the family's parameters, one per component and value."""
+    members = tuple(Param(p.name, p.constraint, "component_values") for p in family.emitted())
+    return DistributionInfo(
+        f"{family.name}Mixture",
+        ((Param("weights", "simplex", "components"), *members), (Param("logits", "real", "components"), *members)),
+        1,
+        family.support,
+        False,
+        f"a mixture of `components` {family.name} distributions over the whole value, with weights "
+        "`weights` (or `logits`); each parameter of a member is given per component and value",
+        options=(_COMPONENTS,),
+        not_in_q="a mixture has no reparameterised draw (which component is discrete); use it in p, as a "
+        f"prior or a likelihood, and {family.name} in q",
+    )
+
+
+DISTRIBUTIONS.update({m.name: m for m in (_mixture(DISTRIBUTIONS[f]) for f in MIXTURE_FAMILIES)})
 
 
 def distributions_for(type_name: str) -> list[str]:
     return [d.name for d in DISTRIBUTIONS.values() if type_name in d.support]
-
-
-# --- options of networks, estimators and objectives -------------------------------------
-
-
-# The largest whole-number option (a width, a channel count, a sample count): larger ones are
-# typing slips that would try to allocate terabytes, not models.
-LARGEST_WHOLE_OPTION = 2**16
-# The most values one example of a variable may hold (a 3 x 2048 x 2048 image is 12.6 million).
-LARGEST_VARIABLE = 2**24
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One `key = value` option. `kind`: "int", "number", "int_list" or "choice"."""
-
-    name: str
-    kind: str
-    default: Any
-    minimum: float | None = None  # inclusive
-    exclusive_minimum: float | None = None
-    choices: tuple[str, ...] = ()
-    doc: str = ""
-
-    def describe(self) -> str:
-        if self.kind == "choice":
-            return "one of " + ", ".join(f"`{c}`" for c in self.choices)
-        what = {"int": "a whole number", "number": "a number", "int_list": "a list of whole numbers"}[self.kind]
-        if self.exclusive_minimum is not None:
-            what += f" > {self.exclusive_minimum:g}"
-        elif self.minimum is not None:
-            what += f" >= {self.minimum:g}"
-        if self.kind in ("int", "int_list"):
-            what += f" and <= {LARGEST_WHOLE_OPTION}"
-        return what
 
 
 # The activations a network may use: spec name -> the torch.nn module class that computes it.
@@ -351,6 +470,7 @@ class FunctionInfo:
     doc: str
     shaped: bool = False
     reads_discrete: bool = False
+    reads_index: bool = False  # its one argument is the index of the `repeat` its `let` is in
 
 
 def _lambert_shape(shapes: tuple[Shape, ...], declared: Shape) -> Shape | None:
@@ -396,6 +516,29 @@ FUNCTIONS: dict[str, FunctionInfo] = {
             "product(a : real[S], b : real[S]) -> real[S]",
             _product_shape,
             "the elementwise product of two values of one shape, e.g. reflectance times shading",
+        ),
+        FunctionInfo(
+            "sum",
+            "sum(a : real[S], b : real[S]) -> real[S]",
+            _product_shape,
+            "the elementwise sum of two values of one shape, e.g. a canvas plus what a step adds",
+            reads_discrete=True,
+        ),
+        FunctionInfo(
+            "difference",
+            "difference(a : real[S], b : real[S]) -> real[S]",
+            _product_shape,
+            "a minus b, elementwise, for two values of one shape, e.g. what an image still holds that the "
+            "canvas does not: `difference(x, canvas[k - 1])`",
+            reads_discrete=True,
+        ),
+        FunctionInfo(
+            "step",
+            "step(k) -> real[1]",
+            lambda shapes, declared: (1,),
+            "the number of this step, 1, 2, ..., inside `repeat k` (a position code, or a network's "
+            "input that says where in the sequence it is)",
+            reads_index=True,
         ),
         FunctionInfo(
             "glimpse",

@@ -7,7 +7,8 @@ drawn or relaxed alike):
 
 - every log-density summed inside the block (log q, log p, ...) is replaced by
   sum_j c_j (sum of steps 1..j): the steps past count contribute nothing;
-- a `let` of the block read after it is sum_j c_j (its value at step j), with zeros at step 0;
+- a `let` or variable of the block read after it is sum_j c_j (its value at step j), with zeros
+  at step 0;
 - a repeated variable's value after the block is its steps side by side: [..., K_max * size].
 
 Inside the block, `before(name)` is a name's value at the step before (zeros at step 1).
@@ -83,9 +84,11 @@ class Repeat:
         return value
 
     def final(self, name: str) -> torch.Tensor:
-        """A kept `let`'s value at step count: sum_j c_j (value at step j), zeros at step 0."""
+        """A kept `let`'s or a repeated variable's value at step count: sum_j c_j (value at
+        step j), zeros at step 0."""
         steps = self.history[name]
-        zeros = torch.zeros(self.let_sizes[name], dtype=self.trace.dtype, device=self.trace.device)
+        size = self.let_sizes[name] if name in self.let_sizes else self.trace.variables[name].step_size
+        zeros = torch.zeros(size, dtype=self.trace.dtype, device=self.trace.device)
         values = [zeros, *steps]
         lead = broadcast_shapes(*(value.shape[:-1] for value in values))
         stacked = torch.stack([value.expand(*lead, value.shape[-1]) for value in values], dim=-2)

@@ -53,7 +53,7 @@ class _Trace:
         self.distributions: dict[str, Distribution] = {}  # a repeated variable's: its last step's
         self.step_distributions: dict[str, list[Distribution]] = {}  # a repeated variable's, step by step
         self.repeating: Repeat | None = None  # the `repeat` block running now
-        self.repeated: dict[str, Repeat] = {}  # each kept `let` of a finished block -> its block
+        self.repeated: dict[str, Repeat] = {}  # each kept `let` and variable of a finished block -> its block
 
     def repeat(self, index: str, bound: str, steps: int, lets: dict[str, int] | None = None):
         """Run `repeat index < bound`: iterate over the steps 1..steps (see runtime/repeat.py);
@@ -62,11 +62,11 @@ class _Trace:
         self.repeating = block
         yield from block.run()
         self.repeating = None
-        self.repeated.update({name: block for name in block.let_sizes})
+        self.repeated.update({name: block for name in [*block.let_sizes, *block.variables]})
 
     def _block(self) -> Repeat:
         # compiled code calls before/keep only inside the loop of a repeat
-        assert self.repeating is not None, "before() and keep() are for the steps of a repeat"
+        assert self.repeating is not None, "before(), keep() and step_number() are for the steps of a repeat"
         return self.repeating
 
     def before(self, name: str) -> torch.Tensor:
@@ -77,8 +77,12 @@ class _Trace:
         """Record a `let`'s value at this step (for `before` and `final`); returns it."""
         return self._block().keep(name, value)
 
+    def step_number(self) -> torch.Tensor:
+        """The number of the step running now, 1..K_max, as a value [1] (`step(k)` in a spec)."""
+        return torch.full((1,), float(self._block().step), dtype=self.dtype, device=self.device)
+
     def final(self, name: str) -> torch.Tensor:
-        """A repeat's `let` after the block: its value at the last step that holds."""
+        """A repeat's `let` or variable after the block: its value at the last step that holds."""
         return self.repeated[name].final(name)
 
     def _zero(self) -> torch.Tensor:
@@ -94,8 +98,7 @@ class _Trace:
 
     def _shape(self, distribution: Distribution, lead: tuple[int, ...]) -> torch.Size:
         """The shape of a fresh draw: the parameters' dimensions with `lead` (+ size) broadcast in."""
-        shapes = [v.shape for v in distribution.params.values() if isinstance(v, torch.Tensor)]
-        return broadcast_shapes(*shapes, (*lead, distribution.size))
+        return broadcast_shapes(*distribution.parameter_shapes(), (*lead, distribution.size))
 
 
 class Recognition(_Trace):

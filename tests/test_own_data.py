@@ -14,6 +14,9 @@ import torch
 from own_data import POSITION_SPEC, write_points
 from safetensors.torch import load_file
 
+import gmdsl
+
+ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--epochs", "2", "--batch-size", "32", "--no-progress"]
 
 
@@ -221,3 +224,43 @@ def test_labels_numbered_from_one_and_pixels_of_one_say_how_to_fix_them(gmdsl_cl
     if code == 1 and "E0" in err:  # a spec mistake of this test's own, not what it checks
         pytest.fail(err)
     assert code == 1 and "`binary` variable" in err and "Traceback" not in err
+
+
+def _documents(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Word counts (uint8, as a counting script would store them) from 5 topics, and a log length
+    with Student-t noise."""
+    rng = np.random.default_rng(seed)
+    topics = rng.integers(0, 5, rows)
+    rates = np.random.default_rng(9).gamma(1, 1, (5, 100))
+    words = rng.poisson(rates[topics] * 0.5).astype(np.uint8)
+    length = (np.log1p(words.sum(1)) + 0.3 * rng.standard_t(4, rows)).astype(np.float32)[:, None]
+    return words, length, topics
+
+
+def test_counts_with_missing_topics_train_from_a_file_and_stay_counts(gmdsl_cli, tmp_path: Path) -> None:
+    """specs/counts.gm on a user's own non-image file: uint8 word counts (read as counts, not as
+    8-bit pixels), a real measurement and topics missing for 70 % of the documents."""
+    words, length, topics = _documents(300, 1)
+    topics = np.where(np.random.default_rng(3).random(300) < 0.7, -1, topics)
+    test_words, test_length, test_topics = _documents(60, 2)
+    data = tmp_path / "documents.npz"
+    np.savez(
+        data,
+        words_train=words,
+        length_train=length,
+        topic_train=topics,
+        words_test=test_words,
+        length_test=test_length,
+        topic_test=test_topics,
+    )
+    run = tmp_path / "run"
+    spec = str(ROOT / "specs" / "counts.gm")
+    code, out, err = gmdsl_cli("train", spec, "--dataset", str(data), "--run", str(run), *FAST)
+    assert code == 0, err
+    assert "validation error topic" in out
+    opened = gmdsl.open_run(run)
+    batch = opened.split("test")
+    assert torch.equal(batch["words"], torch.from_numpy(test_words).float())  # 3 stays 3, not 3 / 255
+    code, out, err = gmdsl_cli("eval", str(run), "--samples", "2", "--rows", "20")
+    assert code == 0, err
+    assert 0 <= json.loads((run / "eval-best.json").read_text())["test_error_topic"] <= 100

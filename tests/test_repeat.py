@@ -424,3 +424,59 @@ def test_an_observed_bound_checks_and_runs() -> None:
     model = compile_spec(spec).new_model()
     result = model.objective({"x": torch.randn(4, 8), "n": torch.tensor([0, 1, 2, 2])})
     assert torch.isfinite(result.elbo).all()
+
+
+AFTER = """
+observed x : real[4]
+supervised n : onehot[3]
+p(n) = Categorical(probs = uniform)
+q(n | x) = Categorical(logits = counter(x)) by enumeration
+repeat k < n {
+    latent d : real[2]
+    p(d) = Normal(0, 1)
+    let pos : real[1] = step(k)
+    q(d | x) = Normal(reader(x, pos))
+    let total : real[2] = sum(total[k - 1], d)
+}
+supervised m : onehot[3]
+p(m) = Categorical(probs = uniform)
+q(m | x) = Categorical(logits = counter2(x)) by enumeration
+repeat j < m {
+    latent e : real[2]
+    p(e | d) = Normal(loc = follow(d, total), scale = 1)
+    q(e | x, d) = Normal(reader2(x, total))
+}
+p(x | d, e) = Normal(loc = decoder(d, e), scale = 1)
+net counter  = mlp()
+net counter2 = mlp()
+net reader   = mlp(hidden = [8])
+net reader2  = mlp(hidden = [8])
+net follow   = mlp()
+net decoder  = mlp(hidden = [8])
+"""
+
+
+def test_after_its_block_a_variable_reads_as_its_last_step_and_a_later_repeat_reads_the_block() -> None:
+    """A repeated variable (or let) read after its block, at the top level or in a later repeat,
+    is its value at step n (zeros when n = 0); `step(k)` is the step's number."""
+    compilation = compile_spec(AFTER)
+    source = compilation.source
+    assert 'd = p.final("d")' in source and 'total = q.final("total")' in source
+    assert "pos = q.step_number()" in source
+    model = compilation.new_model().double()
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    n = torch.tensor([0, 1, 2])
+    q = model._recognise({"x": x, "n": n, "m": torch.tensor([1, 1, 1])}, samples=1)
+    steps = q.values["d"].reshape(1, 3, 2, 2)  # [samples, rows, K_max, 2]: every step side by side
+    last = torch.stack([torch.zeros(2, dtype=torch.float64), steps[0, 1, 0], steps[0, 2, 1]])
+    assert torch.allclose(q.final("d")[0], last)
+    totals = torch.stack([torch.zeros(2, dtype=torch.float64), steps[0, 1, 0], steps[0, 2, 0] + steps[0, 2, 1]])
+    assert torch.allclose(q.final("total")[0], totals)
+    # `step(k)` fed the reader 1 then 2: the two steps' q differ for one row and one network
+    means = [d.params["loc"][0, 0] for d in q.step_distributions["d"]]
+    assert not torch.allclose(means[0], means[1])
+    result = model.objective({"x": x, "n": n, "m": torch.tensor([0, 2, 1])})
+    assert torch.isfinite(result.elbo).all()
+    result.loss.backward()
+    assert all(p.grad is not None for p in model.parameters())

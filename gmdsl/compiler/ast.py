@@ -178,6 +178,17 @@ class LetDecl:
 
 
 @dataclass(frozen=True)
+class ParamDecl:
+    """`param prior : real[10] = 0`: a learned constant, with its starting value (None: the
+    type's neutral start) in its type's range."""
+
+    name: Ident
+    type: TypeExpr
+    initial: Number | Vector | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Factor:
     """`p(x | y, z) = Bernoulli(logits = decoder(y, z))`; `model` is "p" or "q"."""
 
@@ -216,7 +227,7 @@ class Repeat:
     span: Span = _span()
 
 
-Statement = ModelDecl | VarDecl | LetDecl | Factor | NetDecl | ObjectiveDecl | Repeat
+Statement = ModelDecl | VarDecl | LetDecl | ParamDecl | Factor | NetDecl | ObjectiveDecl | Repeat
 
 
 def flat_statements(statements: tuple[Statement, ...], within: Repeat | None = None):

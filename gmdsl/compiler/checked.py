@@ -36,6 +36,7 @@ class CheckedFactor:
     distribution: DistributionInfo
     bound: tuple[Bound, ...]  # the arguments, each bound to the parameters it gives
     estimator: ResolvedOptions | None  # a discrete q factor's (the default when no `by`)
+    options: dict[str, Any]  # the distribution's options (`rank`, `components`), defaults filled in
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class CheckedSpec:
                         {"params": [p.name for p in b.params], "value": _value_text(b.value)} for b in f.bound
                     ],
                     "estimator": _options_dict(f.estimator),
+                    **({"options": f.options} if f.options else {}),
                 }
                 for f in self.factors.values()
             ],

@@ -16,11 +16,20 @@ import math
 
 import networkx as nx
 
-from gmdsl.runtime.registry import DEFAULT_OBJECTIVE, LARGEST_VARIABLE, OBJECTIVES, RESERVED_NAMES, TYPES
+from gmdsl.runtime.registry import (
+    CONSTRAINTS,
+    DEFAULT_OBJECTIVE,
+    FUNCTIONS,
+    LARGEST_VARIABLE,
+    OBJECTIVES,
+    RESERVED_NAMES,
+    TYPES,
+)
 
 from . import ast
 from .checked import CheckedFactor, CheckedNetwork, CheckedSpec, ResolvedOptions
 from .diagnostics import Diagnostic, did_you_mean, error, unknown, warning
+from .distargs import PROBABILITY_ROUNDING
 from .factor_rules import FactorRules
 from .function_rules import FunctionRules
 from .network_rules import NetworkRules
@@ -55,6 +64,7 @@ class _Checker(Rules):
             if isinstance(factor, ast.Factor) and (checked := factor_rules.check_factor(factor)) is not None:
                 self.factors[(factor.model, factor.variable.name)] = checked
         self.check_lets()
+        self.check_classes_left()
         RepeatRules(self.scope, self.report).check_repeats(self.spec)
         FunctionRules(self.scope, self.report).check_functions()
         self.networks = NetworkRules(self.scope, self.report).check_networks(self.factors)
@@ -78,9 +88,12 @@ class _Checker(Rules):
                 )
             )
         for statement, _ in ast.flat_statements(self.spec.statements):
-            if isinstance(statement, (ast.VarDecl, ast.LetDecl)):
+            if isinstance(statement, (ast.VarDecl, ast.LetDecl, ast.ParamDecl)):
                 self.check_type(statement)
-            if isinstance(statement, (ast.VarDecl, ast.LetDecl, ast.NetDecl)) and statement.name.name in RESERVED_NAMES:
+            if isinstance(statement, ast.ParamDecl):
+                self.check_param_start(statement)
+            named = (ast.VarDecl, ast.LetDecl, ast.ParamDecl, ast.NetDecl)
+            if isinstance(statement, named) and statement.name.name in RESERVED_NAMES:
                 self.report(
                     error(
                         "E0106",
@@ -102,7 +115,7 @@ class _Checker(Rules):
                     )
                 )
 
-    def check_type(self, declaration: ast.VarDecl | ast.LetDecl) -> None:
+    def check_type(self, declaration: ast.VarDecl | ast.LetDecl | ast.ParamDecl) -> None:
         type_expr = declaration.type
         base = type_expr.base.name
         if base not in TYPES:
@@ -136,17 +149,63 @@ class _Checker(Rules):
                     help="the last size is the number of categories: `onehot[10]`",
                 )
             )
-        if isinstance(declaration, ast.LetDecl) and not TYPES[base].let_allowed:
+        if isinstance(declaration, (ast.LetDecl, ast.ParamDecl)) and not TYPES[base].let_allowed:
             names = [f"`{t.name}`" for t in TYPES.values() if t.let_allowed]
             allowed = ", ".join(names[:-1]) + " or " + names[-1]
+            what = "a `let` node" if isinstance(declaration, ast.LetDecl) else "a `param`"
+            why = "a network's output" if isinstance(declaration, ast.LetDecl) else "a learned tensor"
             self.report(
                 error(
                     "E0502",
-                    f"a `let` node cannot be `{base}`: it is a network's output, not a sample",
+                    f"{what} cannot be `{base}`: it is {why}, not a sample",
                     type_expr.base.span,
                     help=f"use {allowed}",
                 )
             )
+
+    def check_param_start(self, param: ast.ParamDecl) -> None:
+        """A `param`'s start lies in its type's range: one number for every element, or one
+        per element of a one-dimensional param (probabilities summing to 1 for a simplex)."""
+        start, base = param.initial, param.type.base.name
+        if start is None or base not in TYPES or not TYPES[base].let_allowed:
+            return
+        numbers = [start] if isinstance(start, ast.Number) else list(start.items)
+        shape = param.type.shape
+        if isinstance(start, ast.Vector) and (len(shape) != 1 or len(numbers) != shape[0]):
+            self.report(
+                error(
+                    "E0503",
+                    f"`{param.name.name}` starts at {len(numbers)} numbers, but it holds "
+                    f"{math.prod(shape)} in shape {list(shape)}",
+                    start.span,
+                    help="give one number for every element, or a list of one per element of a one-dimensional `param`",
+                )
+            )
+            return
+        constraint = CONSTRAINTS[base]
+        bad = [n for n in numbers if not (0 < n.value < 1 if base == "simplex" else constraint.admits(n.value))]
+        for number in bad:
+            self.report(
+                error(
+                    "E0503",
+                    f"`{param.name.name}` is {base}, so it cannot start at {number.value}",
+                    number.span,
+                    help=f"start it within its range: {TYPES[base].description}",
+                )
+            )
+        if base == "simplex" and not bad:
+            groups = shape[-1]
+            total = numbers[0].value * groups if isinstance(start, ast.Number) else sum(n.value for n in numbers)
+            if abs(total - 1) > PROBABILITY_ROUNDING:
+                self.report(
+                    error(
+                        "E0503",
+                        f"`{param.name.name}` is a simplex: its start must sum to 1 over its last {groups} "
+                        f"values, not {total:g}",
+                        start.span,
+                        help="leave the start out for equal probabilities, or divide each by their sum",
+                    )
+                )
 
     # --- which factors exist ------------------------------------------------------------
 
@@ -184,13 +243,49 @@ class _Checker(Rules):
                     )
                 )
 
+    def check_classes_left(self) -> None:
+        """A 0 in a `probs` list rules a class out, in p and q alike: together they must leave
+        at least one, or the variable has no value to take."""
+        for name, variable in self.scope.variables.items():
+            if variable.type.base.name != "onehot":
+                continue
+            zeros: set[int] = set()
+            last: ast.Vector | None = None
+            for model in ("p", "q"):
+                factor = self.factors.get((model, name))
+                for item in factor.bound if factor is not None else ():
+                    if isinstance(item.value, ast.Vector) and [p.name for p in item.params] == ["probs"]:
+                        zeros |= {i for i, number in enumerate(item.value.items) if number.value == 0}
+                        last = item.value
+            if last is not None and len(zeros) >= variable.type.shape[-1]:
+                self.report(
+                    error(
+                        "E0312",
+                        f"the `probs` of `{name}` in p and q together give every class probability 0",
+                        last.span,
+                        help="a 0 rules a class out in both; leave at least one class possible in each",
+                    )
+                )
+
     # --- let nodes, networks, objective -------------------------------------------------
 
     def check_lets(self) -> None:
         scope = self.scope
         read = {i.name for f in scope.factors.values() for i in argument_names(f.distribution)}
         read |= {a.name for let in scope.lets.values() for a in let.call.args}
+        for name, param in scope.params.items():
+            if name not in read:
+                self.report(
+                    warning(
+                        "W0204",
+                        f"`param` `{name}` is never used",
+                        param.name.span,
+                        help="pass it as a parameter of a distribution or to a network, or remove it",
+                    )
+                )
         for name, let in scope.lets.items():
+            if scope.calls_function(let.call) and FUNCTIONS[let.call.net.name].reads_index:
+                continue  # its argument is a repeat's index, not a value (function_rules.py)
             for arg in let.call.args:
                 if arg.name == name and not arg.other_step:
                     self.report(
@@ -203,8 +298,8 @@ class _Checker(Rules):
                     )
                 elif arg.name in scope.nets:
                     self.report(error("E0103", f"`{arg.name}` is a network, not a variable", arg.span))
-                elif arg.name not in scope.variables and arg.name not in scope.lets:
-                    self.unknown_name(arg, "variable", {**scope.variables, **scope.lets})
+                elif scope.value(arg.name) is None:
+                    self.unknown_name(arg, "variable", {**scope.variables, **scope.lets, **scope.params})
             if name not in read:
                 self.report(
                     warning(

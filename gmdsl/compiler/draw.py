@@ -238,7 +238,13 @@ def _legend(figure) -> None:
         Circle((0, 0), 1, facecolor=_FILL["supervised"], edgecolor="black", label="supervised (labelled sometimes)"),
         Circle((0, 0), 1, facecolor=_FILL["latent"], edgecolor="black", label="latent"),
         Rectangle(
-            (0, 0), 1, 1, facecolor=_FILL["deterministic"], edgecolor="black", linestyle="--", label="let (computed)"
+            (0, 0),
+            1,
+            1,
+            facecolor=_FILL["deterministic"],
+            edgecolor="black",
+            linestyle="--",
+            label="let (computed) or param (learned)",
         ),
     ]
     figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=7.5, frameon=False)

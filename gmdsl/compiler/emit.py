@@ -79,20 +79,38 @@ class _Emitter:
         )
         return "\n\n\n".join([header, self.part(model.q), self.part(model.p), self.model_class()]) + "\n"
 
+    def shared_modules(self) -> list[str]:
+        """The networks and `param`s that q and p both use: q's module holds each, p's is handed
+        it, so that one name is one set of weights."""
+        in_q = {n.name for n in self.networks_of(self.model.q)} | {n.name for n in _params_of(self.model.q)}
+        in_p = [n.name for n in self.networks_of(self.model.p)] + [n.name for n in _params_of(self.model.p)]
+        return [name for name in in_p if name in in_q]
+
     def part(self, graph: Graph) -> str:
         which = graph.model
         cls = "Encoder" if which == "q" else "Decoder"
         title = "recognition model" if which == "q" else "generative model"
+        handed = self.shared_modules() if which == "p" else []
         lines = [
             f"class {cls}(torch.nn.Module):",
             f'    """The {title} {self.factorisation(graph)}."""',
             "",
-            "    def __init__(self):",
+            f"    def __init__({', '.join(['self', *(self.attribute(name) for name in handed)])}):",
             "        super().__init__()",
+        ]
+        lines += [
+            f"        self.{self.attribute(name)} = {self.attribute(name)}  # shared with the recognition model"
+            for name in handed
         ]
         lines += [
             f"        self.{self.attribute(n.name)} = {self.network(n)}  # {self.spec_file}:{n.line}"
             for n in self.networks_of(graph)
+            if n.name not in handed
+        ]
+        lines += [
+            f"        self.{self.attribute(n.name)} = torch.nn.Parameter({_start(n)})  # {self.spec_file}:{n.line}"
+            for n in _params_of(graph)
+            if n.name not in handed
         ]
         lines += [
             f"        self.register_buffer({_str(self.constant(node.name, param))}, torch.tensor({values!r}), "
@@ -140,10 +158,11 @@ class _Emitter:
             if self.repeat_of.get(name) == index
         }
         bound = self.model.repeat(index).bound
+        # the block's variables keep their steps anyway; its lets only where `kept`
+        finals = [name for name in self.model.declaration_order if name in after] + [n for n in kept if n in after]
         return [
             f"        {self.local(name)} = {self.which}.final({_str(name)})  # its value at step {bound}"
-            for name in kept
-            if name in after
+            for name in finals
         ]
 
     def constant(self, variable: str, param: str) -> str:
@@ -217,7 +236,17 @@ class _Emitter:
         if enumerated:
             names = "".join(f"{_str(name)}, " for name in enumerated).rstrip(" ")
             lines.append(f"    enumerated = ({names})  # summed over every value in q where not given")
-        lines += ["", "    def __init__(self):", "        super().__init__(Encoder(), Decoder())"]
+        shared = self.shared_modules()
+        if shared:
+            handed = ", ".join(f"encoder.{self.attribute(name)}" for name in shared)
+            lines += [
+                "",
+                "    def __init__(self):",
+                "        encoder = Encoder()",
+                f"        super().__init__(encoder, Decoder({handed}))",
+            ]
+        else:
+            lines += ["", "    def __init__(self):", "        super().__init__(Encoder(), Decoder())"]
         return "\n".join(lines)
 
     # --- one node -------------------------------------------------------------------------
@@ -231,19 +260,26 @@ class _Emitter:
         repeat's `let` read at the step before or after the block is kept by the trace."""
         where = f"  # {self.spec_file}:{node.line}"
         target = f"{self.local(node.name)} = " if is_read else ""
+        if isinstance(node, LetNode) and node.is_param:
+            shape = ", ".join(map(str, node.shape))
+            value = _linked(node.link, f"self.{self.attribute(node.name)}", node.shape[-1])
+            return [f"        # param {node.name} : {node.type}[{shape}]", f"        {target}{value}{where}"]
         if isinstance(node, LetNode):
             callee = node.network or node.function or ""
             shape = ", ".join(map(str, node.shape))
-            inputs = [_spec_text(name) for name in node.inputs]
+            reads_step = node.function is not None and FUNCTIONS[node.function].reads_index
+            inputs = [node.repeat or ""] if reads_step else [_spec_text(name) for name in node.inputs]
             text = f"let {node.name} : {node.type}[{shape}] = {network_call_text(callee, inputs)}"
-            if node.function is not None:  # a built-in function on the flat values (runtime/functions.py)
+            if reads_step:  # `step(k)`: the number of the step running
+                call = f"{which}.step_number()"
+            elif node.function is not None:  # a built-in function on the flat values (runtime/functions.py)
                 arguments = [self.value(name) for name in node.inputs]
                 if FUNCTIONS[node.function].shaped:  # flat values do not say their shapes: the inputs', then its own
                     shapes = (*(tuple(self.shape_of(read(name)[0])) for name in node.inputs), tuple(node.shape))
                     arguments.append(f"shapes={shapes!r}")
                 call = f"rt.{node.function}({', '.join(arguments)})"
             else:
-                call = _linked(node.link, self.call(callee, node.inputs, node.hoisted))
+                call = _linked(node.link, self.call(callee, node.inputs, node.hoisted), node.shape[-1])
             if kept:
                 call = f"{which}.keep({_str(node.name)}, {call})"
             return [f"        # {text}", *self.take_hoisted(), f"        {target}{call}{where}"]
@@ -267,8 +303,10 @@ class _Emitter:
         name = node.factor.distribution
         bindings = node.factor.parameters
         first = bindings[0]
+        options = [f"{key}={value!r}" for key, value in node.factor.options.items()]
         if len(bindings) == 1 and isinstance(first, NetworkParameter) and len(first.params) > 1:
-            return f"rt.{name}.from_network({self.call(first.network, first.inputs, first.hoisted)})"
+            call = self.call(first.network, first.inputs, first.hoisted)
+            return f"rt.{name}.from_network({', '.join([call, *options])})"
         arguments = []
         for binding in bindings:
             (param,) = binding.params
@@ -287,13 +325,14 @@ class _Emitter:
                 param = binding.argument or param
                 value = _linked(binding.link or "identity", self.call(binding.network, binding.inputs, binding.hoisted))
             arguments.append(f"{param}={value}")
-        return f"rt.{name}({', '.join(arguments)})"
+        return f"rt.{name}({', '.join(arguments + options)})"
 
     def factor_text(self, which: str, node: VariableNode) -> str:
         """The factor as a spec would write it, for the comment above its line."""
         assert node.factor is not None
         factor = node.factor
         arguments = [_parameter_text(b) for b in factor.parameters]
+        arguments += [f"{key} = {value}" for key, value in factor.options.items()]
         estimator = factor.estimator
         options = [f"{k} = {number_text(v)}" for k, v in estimator.options.items()] if estimator else None
         return factor_line(
@@ -367,7 +406,14 @@ def _read_in(graph: Graph) -> tuple[set[str], set[str]]:
 def _kept_lets(graph: Graph, read_before: set[str]) -> dict[str, int]:
     """A repeat's `let`s that the trace keeps, with their flat sizes: those read at the step
     before, or by a node outside the repeat (as their value at the last step that holds)."""
-    read_after = {read(text)[0] for node in graph.nodes for text in _inputs_of(node) if node.repeat is None}
+    repeat_of = {node.name: node.repeat for node in graph.nodes}
+    # read outside its own block: at the top level, or in another repeat's steps
+    read_after = {
+        name
+        for node in graph.nodes
+        for name in (read(text)[0] for text in _inputs_of(node))
+        if repeat_of.get(name) is not None and repeat_of.get(name) != node.repeat
+    }
     return {
         node.name: math.prod(node.shape)
         for node in graph.nodes
@@ -394,9 +440,24 @@ def _listed_constants(graph: Graph) -> list[tuple[VariableNode, str, list[float]
     ]
 
 
-def _linked(link: str, code: str) -> str:
-    """A network's raw output through its link (runtime/links.py), e.g. `rt.softplus(...)`."""
+def _linked(link: str, code: str, categories: int = 0) -> str:
+    """A raw output through its link (runtime/links.py), e.g. `rt.softplus(...)`; a softmax
+    normalises each group of `categories` values (a simplex's last size)."""
+    if link == "softmax":
+        return f"rt.softmax({code}, {categories})"
     return code if link == "identity" else f"rt.{link}({code})"
+
+
+def _params_of(graph: Graph) -> list[LetNode]:
+    """The learned constants a graph reads, in its order."""
+    return [node for node in graph.nodes if isinstance(node, LetNode) and node.is_param]
+
+
+def _start(node: LetNode) -> str:
+    """The raw tensor a `param` starts as: flat, like every value of a compiled model."""
+    if isinstance(node.start, list):
+        return f"torch.tensor({[float(v) for v in node.start]!r})"
+    return f"torch.full(({math.prod(node.shape)},), {float(node.start or 0.0)!r})"
 
 
 def _parameter_text(binding: Parameter) -> str:

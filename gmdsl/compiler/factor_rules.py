@@ -49,8 +49,8 @@ class FactorRules(Rules):
             self.check_inputs_are_parents(factor)
             estimator = self.check_estimator(factor, variable)
             if checked is not None:
-                info, bound = checked
-                return CheckedFactor(factor, info, bound, self.estimator_of(factor, info, estimator))
+                info, bound, options = checked
+                return CheckedFactor(factor, info, bound, self.estimator_of(factor, info, estimator), options)
         return None
 
     @staticmethod
@@ -80,6 +80,15 @@ class FactorRules(Rules):
                 )
             elif parent.name in seen:
                 self.report(error("E0207", f"parent `{parent.name}` is listed twice", parent.span))
+            elif parent.name in self.scope.params:
+                self.report(
+                    error(
+                        "E0207",
+                        f"`{parent.name}` is a learned constant (`param`), not a variable",
+                        parent.span,
+                        help=f"remove it from the parents: a factor reads `{parent.name}` without listing it",
+                    )
+                )
             elif parent.name in self.scope.lets:
                 inputs = ", ".join(sorted(self.scope.let_variable_inputs(parent.name)))
                 self.report(
@@ -113,6 +122,12 @@ class FactorRules(Rules):
             if name in scope.lets:
                 inputs = scope.let_variable_inputs(name)
                 read |= inputs
+                home = scope.repeat_of.get(name)
+                if home is not None and scope.written_in.get((factor.model, variable)) != home:
+                    # read after its block, at the last step that holds: the bound decides which, so
+                    # listing the bound as a parent is right (and not listing it is allowed)
+                    bound = scope.repeats[home].bound
+                    read |= {bound.name} if bound is not None else set()
                 stray = sorted(i for i in inputs - set(parents) - {variable} if i in scope.variables)
                 if stray:
                     self.report(
@@ -136,12 +151,14 @@ class FactorRules(Rules):
                             help=f"add it to the parents: {_with_parent(factor, name)}",
                         )
                     )
+            elif name in scope.params:
+                continue  # a learned constant: read by any factor, listed as no one's parent
             elif name in scope.nets:
                 self.report(
                     error("E0103", f"`{name}` is a network, not a variable", ident.span, help=f"call it: `{name}(...)`")
                 )
             elif name not in parents:  # an unknown parent is reported by check_parents
-                self.unknown_name(ident, "variable", {**scope.variables, **scope.lets})
+                self.unknown_name(ident, "variable", {**scope.variables, **scope.lets, **scope.params})
         for parent in factor.parents:
             if parent.name in scope.variables and parent.name not in read and parent.name != variable:
                 self.report(

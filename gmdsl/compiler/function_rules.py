@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gmdsl.runtime.registry import FUNCTIONS, TYPES
 
+from . import ast
 from .diagnostics import error
 from .rules import Rules
 
@@ -22,7 +23,10 @@ class FunctionRules(Rules):
             if not scope.calls_function(let.call):
                 continue
             function = FUNCTIONS[let.call.net.name]
-            declarations = [scope.variables.get(arg.name) or scope.lets.get(arg.name) for arg in let.call.args]
+            if function.reads_index:
+                self.check_index_reader(name, let)
+                continue
+            declarations = [scope.value(arg.name) for arg in let.call.args]
             if any(d is None for d in declarations):
                 continue  # an unknown argument is reported by the `let` rules
             types = [d.type for d in declarations if d is not None]
@@ -52,3 +56,30 @@ class FunctionRules(Rules):
                         help=f"write `let {_typed(name, 'real', output)} = ...`",
                     )
                 )
+
+    def check_index_reader(self, name: str, let: ast.LetDecl) -> None:
+        """`let pos : real[1] = step(k)`: inside `repeat k`, given k itself."""
+        function = FUNCTIONS[let.call.net.name]
+        within = self.scope.repeat_of.get(name)
+        args = let.call.args
+        if within is None or len(args) != 1 or args[0].name != within or args[0].step is not None:
+            where = f"`repeat {within}`" if within is not None else "a `repeat`"
+            index = within or "k"
+            self.report(
+                error(
+                    "E0408",
+                    f"`{function.name}` takes the index of the `repeat` its `let` is in",
+                    let.call.span,
+                    help=f"inside {where}, write `let {name} : real[1] = {function.name}({index})`",
+                )
+            )
+        elif let.type.shape != (1,) or let.type.base.name != "real":
+            self.report(
+                error(
+                    "E0409",
+                    f"`{function.name}` gives real[1], but `{name}` is declared "
+                    f"{let.type.base.name}[{', '.join(map(str, let.type.shape))}]",
+                    let.type.span,
+                    help=f"write `let {_typed(name, 'real', (1,))} = ...`",
+                )
+            )

@@ -89,6 +89,7 @@ class Factor(_Frozen):
     parents: list[str]
     parameters: list[Parameter]
     estimator: Estimator | None = None
+    options: dict[str, int] = {}  # the distribution's options (`rank`, `components`)
 
 
 class VariableNode(_Frozen):
@@ -108,7 +109,9 @@ class VariableNode(_Frozen):
 class LetNode(_Frozen):
     """A deterministic node: a network's output, through the link its type names, or a
     built-in function's value (`function`, from the registry's FUNCTIONS; then `network` is
-    None and the link the identity)."""
+    None and the link the identity), or a learned constant (a `param`: no network, no function,
+    no inputs; `start` is where its raw tensor starts, before the link: one number for every
+    element, or one per element)."""
 
     kind: Literal["let"]
     name: str
@@ -121,8 +124,13 @@ class LetNode(_Frozen):
     inputs: list[str]  # node names; `h[k-1]` reads h at the step before (see `read`)
     link: str
     function: str | None = None
+    start: float | list[float] | None = None  # a `param`'s raw start (None for every other let)
     hoisted: list[str] = []  # as in NetworkParameter
     repeat: str | None = None  # as in VariableNode
+
+    @property
+    def is_param(self) -> bool:
+        return self.start is not None
 
 
 Node = Annotated[VariableNode | LetNode, Field(discriminator="kind")]

@@ -8,9 +8,11 @@ factors (and `let`s) in, so `p(z)` written before `p(y)` is emitted before it.
 
 from __future__ import annotations
 
+import math
+
 import networkx as nx
 
-from gmdsl.runtime.registry import CONSTRAINTS
+from gmdsl.runtime.registry import CONSTRAINTS, FUNCTIONS
 
 from . import ast, ir
 from .checked import CheckedFactor, CheckedSpec
@@ -72,9 +74,12 @@ def _graph(checked: CheckedSpec, model: str) -> ir.Graph:
     for source, target, _ in edges:
         for name in (source, target):
             if name not in nodes:
-                if name not in scope.lets:
+                if name in scope.params:
+                    nodes[name] = _param(scope.params[name])
+                elif name in scope.lets:
+                    nodes[name] = _let(scope.lets[name], scope.calls_function(scope.lets[name].call))
+                else:
                     raise InternalCompilerError(f"`{name}` is read in {model} but has no {model} factor")
-                nodes[name] = _let(scope.lets[name], scope.calls_function(scope.lets[name].call))
                 written[name] = scope.order[name]
     for name in lets_computed(scope, model) - set(nodes):  # lets read only at the step before
         nodes[name] = _let(scope.lets[name], scope.calls_function(scope.lets[name].call))
@@ -144,8 +149,48 @@ def _let(let: ast.LetDecl, calls_function: bool) -> ir.LetNode:
         column=let.span.column,
         network=None if calls_function else callee,
         function=callee if calls_function else None,
-        inputs=[_input(a) for a in let.call.args],
+        # `step(k)` reads the step running, not a value: the index is no input
+        inputs=[] if calls_function and FUNCTIONS[callee].reads_index else [_input(a) for a in let.call.args],
     )
+
+
+def _param(param: ast.ParamDecl) -> ir.LetNode:
+    """A learned constant: a let of no inputs whose raw tensor starts where its link maps to the
+    written start (the link's neutral point where none is written: 0 for real, 1/2 for unit,
+    softplus(0) for positive, equal probabilities for a simplex)."""
+    base = param.type.base.name
+    link = CONSTRAINTS[base].link
+    start = param.initial
+    raw: float | list[float]
+    if start is None:
+        raw = 0.0
+    elif isinstance(start, ast.Number):
+        raw = _unlinked(link, start.value)
+    else:
+        raw = [_unlinked(link, item.value) for item in start.items]
+    return ir.LetNode(
+        kind="let",
+        link=link,
+        name=param.name.name,
+        type=base,
+        shape=list(param.type.shape),
+        line=param.span.line,
+        column=param.span.column,
+        network=None,
+        inputs=[],
+        start=raw,
+    )
+
+
+def _unlinked(link: str, value: float) -> float:
+    """The raw number that `link` maps to `value` (the checker put it in the link's range)."""
+    if link == "softplus":  # log(exp(v) - 1), kept finite for large v
+        return value + math.log(-math.expm1(-value))
+    if link == "sigmoid":
+        return math.log(value / (1 - value))
+    if link == "softmax":  # any constant added to every logit gives the same probabilities
+        return math.log(value)
+    return float(value)
 
 
 def _factor(checked: CheckedFactor) -> ir.Factor:
@@ -157,6 +202,7 @@ def _factor(checked: CheckedFactor) -> ir.Factor:
         parents=[p.name for p in checked.factor.parents],
         parameters=[_parameter(item) for item in checked.bound],
         estimator=estimator,
+        options=dict(checked.options),
     )
 
 

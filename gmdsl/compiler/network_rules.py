@@ -23,14 +23,14 @@ class NetworkRules(Rules):
         scope = self.scope
         networks: dict[str, CheckedNetwork] = {}
         uses: list[NetworkUse] = network_uses(
-            scope, ((variable, checked.bound) for (_, variable), checked in factors.items())
+            scope, ((variable, checked.bound, checked.options) for (_, variable), checked in factors.items())
         )
         # a call counts as a use even where its factor has other errors (an unknown distribution)
         used_names = {call.net.name for call in _calls(scope)}
         for use in uses:
             name = use.call.net.name
-            if name in scope.variables or name in scope.lets:
-                kind = "variable" if name in scope.variables else "`let` node"
+            if (declaration := scope.value(name)) is not None:
+                kind = {ast.VarDecl: "variable", ast.LetDecl: "`let` node", ast.ParamDecl: "`param`"}[type(declaration)]
                 self.report(
                     error(
                         "E0104",

@@ -106,6 +106,9 @@ class _ToAst(Transformer):
     def let_decl(self, meta, name, type_expr, call):
         return ast.LetDecl(_ident(name), type_expr, call, _span_of(meta))
 
+    def param_decl(self, meta, name, type_expr, initial):
+        return ast.ParamDecl(_ident(name), type_expr, initial, _span_of(meta))
+
     def factor(self, meta, model, variable, parents, distribution, estimator):
         return ast.Factor(str(model), _ident(variable), parents or (), distribution, estimator, _span_of(meta))
 
@@ -231,7 +234,7 @@ def _describe_terminal(name: str) -> str:
 
 
 def _describe_expected(expected: set[str]) -> str:
-    statement_starts = {"MODEL", "ROLE", "LET", "FACTOR", "NET", "OBJECTIVE", "REPEAT"}
+    statement_starts = {"MODEL", "ROLE", "LET", "PARAM", "FACTOR", "NET", "OBJECTIVE", "REPEAT"}
     names = set(expected)
     parts = []
     if statement_starts <= names:

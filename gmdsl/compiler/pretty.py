@@ -27,6 +27,15 @@ def _line_text(statement: ast.Statement) -> str:
         return f"{statement.role} {statement.name.name} : {type_text(statement.type)}"
     if isinstance(statement, ast.LetDecl):
         return f"let {statement.name.name} : {type_text(statement.type)} = {call_text(statement.call)}"
+    if isinstance(statement, ast.ParamDecl):
+        initial = statement.initial
+        if initial is None:
+            start = ""
+        elif isinstance(initial, ast.Number):
+            start = f" = {number_text(initial.value)}"
+        else:
+            start = f" = {numbers_text(item.value for item in initial.items)}"
+        return f"param {statement.name.name} : {type_text(statement.type)}{start}"
     if isinstance(statement, ast.Factor):
         return factor_text(statement)
     if isinstance(statement, ast.NetDecl):

@@ -29,6 +29,30 @@ def _literal(value) -> str:
     return str(value)
 
 
+_PARAMS = [
+    "",
+    "## Learned constants (`param`)",
+    "",
+    "```",
+    "param prior : simplex[10]            # a learned class prior, equal probabilities at the start",
+    "param noise : positive[1] = 0.1      # one learned noise scale for every element",
+    "param centre : real[50] = 0          # a learned prior mean",
+    "p(y) = Categorical(probs = prior)",
+    "p(z) = Normal(loc = centre, scale = 1)",
+    "p(x | y, z) = Normal(loc = decoder(y, z), scale = noise)",
+    "```",
+    "",
+    "- A `param` is one tensor trained with the networks, with no inputs. It is read wherever a variable "
+    "or `let` is read (a distribution's argument, a network's or function's input), by any factor, without "
+    "being listed as a parent (E0207); a `param` of shape `[1]` may stand for a parameter of any shape.",
+    "- Its type is `real`, `positive`, `unit` or `simplex` (E0502), reached through the same link as a "
+    "network's output (identity, softplus, sigmoid, softmax over the last size). The start, in the type's "
+    "range, is one number for every element or one per element of a one-dimensional param (E0503); "
+    "without one it starts at the link's neutral point: 0, softplus(0) = 0.69, 1/2, equal probabilities.",
+    "- A `param` or network that p and q both read is one set of weights, held by q's module.",
+    "",
+]
+
 _REPEATS = [
     "## Repeats: a random number of variables",
     "",
@@ -50,9 +74,11 @@ _REPEATS = [
     "steps past the bound's value add nothing to the objective, and a labelled count is scored like any label.",
     "- Inside the block a bare name (or `name[k]`) is this step's value and `name[k - 1]` the step before's, "
     "zeros before step 1 (E0804, E0805). A factor does not list the step before among its parents.",
-    "- After the block, a `let` of the block reads as its value at the last step that holds (a canvas, a "
-    "running sum); a repeated variable cannot be read there, but a factor may list it as a parent, meaning "
-    "all its steps (E0806). Factors are written on the side of the block where their variable is declared.",
+    "- After the block (at the top level, or inside a later repeat), a `let` or a variable of the block "
+    "reads as its value at the last step that holds (a canvas, a running sum, the last digit), zeros when "
+    "the bound is 0; a factor may also list a repeated variable as a parent, meaning all its steps. Factors "
+    "are written on the side of the block where their variable is declared (E0806).",
+    "- `let pos : real[1] = step(k)` is the number of the step running, 1..K_max (a position code).",
     "- A repeated variable is latent or supervised, never observed (E0807). A supervised one's data gives "
     "a label per step: a class for a onehot, -1 where the step has none (`digits : int [N, K_max]`); a "
     "value for any other type, NaN where the step has none (`where : float [N, K_max, 3]`). A step "
@@ -98,17 +124,35 @@ def reference() -> str:
         "logits are masked, `by enumeration` sums over the other classes, a relaxed draw puts no mass "
         "there), p never draws it, and a label or `given` value naming it is a batch error.",
         "",
-        "| distribution | on types | parameterisations | emitted by one network | notes |",
-        "|---|---|---|---|---|",
+        "Some parameters hold other numbers than one per element: a `LowRankMultivariateNormal`'s "
+        "`cov_factor` holds size x `rank`, a mixture's `weights` one per component and its members' "
+        "parameters one per component and element (marked below). The options that fix those sizes are "
+        "written among the arguments, as whole numbers: `NormalMixture(prior(y), components = 10)`, "
+        "`LowRankMultivariateNormal(encoder(x), rank = 2)` (E0310).",
+        "",
+        "A distribution marked *p only* has no reparameterised draw and no estimator, so q cannot use it "
+        "(E0311): a mixture is a prior or a likelihood, a count is observed data.",
+        "",
+        "| distribution | on types | parameterisations | emitted by one network | options | notes |",
+        "|---|---|---|---|---|---|",
     ]
+    sizes = {
+        "rank": " (size x rank)",
+        "components": " (per component)",
+        "component_values": " (per component and element)",
+    }
     for d in DISTRIBUTIONS.values():
         alternatives = " or ".join(
-            "(" + ", ".join(f"{p.name}: {p.constraint}" for p in ps) + ")" for ps in d.parameterisations
+            "(" + ", ".join(f"{p.name}: {p.constraint}{sizes.get(p.size, '')}" for p in ps) + ")"
+            for ps in d.parameterisations
         )
         emitted = ", ".join(p.name for p in d.emitted())
-        lines.append(f"| `{d.name}` | {', '.join(d.support)} | {alternatives} | {emitted} | {d.doc} |")
+        options = ", ".join(f"`{o.name}`: {o.describe()}, default {o.default}" for o in d.options) or "none"
+        notes = d.doc + ("; *p only*" if d.not_in_q else "")
+        lines.append(f"| `{d.name}` | {', '.join(d.support)} | {alternatives} | {emitted} | {options} | {notes} |")
     lines += ["", "## Parameter constraints", "", "| constraint | means | network output link |", "|---|---|---|"]
     lines += [f"| {c.name} | {c.description} | {c.link} |" for c in CONSTRAINTS.values()]
+    lines += _PARAMS
     lines += ["", "## Network builders", ""]
     for b in NETWORK_BUILDERS.values():
         lines += [f"### `{b.name}`", "", b.doc + ".", "", "| option | value | default | meaning |", "|---|---|---|---|"]

@@ -3,8 +3,8 @@ where its variables are read, which steps a reference may name, and what may rep
 
 A repeat's statements hold once per step k = 1..K_max (count is onehot[K_max + 1]); inside it a
 bare name or `name[k]` reads this step, `name[k - 1]` the step before (zeros before the first).
-Outside it, a repeated `let` reads as its value at the last step that holds (step `count`); a
-repeated variable has no one value there, so reading it is an error.
+Outside it (at the top level, or in another repeat), a repeated variable or `let` reads as its
+value at the last step that holds (step `count`, zeros at count 0).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .scope import argument_names
 _NOT_REPEATED = {
     ast.ModelDecl: "`model` names the whole spec: write it first, outside any `repeat`",
     ast.NetDecl: "a network is shared by every step: declare it outside the `repeat` and call it inside",
+    ast.ParamDecl: "a learned constant is shared by every step: declare it outside the `repeat` and read it inside",
     ast.ObjectiveDecl: "the objective belongs to the whole model: write it outside the `repeat`",
     ast.Repeat: "repeats do not nest: write the inner block after this one, with its own bound",
 }
@@ -60,7 +61,7 @@ class RepeatRules(Rules):
             return
         declaration = scope.variables.get(bound.name)
         if declaration is None:
-            if bound.name in scope.lets or bound.name in scope.nets:
+            if bound.name in scope.lets or bound.name in scope.params or bound.name in scope.nets:
                 self.report(
                     error(
                         "E0802",
@@ -111,29 +112,14 @@ class RepeatRules(Rules):
                 yield arg, scope.repeat_of.get(name), False
 
     def check_references(self) -> None:
+        """Which steps a reference names. A bare name of a repeat read outside its block (at
+        the top level or in another repeat) reads its value at the last step that holds, a
+        variable and a `let` alike; as a parent, a variable stands for all its steps."""
         scope = self.scope
         for ident, within, is_parent in self._references():
-            home = scope.repeat_of.get(ident.name)
-            known = ident.name in scope.variables or ident.name in scope.lets
             if ident.step is not None:
-                self.check_step(ident, within, home, known, is_parent)
-            elif known and home is not None and home != within and not self.read_after(ident, within, is_parent):
-                where = "outside it" if within is None else f"in `repeat {within}`"
-                self.report(
-                    error(
-                        "E0806",
-                        f"`{ident.name}` has one value per step of `repeat {home}`; it cannot be read {where}",
-                        ident.span,
-                        help=f"outside `repeat {home}`, read one of its `let`s: it gives its value at the "
-                        "last step that holds",
-                    )
-                )
-
-    def read_after(self, ident: ast.Ident, within: str | None, is_parent: bool) -> bool:
-        """Whether a repeat's name may be read outside every repeat: a `let` (as its value at
-        the last step that holds), or a variable listed as a parent (all its steps, which that
-        value is computed from)."""
-        return within is None and (ident.name in self.scope.lets or is_parent)
+                home = scope.repeat_of.get(ident.name)
+                self.check_step(ident, within, home, scope.value(ident.name) is not None, is_parent)
 
     def check_step(self, ident: ast.Ident, within: str | None, home: str | None, known: bool, is_parent: bool) -> None:
         assert ident.step is not None
@@ -251,6 +237,7 @@ def _what(statement: ast.Statement) -> str:
     return {
         ast.ModelDecl: "`model`",
         ast.NetDecl: "a `net`",
+        ast.ParamDecl: "a `param`",
         ast.ObjectiveDecl: "the `objective`",
         ast.Repeat: "another `repeat`",
     }[type(statement)]

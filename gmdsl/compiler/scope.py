@@ -12,7 +12,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from gmdsl.runtime.registry import FUNCTIONS
+from gmdsl.runtime.registry import DISTRIBUTIONS, FUNCTIONS
 
 from . import ast
 from .diagnostics import Diagnostic, error
@@ -26,6 +26,7 @@ class Scope:
     model_decl: ast.ModelDecl | None = None
     variables: dict[str, ast.VarDecl] = field(default_factory=dict)
     lets: dict[str, ast.LetDecl] = field(default_factory=dict)
+    params: dict[str, ast.ParamDecl] = field(default_factory=dict)  # learned constants
     nets: dict[str, ast.NetDecl] = field(default_factory=dict)
     factors: dict[tuple[str, str], ast.Factor] = field(default_factory=dict)  # ("p", "x") -> factor
     objective: ast.ObjectiveDecl | None = None
@@ -36,8 +37,12 @@ class Scope:
     repeat_of: dict[str, str] = field(default_factory=dict)  # a variable or let declared in a repeat -> its index
     written_in: dict[tuple[str, str], str | None] = field(default_factory=dict)  # the repeat a factor is written in
 
-    def declaration(self, name: str) -> ast.VarDecl | ast.LetDecl | ast.NetDecl | None:
-        return self.variables.get(name) or self.lets.get(name) or self.nets.get(name)
+    def declaration(self, name: str) -> ast.VarDecl | ast.LetDecl | ast.ParamDecl | ast.NetDecl | None:
+        return self.variables.get(name) or self.lets.get(name) or self.params.get(name) or self.nets.get(name)
+
+    def value(self, name: str) -> ast.VarDecl | ast.LetDecl | ast.ParamDecl | None:
+        """The declaration of a name that holds a value (a variable, a `let`, a `param`)."""
+        return self.variables.get(name) or self.lets.get(name) or self.params.get(name)
 
     def calls_function(self, call: ast.NetCall) -> bool:
         """Whether a call is of a built-in function rather than a network (a network named
@@ -81,9 +86,10 @@ def build_scope(spec: ast.Spec, report: Callable[[Diagnostic], None]) -> Scope:
     for index, (statement, within) in enumerate(ast.flat_statements(spec.statements)):
         if isinstance(statement, ast.ModelDecl):
             _declare_model(scope, statement, index, report)
-        elif isinstance(statement, (ast.VarDecl, ast.LetDecl, ast.NetDecl)):
+        elif isinstance(statement, (ast.VarDecl, ast.LetDecl, ast.ParamDecl, ast.NetDecl)):
             _declare_name(scope, statement, index, report)
-            if within is not None and not isinstance(statement, ast.NetDecl) and statement.name.name in scope.order:
+            repeats = isinstance(statement, (ast.VarDecl, ast.LetDecl))  # a net or param is one for all steps
+            if within is not None and repeats and statement.name.name in scope.order:
                 if scope.order[statement.name.name] == index:  # this declaration, not a duplicate's first
                     scope.repeat_of[statement.name.name] = within.index.name
         elif isinstance(statement, ast.Repeat):
@@ -187,7 +193,9 @@ def _declare_model(scope: Scope, statement: ast.ModelDecl, index: int, report) -
     scope.model_name = statement.name.name
 
 
-def _declare_name(scope: Scope, statement: ast.VarDecl | ast.LetDecl | ast.NetDecl, index: int, report) -> None:
+def _declare_name(
+    scope: Scope, statement: ast.VarDecl | ast.LetDecl | ast.ParamDecl | ast.NetDecl, index: int, report
+) -> None:
     name = statement.name.name
     first = scope.declaration(name)
     if first is not None:
@@ -207,6 +215,9 @@ def _declare_name(scope: Scope, statement: ast.VarDecl | ast.LetDecl | ast.NetDe
     elif isinstance(statement, ast.LetDecl):
         scope.lets[name] = statement
         scope.order[name] = index
+    elif isinstance(statement, ast.ParamDecl):
+        scope.params[name] = statement
+        scope.order[name] = index
     else:
         scope.nets[name] = statement
 
@@ -214,7 +225,11 @@ def _declare_name(scope: Scope, statement: ast.VarDecl | ast.LetDecl | ast.NetDe
 def argument_names(distribution: ast.Distribution) -> list[ast.Ident]:
     """Every name a distribution's arguments read: network inputs and bare references."""
     names: list[ast.Ident] = []  # `h[k - 1]` included: callers that want one step skip `.other_step`
+    info = DISTRIBUTIONS.get(distribution.name.name)
+    options = {o.name for o in info.options} if info is not None else set()
     for arg in distribution.args:
+        if arg.keyword is not None and arg.keyword.name in options:
+            continue  # an option is a number (distargs.py reports anything else), never a name read
         if isinstance(arg.value, ast.NetCall):
             names.extend(arg.value.args)
         elif isinstance(arg.value, ast.Reference) and arg.value.name.name != "uniform":

@@ -7,6 +7,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+from gmdsl.runtime.registry import parameter_width
 
 from . import ast
 from .distargs import Bound
@@ -25,7 +28,7 @@ class NetworkUse:
 
 
 def shape_of(scope: Scope, name: str) -> tuple[int, ...] | None:
-    declaration = scope.variables.get(name) or scope.lets.get(name)
+    declaration = scope.value(name)
     return declaration.type.shape if declaration is not None else None
 
 
@@ -36,17 +39,25 @@ def _use(scope: Scope, call: ast.NetCall, output_shape: tuple[int, ...]) -> Netw
     return NetworkUse(call, input_width, math.prod(output_shape), output_shape, shapes[0] if shapes else None)
 
 
-def network_uses(scope: Scope, factors: Iterable[tuple[str, tuple[Bound, ...]]]) -> list[NetworkUse]:
+def network_uses(scope: Scope, factors: Iterable[tuple[str, tuple[Bound, ...], dict[str, Any]]]) -> list[NetworkUse]:
     """Every network call in the spec, in source order: those of the `let` nodes, and those of
-    the factors given as (variable, its bound arguments)."""
+    the factors given as (variable, its bound arguments, its distribution's options)."""
     uses: list[NetworkUse] = []
     for let in scope.lets.values():
         if not scope.calls_function(let.call):  # a built-in function has no widths to agree on
             uses.append(_use(scope, let.call, let.type.shape))
-    for variable, bound in factors:
+    for variable, bound, options in factors:
         shape = scope.variables[variable].type.shape
         for item in bound:
             if isinstance(item.value, ast.NetCall):
-                stacked = (len(item.params) * shape[0], *shape[1:])  # parameters stack on the first axis
-                uses.append(_use(scope, item.value, stacked))
+                uses.append(_use(scope, item.value, _output_shape(item, shape, options)))
     return sorted(uses, key=lambda use: (use.call.span.line, use.call.span.column))
+
+
+def _output_shape(item: Bound, shape: tuple[int, ...], options: dict[str, Any]) -> tuple[int, ...]:
+    """The shape of a network's output that gives `item.params` of a variable of `shape`:
+    parameters of one value per element stack on the first axis (an image's stay images);
+    others (a covariance factor, a mixture's weights) make the output flat."""
+    if all(p.size == "value" for p in item.params):
+        return (len(item.params) * shape[0], *shape[1:])
+    return (sum(parameter_width(p, math.prod(shape), options) for p in item.params),)

@@ -99,7 +99,7 @@ def model_tensor(values: torch.Tensor, variable: Variable) -> torch.Tensor:
             f"{variable.size} values per example, but its field has shape {list(values.shape[1:])}"
         )
     values = values.reshape(len(values), *variable.shape)
-    if values.dtype == torch.uint8:
+    if values.dtype == torch.uint8 and variable.type != "count":  # 8-bit pixels; a count is a number
         return values.float() / 255.0
     return values.float()
 

@@ -270,6 +270,11 @@ class Trainer:
     last_saved: float = field(default=0.0, init=False)  # time.monotonic() of the last checkpoint
 
     def __post_init__(self) -> None:
+        if not any(True for _ in self.model.parameters()):
+            raise ConfigError(
+                "the model has nothing to learn: its spec calls no network and declares no `param`; "
+                "give a factor a network (`Normal(encoder(x))`) or a learned constant (`param scale : positive[1]`)"
+            )
         # fused: one kernel for all parameters (2x faster than the per-tensor loop on a CPU)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=self.settings.learning_rate, fused=True)
         self.checkpoints = Checkpoints(self.run / "checkpoint")
