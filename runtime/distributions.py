@@ -237,10 +237,16 @@ class LowRankMultivariateNormal(_WholeValue):
     def torch_distribution(self, dtype=None, device=None, like=None):
         params = self._tensors(like, dtype, device)
         factor = _flat_parameter(params["cov_factor"], self.size * self.rank)
+        diagonal = _flat_parameter(params["cov_diag"], self.size)
+        # torch factors I + F^T diag^-1 F by Cholesky, which fails once diag^-1 is near the
+        # float range: a variance below sqrt(eps) is raised to it (the gradient kept), well
+        # below anything the data can resolve
+        floor = torch.finfo(diagonal.dtype).eps ** 0.5
+        diagonal = diagonal + (floor - diagonal).clamp_min(0).detach()
         return D.LowRankMultivariateNormal(
             _flat_parameter(params["loc"], self.size),
             factor.reshape(*factor.shape[:-1], self.size, self.rank),
-            _flat_parameter(params["cov_diag"], self.size),
+            diagonal,
             validate_args=False,
         )
 

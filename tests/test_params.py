@@ -116,3 +116,11 @@ def test_training_a_spec_with_nothing_to_learn_says_so(gmdsl_cli, tmp_path) -> N
         "train", str(tmp_path / "coins.gm"), "--dataset", str(tmp_path / "coins.npz"), "--run", str(tmp_path / "run")
     )
     assert code == 1 and "nothing to learn" in err and "param" in err
+
+
+def test_a_simplex_of_one_category_starts_at_one() -> None:
+    """Its one probability is 1: a start of 1 is in range (the random specs found it refused)."""
+    from gmdsl.build import check_spec
+
+    checked = check_spec("observed x : real[1]\nparam one : simplex[1] = [1]\np(x) = Normal(loc = one, scale = 1)\n")
+    assert checked.ok, [d.message for d in checked.diagnostics]

@@ -183,7 +183,8 @@ class _Checker(Rules):
             )
             return
         constraint = CONSTRAINTS[base]
-        bad = [n for n in numbers if not (0 < n.value < 1 if base == "simplex" else constraint.admits(n.value))]
+        # a simplex's probabilities are > 0 and at most 1 (exactly 1 for a simplex of one category)
+        bad = [n for n in numbers if not (0 < n.value <= 1 if base == "simplex" else constraint.admits(n.value))]
         for number in bad:
             self.report(
                 error(
