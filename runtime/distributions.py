@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import distributions as D
 
-from .links import LINKS
+from .links import LINKS, at_least
 from .registry import CONSTRAINTS, DISTRIBUTIONS, MIXTURE_FAMILIES, parameter_width, variable_size
 
 UNIFORM = "uniform"  # a Categorical's `probs = uniform`
@@ -241,8 +241,7 @@ class LowRankMultivariateNormal(_WholeValue):
         # torch factors I + F^T diag^-1 F by Cholesky, which fails once diag^-1 is near the
         # float range: a variance below sqrt(eps) is raised to it (the gradient kept), well
         # below anything the data can resolve
-        floor = torch.finfo(diagonal.dtype).eps ** 0.5
-        diagonal = diagonal + (floor - diagonal).clamp_min(0).detach()
+        diagonal = at_least(diagonal, torch.finfo(diagonal.dtype).eps ** 0.5)
         return D.LowRankMultivariateNormal(
             _flat_parameter(params["loc"], self.size),
             factor.reshape(*factor.shape[:-1], self.size, self.rank),

@@ -15,7 +15,7 @@ def identity(raw: torch.Tensor) -> torch.Tensor:
     return raw
 
 
-def _at_least(value: torch.Tensor, low: torch.Tensor | float) -> torch.Tensor:
+def at_least(value: torch.Tensor, low: torch.Tensor | float) -> torch.Tensor:
     """`value`, raised to `low` where it falls below, its gradient kept (the raise is a constant):
     a unit pushed to the edge can still come back."""
     return value + (low - value).clamp_min(0).detach()
@@ -24,14 +24,14 @@ def _at_least(value: torch.Tensor, low: torch.Tensor | float) -> torch.Tensor:
 def softplus(raw: torch.Tensor) -> torch.Tensor:
     """A positive parameter; kept at least the dtype's eps, where softplus of an output below
     about -745 (float64; -104 in float32) would round to exactly 0, a scale of 0."""
-    return _at_least(F.softplus(raw), torch.finfo(raw.dtype).eps)
+    return at_least(F.softplus(raw), torch.finfo(raw.dtype).eps)
 
 
 def sigmoid(raw: torch.Tensor) -> torch.Tensor:
     """A parameter in (0, 1); kept eps inside the ends, which sigmoid reaches exactly for outputs
     beyond about +-37 (float64; +-17 in float32)."""
     eps = torch.finfo(raw.dtype).eps
-    value = _at_least(torch.sigmoid(raw), eps)
+    value = at_least(torch.sigmoid(raw), eps)
     return value - (value - (1 - eps)).clamp_min(0).detach()
 
 

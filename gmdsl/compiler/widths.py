@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gmdsl.runtime.registry import parameter_width
+from gmdsl.runtime.registry import Param, parameter_width
 
 from . import ast
 from .distargs import Bound
@@ -50,14 +50,14 @@ def network_uses(scope: Scope, factors: Iterable[tuple[str, tuple[Bound, ...], d
         shape = scope.variables[variable].type.shape
         for item in bound:
             if isinstance(item.value, ast.NetCall):
-                uses.append(_use(scope, item.value, _output_shape(item, shape, options)))
+                uses.append(_use(scope, item.value, output_shape(item.params, shape, options)))
     return sorted(uses, key=lambda use: (use.call.span.line, use.call.span.column))
 
 
-def _output_shape(item: Bound, shape: tuple[int, ...], options: dict[str, Any]) -> tuple[int, ...]:
-    """The shape of a network's output that gives `item.params` of a variable of `shape`:
+def output_shape(params: tuple[Param, ...], shape: tuple[int, ...], options: dict[str, Any]) -> tuple[int, ...]:
+    """The shape of a network's output that gives `params` of a variable of `shape`:
     parameters of one value per element stack on the first axis (an image's stay images);
     others (a covariance factor, a mixture's weights) make the output flat."""
-    if all(p.size == "value" for p in item.params):
-        return (len(item.params) * shape[0], *shape[1:])
-    return (sum(parameter_width(p, math.prod(shape), options) for p in item.params),)
+    if all(p.size == "value" for p in params):
+        return (len(params) * shape[0], *shape[1:])
+    return (sum(parameter_width(p, math.prod(shape), options) for p in params),)

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from gmdsl.compiler import ast
 from gmdsl.compiler.pretty import pretty
+from gmdsl.compiler.widths import output_shape
 from gmdsl.runtime.registry import (
     ACTIVATIONS,
     CONSTRAINTS,
@@ -34,7 +35,6 @@ from gmdsl.runtime.registry import (
     TYPES,
     Param,
     distributions_for,
-    parameter_width,
 )
 
 # Names a user might pick, keywords of the language among them: the contextual lexer
@@ -321,12 +321,12 @@ class _Builder:
         options.update({o.name: o.default for o in info.options if o not in written})
         args: tuple[ast.DistArg, ...]
         if bool(inputs) and draw(st.booleans()):  # one network emits every parameter
-            args = (ast.DistArg(None, self.network(inputs, _output_shape(info.emitted(), variable.shape, options))),)
+            args = (ast.DistArg(None, self.network(inputs, output_shape(info.emitted(), variable.shape, options))),)
         else:
             params = draw(st.sampled_from(info.parameterisations))
             reader = draw(st.integers(0, len(params) - 1)) if inputs else None  # this one reads every input
             values = [
-                self.network(inputs, _output_shape((p,), variable.shape, options))
+                self.network(inputs, output_shape((p,), variable.shape, options))
                 if i == reader
                 else self.bare_or_constant(p, variable, inputs, options)
                 for i, p in enumerate(params)
@@ -423,15 +423,6 @@ class _Builder:
             () if draw(st.booleans()) else _options([("temperature", ast.Number(round(draw(st.floats(0.1, 2.0)), 2)))])
         )
         return ast.Estimator(_ident("relaxation"), options)
-
-
-def _output_shape(params: tuple[Param, ...], shape: tuple[int, ...], options: dict[str, int]) -> tuple[int, ...]:
-    """The shape of a network's output that gives `params` of a variable of `shape`, as the
-    checker infers it: parameters of one value per element stack on the first axis; any other
-    makes the output flat."""
-    if all(p.size == "value" for p in params):
-        return (len(params) * shape[0], *shape[1:])
-    return (sum(parameter_width(p, math.prod(shape), options) for p in params),)
 
 
 def _objective(draw) -> ast.ObjectiveDecl:
