@@ -29,7 +29,8 @@ def _or_inf(value: float | None) -> float:
     return math.inf if value is None else value
 
 
-def _best_runs(results: dict, runs_root: Path, labels: int) -> dict[str, runs.Run]:
+def best_run_names(results: dict, labels: int) -> dict[str, str]:
+    """The run the figures show of each generative spec: of its runs with `labels` labels, the best on validation."""
     best = {}
     for setting in SPECS:
         chosen = [r for r in results["runs"] if r["setting"] == setting and r["labels"] == labels]
@@ -38,8 +39,15 @@ def _best_runs(results: dict, runs_root: Path, labels: int) -> dict[str, runs.Ru
             run = min(
                 chosen, key=lambda r: (_or_inf(r["validation_identity_error"]), _or_inf(r.get("validation_light_rmse")))
             )
-            best[setting] = runs.open_run(runs_root / run["name"], "cpu", "best")
+            best[setting] = run["name"]
     return best
+
+
+def _best_runs(results: dict, runs_root: Path, labels: int) -> dict[str, runs.Run]:
+    return {
+        setting: runs.open_run(runs_root / name, "cpu", "best")
+        for setting, name in best_run_names(results, labels).items()
+    }
 
 
 @torch.no_grad()

@@ -32,9 +32,14 @@ def add_run_options(parser: argparse.ArgumentParser, out: str, runs: str, render
     parser.add_argument("--render", action="store_true", help=f"only redraw {render}")
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment of a subprocess that may use `threads` threads: each parallel run gets its
+    share of the cores, so runs do not fight over threads."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+
 def run(command: list[str], log: Path, threads: int) -> None:
-    # Each parallel run gets its share of the cores, so runs do not fight over threads.
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = thread_env(threads)
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()

@@ -1,10 +1,14 @@
-"""Screen training recipes on MNIST with few labels, on validation error only: each recipe of
-bench/screens.toml (a spec and the `gmdsl train` settings it changes) trains a short run, and
+"""Screen training recipes on MNIST (or another dataset a recipe file's specs train on) with few
+labels, on validation error only: each recipe of bench/screens.toml (a spec and the `gmdsl train`
+settings it changes) trains a short run, and
 results/screens/README.md ranks them by their best validation error. The test set is never
 read here: the long runs of bench/reproduce_mnist.py then use the recipe that wins.
 
     .venv/bin/python bench/screen_mnist.py                        # every recipe, N = 100, 10 epochs
     .venv/bin/python bench/screen_mnist.py --only baseline enum --jobs 2
+    .venv/bin/python bench/screen_mnist.py --recipes bench/screens_fashion.toml --dataset fashion-mnist \
+        --title Fashion-MNIST --table ../fashion.md --out results/screens/fashion --runs runs/screens-fashion \
+        --epochs 20
 
 A stopped screen resumes: run the same command again (finished runs are kept, unfinished ones
 go on from their last epoch). Each run's log, metrics and config are kept under
@@ -52,6 +56,8 @@ def screen(name: str, seed: int, recipe: dict, args, logs: Path, threads: int) -
     run_dir = ROOT / args.runs / run_name
     config = logs / f"{run_name}.recipe.toml"
     settings = {**recipe.get("config", {}), "labels": args.labels, "seed": seed, "label_seed": seed}
+    if args.dataset:
+        settings["dataset"] = args.dataset
     config.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in settings.items()), encoding="utf-8")
     started = time.perf_counter()
     options = ["--config", str(config), "--device", args.device]
@@ -98,9 +104,10 @@ def markdown(results: dict) -> str:
         where = f"`{r['command']}` at commit {r['commit']}; {mnist_runs.describe(hardware)}, torch {hardware['torch']}"
         commands.setdefault(where, []).append(r["name"])
     how = "\n".join(f"- {', '.join(names)}: {where}" for where, names in commands.items())
-    return f"""# Recipe screens: MNIST, N = {results["labels"]} labels, validation error
+    title, table = results.get("title", "MNIST"), results.get("table", "../mnist.md")
+    return f"""# Recipe screens: {title}, N = {results["labels"]} labels, validation error
 
-Short runs that choose the recipe of the long runs in [../mnist.md](../mnist.md). Every number is
+Short runs that choose the recipe of the long runs in [{table.rsplit("/", 1)[-1]}]({table}). Every number is
 a validation error (10,000 training images held out, never trained on); the test set is not read.
 Each recipe is a spec plus the `gmdsl train` settings it changes (`bench/screens.toml`), ranked by
 its best validation error over the run's epochs (the mean over seeds where there are several; one
@@ -123,6 +130,10 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--dataset", help="train every recipe on this dataset (default: gmdsl train's, MNIST)")
+    parser.add_argument("--threads", type=int, help="threads per run (default: the cores shared among --jobs)")
+    parser.add_argument("--title", default="MNIST", help="the dataset's name in the page's heading")
+    parser.add_argument("--table", default="../mnist.md", help="the results page the screen chooses for")
     mnist_runs.add_run_options(parser, "results/screens", "runs/screens", "README.md from screens.json")
     args = parser.parse_args()
     out = ROOT / args.out
@@ -136,7 +147,7 @@ def main() -> None:
         sys.exit(f"no recipe {', '.join(missing)} in {args.recipes}; it has {', '.join(recipes)}")
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     jobs = [(name, seed) for name in chosen for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {job: pool.submit(screen, *job, recipes[job[0]], args, logs, threads) for job in jobs}
@@ -146,6 +157,7 @@ def main() -> None:
             sys.exit(str(exc))
     path = out / "screens.json"
     results = json.loads(path.read_text()) if path.exists() else {"labels": args.labels, "recipes": {}}
+    results.update(title=args.title, table=args.table)
     if results["labels"] != args.labels:
         sys.exit(f"{path} screens N = {results['labels']}; give another --out for N = {args.labels}")
     how = {

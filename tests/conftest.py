@@ -4,6 +4,17 @@ fast) and `thorough` for local runs: `HYPOTHESIS_PROFILE=thorough make test`."""
 import os
 from collections.abc import Callable
 
+# Under pytest-xdist (`-n auto` in pyproject.toml: a worker per core) each worker computes on one
+# thread, and so does every process a test starts (gmdsl train, torchrun's workers): two workers of
+# two threads each on two cores spend most of their time waiting on each other's threads, not
+# computing. Set before torch is imported, and again through torch for a torch already imported.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 import pytest
 from hypothesis import HealthCheck, settings
 

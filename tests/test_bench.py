@@ -13,6 +13,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+# The benchmarks give each run os.cpu_count() // --jobs threads; with --jobs 2 their runs here
+# compute on one thread each, as the test workers do (tests/conftest.py), and do not wait on
+# threads that share a core with the other worker.
+JOBS = ["--jobs", "2"]
 
 import step_time  # noqa: E402 - bench/ is a folder of scripts, importable once on the path
 
@@ -125,7 +129,7 @@ def test_a_stopped_table_resumes_and_a_finished_one_is_not_rerun(tmp_path: Path)
     env = dict(os.environ, GMDSL_DATA=str(tmp_path / "cache"))
     base = [sys.executable, "bench/reproduce_mnist.py", "--spec", "specs/mnist_one_sample.gm", "--labels", "100"]
     base += ["--seeds", "1", "--device", "cpu", "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
-    base += ["--name", "tiny"]
+    base += ["--name", "tiny", *JOBS]
 
     def table(epochs: int) -> str:
         result = subprocess.run([*base, "--epochs", str(epochs)], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -156,7 +160,7 @@ def test_the_faces_table_trains_evaluates_and_draws_on_small_generated_faces(tmp
     data = tmp_path / "faces.npz"
     np.savez_compressed(data, **faces.generate(train_per_identity=3, test_per_identity=1, seed=3))
     command = [sys.executable, "bench/faces_table.py", "--dataset", str(data), "--labels", "38", "--seeds", "1"]
-    command += ["--epochs", "1", "--only", "faces_physics", "supervised_only"]
+    command += ["--epochs", "1", "--only", "faces_physics", "supervised_only", *JOBS]
     command += ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -187,7 +191,7 @@ def test_the_fashion_mnist_table_trains_on_fashion_mnist_into_its_own_files(tmp_
     make_tiny_mnist(tmp_path / "cache" / "fashion-mnist")
     env = dict(os.environ, GMDSL_DATA=str(tmp_path / "cache"))
     command = [sys.executable, "bench/reproduce_mnist.py", "--dataset", "fashion-mnist", "--spec", "specs/fashion.gm"]
-    command += ["--labels", "100", "--seeds", "1", "--epochs", "1", "--device", "cpu", "--name", "tiny"]
+    command += ["--labels", "100", "--seeds", "1", "--epochs", "1", "--device", "cpu", "--name", "tiny", *JOBS]
     command += ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,10 +153,20 @@ def test_a_second_train_on_a_run_in_use_is_refused(gmdsl_cli, tiny: Path, tmp_pa
     assert gmdsl_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")[0] == 0  # released
 
 
+@pytest.fixture(scope="module")
+def trained_one_epoch(tiny: Path, tmp_path_factory) -> Path:
+    from gmdsl import cli
+
+    run_dir = tmp_path_factory.mktemp("one_epoch") / "run"
+    assert cli.main(["train", SPEC, "--dataset", str(tiny), "--run", str(run_dir), *FAST[:-1], "1"]) == 0
+    return run_dir
+
+
 @pytest.fixture()
-def one_epoch(gmdsl_cli, tiny: Path, tmp_path: Path) -> Path:
+def one_epoch(trained_one_epoch: Path, tmp_path: Path) -> Path:
+    """A run of one epoch, each test's own copy to damage (trained once: training is deterministic)."""
     run_dir = tmp_path / "run"
-    assert gmdsl_cli("train", SPEC, "--dataset", str(tiny), "--run", str(run_dir), *FAST[:-1], "1")[0] == 0
+    shutil.copytree(trained_one_epoch, run_dir)
     return run_dir
 
 

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,8 +105,8 @@ def test_a_missing_latest_json_is_damage_and_nothing_is_retrained(gmdsl_cli, run
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
 
 
-def _train_until(tmp_path: Path, marker: str, *flags: str) -> subprocess.CompletedProcess:
-    """`gmdsl train` in its own process, sent SIGTERM once its output shows `marker`."""
+def _train_until(tmp_path: Path, marker: str, *flags: str, after: float = 0) -> subprocess.CompletedProcess:
+    """`gmdsl train` in its own process, sent SIGTERM `after` seconds once its output shows `marker`."""
     command = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--no-progress", *flags]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -113,6 +114,7 @@ def _train_until(tmp_path: Path, marker: str, *flags: str) -> subprocess.Complet
     for line in process.stdout:
         seen.append(line)
         if marker in line:
+            time.sleep(after)
             process.send_signal(signal.SIGTERM)
             break
     out, err = process.communicate(timeout=120)
@@ -120,7 +122,8 @@ def _train_until(tmp_path: Path, marker: str, *flags: str) -> subprocess.Complet
 
 
 def test_sigterm_stops_training_like_ctrl_c(tmp_path: Path) -> None:
-    data = write_points(tmp_path, 0.5, train=20000, test=50)
+    # some 230 steps an epoch: the signal, sent as the line is read, lands long before the epoch ends
+    data = write_points(tmp_path, 0.5, train=4000, test=50)
     flags = ("--dataset", str(data), "--batch-size", "16", "--epochs", "50")
     # after an epoch is saved: exit 143, the epoch kept, and how to go on
     stopped = _train_until(tmp_path, "epoch 1/50", *flags, "--run", "kept")
@@ -128,8 +131,12 @@ def test_sigterm_stops_training_like_ctrl_c(tmp_path: Path) -> None:
     assert re.search(r"stopped by SIGTERM during epoch [12]; epochs 1\.\.1 are saved", stopped.stderr), stopped.stderr
     assert "gmdsl train --resume kept" in stopped.stderr and "Traceback" not in stopped.stderr
     assert (tmp_path / "kept" / "checkpoint" / "latest.json").exists()
-    # during a new run's first epoch: nothing is left to block the same command
-    stopped = _train_until(tmp_path, "training points on", *flags, "--run", "new")
+    # during a new run's first epoch: nothing is left to block the same command. The line is
+    # printed just before the epoch starts, so the signal waits a moment (the epoch is long: more
+    # than 1000 steps, and this run is stopped in it, whatever its length)
+    data = write_points(tmp_path / "long", 0.5, train=20000, test=50)
+    flags = ("--dataset", str(data), "--batch-size", "16", "--epochs", "50")
+    stopped = _train_until(tmp_path, "training points on", *flags, "--run", "new", after=0.5)
     assert stopped.returncode == 143, stopped.stderr
     assert "before any epoch was saved; run the same command again" in stopped.stderr
     assert not (tmp_path / "new").exists()

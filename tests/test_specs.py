@@ -144,15 +144,3 @@ def test_faces_graph_is_the_papers_model() -> None:
     assert {(s, t) for s, t, _ in _edges(model.q)} == {("x", "features")} | {("features", c) for c in causes}
     assert model.network("renderer").output_width == 1024
     assert model.network("identity_net").output_width == 38
-
-
-def test_the_readmes_known_physics_block_is_the_shipped_spec() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"\*\*Known physics\.\*\*.*?```\n(.*?)```", readme, flags=re.S)
-    assert block, "the README has no known-physics block"
-
-    def code(line: str) -> str:
-        return " ".join(line.split("#")[0].split())
-
-    spec = {code(line) for line in (ROOT / "specs" / "faces_physics.gm").read_text().splitlines()}
-    assert all(code(line) in spec for line in block.group(1).splitlines())

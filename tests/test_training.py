@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,32 @@ FAST = ["--batch-size", "64", "--samples", "2", "--labels", "20", "--no-progress
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return make_tiny_mnist(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def _trained(folder: Path, dataset: Path, epochs: int) -> Path:
+    from gmdsl import cli
+
+    run_dir = folder / "run"
+    command = ["train", MNIST, "--dataset", str(dataset), "--epochs", str(epochs), "--run", str(run_dir), *FAST]
+    assert cli.main(command) == 0
+    return run_dir
+
+
+# `gmdsl train MNIST --epochs N *FAST` on the tiny data, trained once for the tests that read it
+# (or copy it to change): training is deterministic, so a test's own run of it would be these files.
+@pytest.fixture(scope="module")
+def one_epoch(tiny: Path, tmp_path_factory) -> Path:
+    return _trained(tmp_path_factory.mktemp("one_epoch"), tiny, 1)
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tiny: Path, tmp_path_factory) -> Path:
+    return _trained(tmp_path_factory.mktemp("two_epochs"), tiny, 2)
+
+
+def _copy(run_dir: Path, to: Path) -> Path:
+    shutil.copytree(run_dir, to)
+    return to
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -87,10 +114,10 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
     assert [r["epoch"] for r in log] == [1, 2]
 
 
-def test_resuming_gives_the_weights_of_an_uninterrupted_run(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
-    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(straight), *FAST)[0] == 0
-    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(interrupted), *FAST)[0] == 0
+def test_resuming_gives_the_weights_of_an_uninterrupted_run(
+    gmdsl_cli, one_epoch: Path, two_epochs: Path, tmp_path: Path
+) -> None:
+    straight, interrupted = two_epochs, _copy(one_epoch, tmp_path / "interrupted")
     assert gmdsl_cli("train", "--resume", str(interrupted), "--epochs", "2", "--no-progress")[0] == 0
     a, b = weights(straight), weights(interrupted)
     assert a.keys() == b.keys()
@@ -182,13 +209,12 @@ def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
     return weights(run_dir)
 
 
-def test_no_unlabelled_label_reaches_the_loss(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+def test_no_unlabelled_label_reaches_the_loss(tiny: Path, one_epoch: Path, tmp_path: Path) -> None:
     """Scrambling the label of every unlabelled training example and of every validation example
     changes no weight at all."""
     from tiny_data import write_idx
 
-    template = tmp_path / "template"
-    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(template), *FAST)[0] == 0
+    template = one_epoch
     labelled = torch.tensor(json.loads((template / "labelled.json").read_text())["indices"])
     scrambled = make_tiny_mnist(tmp_path / "scrambled-data")
     labels = read_idx(scrambled / "train-labels-idx1-ubyte")
@@ -322,17 +348,17 @@ def test_without_validation_there_is_no_best_and_eval_reads_the_last_epoch(
     ids=lambda recipe: recipe[0][2:],
 )
 def test_each_training_knob_trains_and_changes_the_weights(
-    gmdsl_cli, tiny: Path, tmp_path: Path, recipe: list[str]
+    gmdsl_cli, tiny: Path, two_epochs: Path, tmp_path: Path, recipe: list[str]
 ) -> None:
     """Two epochs with the knob against two with the defaults: both train, and the knob
     changes what is learned (the step schedules only from the second epoch on)."""
+    knob = tmp_path / "knob"
+    code, _, err = gmdsl_cli(
+        "train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(knob), *FAST, *recipe
+    )
+    assert code == 0, err
     trained = {}
-    for name, flags in (("default", []), ("knob", recipe)):
-        run_dir = tmp_path / name
-        code, _, err = gmdsl_cli(
-            "train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(run_dir), *FAST, *flags
-        )
-        assert code == 0, err
+    for name, run_dir in (("default", two_epochs), ("knob", knob)):
         log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         assert all(math.isfinite(r["loss"]) and "validation_error_y" in r for r in log)
         trained[name] = weights(run_dir)
@@ -447,10 +473,9 @@ def _make_the_loss_nan(monkeypatch) -> None:
 
 
 def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
-    gmdsl_cli, tiny: Path, tmp_path: Path, monkeypatch
+    gmdsl_cli, one_epoch: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    run_dir = tmp_path / "run"
-    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
+    run_dir = _copy(one_epoch, tmp_path / "run")
     _make_the_loss_nan(monkeypatch)
     code, _, err = gmdsl_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert code == 1
@@ -547,9 +572,8 @@ def test_a_supervised_variable_the_dataset_does_not_label_is_never_labelled(
     assert "test_error_y" in out and "thick" not in out
 
 
-def test_resume_rules(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    assert gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--epochs", "1", "--run", str(run_dir), *FAST)[0] == 0
+def test_resume_rules(gmdsl_cli, one_epoch: Path, tmp_path: Path) -> None:
+    run_dir = _copy(one_epoch, tmp_path / "run")
     code, _, err = gmdsl_cli("train", "--resume", str(run_dir), "--labels", "40", "--epochs", "2")
     assert code == 1 and "labels cannot change" in err
     (tmp_path / "more.toml").write_text("epochs = 2\n")
@@ -714,16 +738,17 @@ net dec = mlp(hidden = [5])
     torch.testing.assert_close(apart, whole, rtol=1e-12, atol=1e-12)
 
 
-def test_how_a_run_is_validated_does_not_change_how_it_trains(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
+def test_how_a_run_is_validated_does_not_change_how_it_trains(
+    gmdsl_cli, tiny: Path, two_epochs: Path, tmp_path: Path
+) -> None:
     """Validation draws on forked generators: predicting by importance with many samples
-    leaves the trained weights bitwise those of plain q predictions."""
-    trained = []
-    for name, flags in (("q", []), ("importance", ["--prediction", "importance", "--predict-samples", "7"])):
-        run_dir = tmp_path / name
-        code, _, err = gmdsl_cli(
-            "train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(run_dir), *FAST, *flags
-        )
-        assert code == 0, err
-        trained.append(weights(run_dir))
+    leaves the trained weights bitwise those of plain q predictions (`two_epochs`)."""
+    run_dir = tmp_path / "importance"
+    flags = ["--prediction", "importance", "--predict-samples", "7"]
+    code, _, err = gmdsl_cli(
+        "train", MNIST, "--dataset", str(tiny), "--epochs", "2", "--run", str(run_dir), *FAST, *flags
+    )
+    assert code == 0, err
+    trained = [weights(two_epochs), weights(run_dir)]
     for key in trained[0]:
         assert torch.equal(trained[0][key], trained[1][key]), key

@@ -1,5 +1,5 @@
 """The compiler: the `.gm` language, phase by phase, each a pure function of the last one's
-result (ARCHITECTURE.md walks a spec through them):
+result (docs/architecture.md walks a spec through them):
 
     parser     text -> ast.Spec                      (grammar/gm.lark, Lark LALR)
     checker    ast.Spec -> CheckedSpec               (scope, bound arguments, widths, diagnostics)

@@ -33,6 +33,7 @@ _PARAMS = [
     "",
     "## Learned constants (`param`)",
     "",
+    "<!-- not run: a fragment that shows the syntax; tests/test_params.py checks whole specs that use it -->",
     "```",
     "param prior : simplex[10]            # a learned class prior, equal probabilities at the start",
     "param noise : positive[1] = 0.1      # one learned noise scale for every element",
@@ -56,6 +57,7 @@ _PARAMS = [
 _REPEATS = [
     "## Repeats: a random number of variables",
     "",
+    "<!-- not run: a fragment that shows the syntax; tests/test_repeat.py checks whole specs that use it -->",
     "```",
     "supervised count : onehot[4]                  # 0 to K_max = 3 steps hold",
     "repeat k < count {",
