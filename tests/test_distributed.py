@@ -59,14 +59,13 @@ def _losses(run_dir: Path) -> list[float]:
 
 @pytest.mark.parametrize("label_weight", ["row", "dataset"])
 def test_two_processes_train_as_one_process_on_the_same_global_batch(
-    gmdsl_cli, tiny: Path, tmp_path: Path, label_weight: str
+    tiny: Path, tmp_path: Path, label_weight: str
 ) -> None:
     spec = tmp_path / "counted.gm"
     spec.write_text(COUNTED)
     one, two = tmp_path / "one", tmp_path / "two"
     options = [*OPTIONS, "--dataset", str(tiny), "--label-weight", label_weight]
-    code, _, err = gmdsl_cli("train", str(spec), "--run", str(one), *options)  # one process: this one
-    assert code == 0, err
+    _gmdsl("train", str(spec), "--run", str(one), *options)
     result = _gmdsl("train", str(spec), "--run", str(two), *options, "--nproc", "2")
     assert "in 2 processes" in result.stdout
     assert result.stdout.count("done:") == 1 and result.stdout.count("epoch 2/2, loss") == 1  # rank 0 speaks
@@ -108,8 +107,7 @@ def test_a_two_process_run_stopped_by_a_signal_says_so_once(tmp_path: Path, sent
     """The signal reaches every process, as a terminal's Ctrl-C does: one message, the signal's exit code."""
     from own_data import write_points
 
-    # some 230 steps an epoch: the signal, sent as the line is read, lands long before epoch 2 ends
-    data = write_points(tmp_path, 0.5, train=4000, test=50)
+    data = write_points(tmp_path, 0.5, train=20000, test=50)
     command = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
     command += ["--run", str(tmp_path / "run"), "--batch-size", "16", "--epochs", "50", "--device", "cpu"]
     command += ["--no-progress", "--nproc", "2"]
@@ -134,7 +132,7 @@ def test_a_two_process_run_resumed_mid_epoch_records_the_epoch_s_loss(tmp_path: 
 
     from own_data import write_points
 
-    data = write_points(tmp_path, 0.5, train=2000, test=50)  # some 115 steps an epoch
+    data = write_points(tmp_path, 0.5, train=8000, test=50)
     base = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
     base += ["--batch-size", "16", "--epochs", "2", "--device", "cpu", "--no-progress", "--nproc", "2"]
     base += ["--checkpoint-every", "10"]
@@ -144,18 +142,13 @@ def test_a_two_process_run_resumed_mid_epoch_records_the_epoch_s_loss(tmp_path: 
         start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None
-    pointer = tmp_path / "stopped" / "checkpoint" / "latest.json"
     for line in process.stdout:
         if "epoch 1/2" in line:
-            # into epoch 2, past its first step checkpoint (step 10): stopped there, not by the clock
-            deadline = time.monotonic() + 120
-            while json.loads(pointer.read_text())["step"] == 0 and process.poll() is None:
-                assert time.monotonic() < deadline, "no step checkpoint of epoch 2 in 120 s"
-                time.sleep(0.01)
+            time.sleep(1.5)  # into epoch 2, past a few of its step checkpoints
             os.killpg(process.pid, signal.SIGTERM)
             break
     process.communicate(timeout=120)
-    latest = json.loads(pointer.read_text())
+    latest = json.loads((tmp_path / "stopped" / "checkpoint" / "latest.json").read_text())
     assert latest["epoch"] == 1 and latest["step"] > 0, latest  # stopped mid-epoch
     _gmdsl("train", "--resume", str(tmp_path / "stopped"), "--no-progress", "--nproc", "2")
     assert _losses(tmp_path / "stopped") == _losses(tmp_path / "straight")
