@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -161,7 +160,7 @@ def main() -> None:
         return
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = mnist_runs.threads_per_run(args.jobs)
     jobs = [(s, n, seed) for s in args.only for n in args.labels for seed in range(args.seeds)]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:

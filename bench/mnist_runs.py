@@ -32,6 +32,14 @@ def add_run_options(parser: argparse.ArgumentParser, out: str, runs: str, render
     parser.add_argument("--render", action="store_true", help=f"only redraw {render}")
 
 
+def threads_per_run(jobs: int) -> int:
+    """Each of `jobs` runs at once gets its share of the cores, and no more threads than an
+    OMP_NUM_THREADS already set allows (a test worker's one thread, a scheduler's limit)."""
+    share = max(1, (os.cpu_count() or 1) // jobs)
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(limit)) if limit.isdigit() and int(limit) > 0 else share
+
+
 def thread_env(threads: int) -> dict[str, str]:
     """The environment of a subprocess that may use `threads` threads: each parallel run gets its
     share of the cores, so runs do not fight over threads."""

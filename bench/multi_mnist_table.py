@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -177,7 +176,7 @@ def main() -> None:
         results = json.loads((out / "multi_mnist.json").read_text())
         (out / "multi_mnist.md").write_text(markdown(results), encoding="utf-8")
         return
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = mnist_runs.threads_per_run(args.jobs)
     started = time.time()
     # seed by seed, the most labelled settings first: a table stopped part way has whole rows of seeds;
     # then the runs with the digits labelled too

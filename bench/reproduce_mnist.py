@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -137,7 +136,7 @@ def main() -> None:
         return
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = mnist_runs.threads_per_run(args.jobs)
     jobs = [(labels, seed) for labels in args.labels for seed in range(args.seeds)]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(train_and_evaluate, args, labels, seed, logs, threads) for labels, seed in jobs]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -147,7 +146,7 @@ def main() -> None:
         sys.exit(f"no recipe {', '.join(missing)} in {args.recipes}; it has {', '.join(recipes)}")
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = args.threads or mnist_runs.threads_per_run(args.jobs)
     jobs = [(name, seed) for name in chosen for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {job: pool.submit(screen, *job, recipes[job[0]], args, logs, threads) for job in jobs}
