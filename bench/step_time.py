@@ -94,8 +94,8 @@ def step_times(spec: str, batch_size: int, samples: int, rounds: int, device: st
         synchronise(where)
         return time.perf_counter() - start
 
-    for name in losses:  # warm up
-        for _ in range(5):
+    for name in losses:  # warm up (as many steps as are timed, up to 5: a smoke run of 1 round is quick)
+        for _ in range(min(5, rounds)):
             step(name)
     times: dict[str, list[float]] = {name: [] for name in losses}
     for _ in range(rounds):

@@ -180,30 +180,6 @@ def test_the_faces_table_trains_evaluates_and_draws_on_small_generated_faces(tmp
     assert logs and all(log.read_text() == text for log, text in logs.items())  # nothing trained again
 
 
-def test_the_fashion_mnist_table_trains_on_fashion_mnist_into_its_own_files(tmp_path: Path) -> None:
-    """--dataset fashion-mnist: the runs train on that dataset (a tiny stand-in in its cache
-    folder), and the table, its own files, has Fashion-MNIST's label counts and no MNIST
-    reference rows."""
-    import subprocess
-
-    from tiny_data import make_tiny_mnist
-
-    make_tiny_mnist(tmp_path / "cache" / "fashion-mnist")
-    env = dict(os.environ, GMDSL_DATA=str(tmp_path / "cache"))
-    command = [sys.executable, "bench/reproduce_mnist.py", "--dataset", "fashion-mnist", "--spec", "specs/fashion.gm"]
-    command += ["--labels", "100", "--seeds", "1", "--epochs", "1", "--device", "cpu", "--name", "tiny", *JOBS]
-    command += ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads((tmp_path / "out" / "logs" / "tiny-n100-seed0.config.json").read_text())["dataset"] == (
-        "fashion-mnist"
-    )
-    table = (tmp_path / "out" / "fashion.md").read_text()
-    assert table.startswith("# Fashion-MNIST test error (%) with N labelled examples")
-    assert "| model | N = 100 | N = 1000 | N = 3000 |" in table and "Siddharth" not in table
-    assert not (tmp_path / "out" / "mnist.md").exists()
-
-
 def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
     import multi_mnist_table
 

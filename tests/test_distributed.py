@@ -107,7 +107,7 @@ def test_a_two_process_run_stopped_by_a_signal_says_so_once(tmp_path: Path, sent
     """The signal reaches every process, as a terminal's Ctrl-C does: one message, the signal's exit code."""
     from own_data import write_points
 
-    data = write_points(tmp_path, 0.5, train=20000, test=50)
+    data = write_points(tmp_path, 0.5, train=6000, test=50)
     command = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
     command += ["--run", str(tmp_path / "run"), "--batch-size", "16", "--epochs", "50", "--device", "cpu"]
     command += ["--no-progress", "--nproc", "2"]

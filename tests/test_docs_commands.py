@@ -222,49 +222,80 @@ def test_the_step_time_bench() -> None:
     assert re.search(r"ratio compiled / hand-written: \d\.\d{3}", result.stdout), result.stdout
 
 
-@pytest.mark.parametrize("line", _lines_starting(".venv/bin/python bench/reproduce_mnist.py"))
-def test_the_reproduce_bench(line: str, tmp_path: Path) -> None:
-    """The docs' lines with a small table appended (the last flag wins): 10 labels, one seed,
-    one epoch on tiny data (standing in for Fashion-MNIST too), on the CPU, written to tmp_path.
-    A supervised-only baseline's row draws no style grid: its decoder is untrained."""
+def _effective(words: list[str]) -> tuple:
+    """A bench line's options as argparse ends up with them: each flag's last values."""
+    options: dict[str, tuple[str, ...]] = {}
+    flag = ""
+    for word in words[1:]:
+        if word.startswith("--"):
+            flag = word
+            options[flag] = ()
+        else:
+            options[flag] = (*options.get(flag, ()), word)
+    return (words[0], tuple(sorted(options.items())))
+
+
+def _distinct(prefix: str, small: list[str]) -> list[str]:
+    """The docs' lines starting with `prefix`, one of each that `small` (appended) makes the same
+    command: a GPU variant of a line differs only in --jobs and --device, which the test sets."""
+    kept: dict[tuple, str] = {}
+    for line in _lines_starting(prefix):
+        kept.setdefault(_effective([*line.split(), *small]), line)
+    return list(kept.values())
+
+
+def _run_small(line: str, small: list[str], tmp_path: Path, out: str) -> subprocess.CompletedProcess:
+    """A bench line run with `small` and outputs in tmp_path appended, on tiny MNIST (standing
+    in for Fashion-MNIST too)."""
     from tiny_data import make_tiny_mnist
 
-    small = ["--labels", "10", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--device", "cpu"]
-    outputs = ["--out", str(tmp_path / "results"), "--runs", str(tmp_path / "runs")]
-    command = [*_venv_words(line), *small, *outputs]
+    outputs = ["--out", str(tmp_path / out), "--runs", str(tmp_path / "runs")]
     env = _tiny_cache(tmp_path)
     make_tiny_mnist(tmp_path / "cache" / "fashion-mnist")
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run([*_venv_words(line), *small, *outputs], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    stem = "fashion" if "fashion-mnist" in line else "mnist"
-    table = (tmp_path / "results" / f"{stem}.md").read_text(encoding="utf-8")
+    return result
+
+
+SMALL_TABLE = ["--labels", "10", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("line", _distinct(".venv/bin/python bench/reproduce_mnist.py", SMALL_TABLE))
+def test_the_reproduce_bench(line: str, tmp_path: Path) -> None:
+    """The docs' lines with a small table appended (the last flag wins): 10 labels, one seed,
+    one epoch on tiny data, on the CPU, written to tmp_path. A supervised-only baseline's row
+    draws no style grid: its decoder is untrained. A Fashion-MNIST table trains on that dataset
+    into its own files, with its own label counts and no MNIST reference rows."""
+    _run_small(line, SMALL_TABLE, tmp_path, "results")
+    results = tmp_path / "results"
+    fashion = "fashion-mnist" in line
+    stem = "fashion" if fashion else "mnist"
+    table = (results / f"{stem}.md").read_text(encoding="utf-8")
     assert "checkpoint chosen on validation" in table
     baseline = "--supervised-only" in line
     assert ("supervised-only baseline" in table) == baseline
-    assert (tmp_path / "results" / f"{stem}_style.png").exists() != baseline
-    setting = json.loads((tmp_path / "results" / f"{stem}.json").read_text())["settings"][-1]
+    assert (results / f"{stem}_style.png").exists() != baseline
+    setting = json.loads((results / f"{stem}.json").read_text())["settings"][-1]
     assert setting["selection"] == "validation" and setting["runs"][0]["chosen_epoch"] == 1
+    config = json.loads((results / "logs" / f"{setting['runs'][0]['name']}.config.json").read_text())
+    assert config["dataset"] == ("fashion-mnist" if fashion else "mnist")
+    title = "Fashion-MNIST" if fashion else "MNIST"
+    assert table.startswith(f"# {title} test error (%) with N labelled examples")
+    assert ("Siddharth" in table) != fashion and not (results / f"{'mnist' if fashion else 'fashion'}.md").exists()
 
 
 @pytest.mark.parametrize("line", _lines_starting(".venv/bin/python bench/screen_mnist.py"))
 def test_the_screen_bench(line: str, tmp_path: Path) -> None:
     """The docs' line with a small screen appended (the last flag wins): the first two recipes of
-    its recipes file, one seed, one epoch on tiny data (standing in for Fashion-MNIST too),
-    written to tmp_path; the table ranks them on validation error."""
-    from tiny_data import make_tiny_mnist
-
+    its recipes file, one seed, one epoch on tiny data, written to tmp_path; the table ranks
+    them on validation error."""
     from gmdsl.train.settings import tomllib
 
     words = line.split()
     recipes_file = words[words.index("--recipes") + 1] if "--recipes" in words else "bench/screens.toml"
     first_two = list(tomllib.loads((ROOT / recipes_file).read_text(encoding="utf-8")))[:2]
     small = ["--only", *first_two, "--labels", "10", "--seeds", "0", "--epochs", "1", "--device", "cpu"]
-    outputs = ["--out", str(tmp_path / "screens"), "--runs", str(tmp_path / "runs")]
-    command = [*_venv_words(line), *small, *outputs]
-    env = _tiny_cache(tmp_path)
-    make_tiny_mnist(tmp_path / "cache" / "fashion-mnist")
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _run_small(line, small, tmp_path, "screens")
     table = (tmp_path / "screens" / "README.md").read_text(encoding="utf-8")
     assert all(f"| **{name}**" in table for name in first_two) and "best validation error" in table
 
