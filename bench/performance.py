@@ -19,7 +19,12 @@ Sections:
   `--evaluate-every` steps (not counted in the clock), gmdsl's specs against Pyro's SS-VAE
   tutorial configuration (bench/pyro_ssvae.py, needs `pip install pyro-ppl`), Pyro capped at
   `--pyro-budget` seconds;
-- scaling: step time against batch size and against samples (results/performance.png).
+- scaling: step time against batch size and against samples (results/performance.png);
+- precision: the MNIST table's recipe at N = 100 trained by `gmdsl train` in fp32 and in bf16,
+  `--precision-seeds` seeds of `--precision-epochs` epochs each: time per epoch, validation
+  error, and time to 15% and 10% validation error. The runs live in runs/precision and resume,
+  so a stopped section, or one asked for more epochs, goes on where it stood; their per-epoch
+  logs are kept in results/precision/.
 
 Measure alone on the machine: a second job halves every figure.
 """
@@ -52,7 +57,7 @@ from gmdsl.train.loop import Trainer, training_loss
 from gmdsl.train.settings import TrainSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("machine", "steps", "profile", "compile", "epochs", "accuracy", "scaling")
+SECTIONS = ("machine", "steps", "profile", "compile", "epochs", "accuracy", "scaling", "precision")
 STEP_CASES = [  # (spec, samples, what it shows)
     ("mnist", 1, "relaxed y, one sample"),
     ("mnist", 8, "relaxed y, 8 samples (the spec's)"),
@@ -70,6 +75,8 @@ EPOCH_SPECS = [
 ]
 ACCURACY_SPECS = ["mnist_wide"]  # the fastest to 90% of the 3-epoch screens in results/mnist.md
 TARGETS = (0.90, 0.95)
+PRECISION_SPEC = "mnist_wide_enum"  # the MNIST table's recipe, chosen on validation (results/screens)
+PRECISION_TARGETS = (15.0, 10.0)  # validation error (%) at N = 100
 
 
 # --- machine -------------------------------------------------------------------------------
@@ -355,6 +362,97 @@ def accuracy(labels: int, evaluate_every: int, gmdsl_budget: float, pyro_budget:
     return out
 
 
+# --- precision -----------------------------------------------------------------------------
+
+
+def precision(epochs: int, seeds: int, device: str, runs_folder: Path, logs: Path) -> dict:
+    """The table's recipe at N = 100 in fp32 and in bf16, each seed a `gmdsl train` run of
+    `epochs` (resumed where it stands); per run, each epoch's training seconds and validation error."""
+    spec = ROOT / "specs" / f"{PRECISION_SPEC}.gm"
+    gmdsl = [sys.executable, "-m", "gmdsl", "train"]
+    logs.mkdir(parents=True, exist_ok=True)
+    out: dict = {"spec": PRECISION_SPEC, "labels": 100, "epochs": epochs, "runs": {}}
+    for name in ("fp32", "bf16"):
+        for seed in range(seeds):
+            run = runs_folder / f"{name}-seed{seed}"
+            if (run / "config.json").exists():
+                command = [*gmdsl, "--resume", str(run), "--epochs", str(epochs), "--no-progress"]
+            else:
+                command = [*gmdsl, str(spec), "--labels", "100", "--epochs", str(epochs), "--seed", str(seed)]
+                command += ["--label-seed", str(seed), "--precision", name, "--device", device]
+                command += ["--run", str(run), "--no-progress"]
+            subprocess.run(command, check=True, cwd=ROOT)
+            kept = logs / f"{name}-seed{seed}.metrics.jsonl"
+            kept.write_text((run / "metrics.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+            records = [json.loads(line) for line in kept.read_text(encoding="utf-8").splitlines()][:epochs]
+            out["runs"].setdefault(name, []).append(
+                [{"epoch": r["epoch"], "seconds": r["seconds"], "error": r["validation_error_y"]} for r in records]
+            )
+            print(f"precision {name} seed {seed}: {out['runs'][name][-1][-1]}", flush=True)
+    return out
+
+
+def time_to(records: list[dict], target: float) -> float | None:
+    """Training seconds until the first epoch at or below `target` validation error."""
+    total = 0.0
+    for record in records:
+        total += record["seconds"]
+        if record["error"] <= target:
+            return total
+    return None
+
+
+def _spread(values: list[float], unit: str = "") -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}{unit}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}{unit}"
+
+
+def precision_lines(p: dict) -> list[str]:
+    epochs = p["epochs"]
+    per_epoch = {name: statistics.mean(r["seconds"] for run in seeds for r in run) for name, seeds in p["runs"].items()}
+    lines = [
+        "## Precision: bf16 against fp32",
+        "",
+        f"`specs/{p['spec']}.gm` (the MNIST table's recipe) with {p['labels']} labels, "
+        f"{len(p['runs']['fp32'])} seeds of {epochs} epochs each, trained by `gmdsl train --precision fp32` "
+        "and `--precision bf16` (the networks under autocast; the log-densities, importance weights and "
+        "sums in fp32), one run at a time on all the machine's threads. Seconds are training only "
+        "(validation not counted). A time to a validation error is the training time until the first "
+        "epoch at or below it: the mean over seeds, or how many seeds reached it.",
+        "",
+        _row(
+            "precision",
+            "epoch (s)",
+            "epoch / fp32",
+            f"validation error at epoch {epochs} (%)",
+            "best validation error (%)",
+            *(f"to {target:.0f}% (s)" for target in PRECISION_TARGETS),
+        ),
+        "|---" * (5 + len(PRECISION_TARGETS)) + "|",
+    ]
+    for name, seeds in p["runs"].items():
+        cells = []
+        for target in PRECISION_TARGETS:
+            times = [t for t in (time_to(run, target) for run in seeds) if t is not None]
+            if len(times) == len(seeds):
+                cells.append(f"{statistics.mean(times):.0f}")
+            else:
+                cells.append(f"{len(times)} of {len(seeds)} seeds within {epochs} epochs")
+        lines.append(
+            _row(
+                name,
+                f"{per_epoch[name]:.1f}",
+                f"**{per_epoch[name] / per_epoch['fp32']:.2f}**",
+                _spread([run[-1]["error"] for run in seeds]),
+                _spread([min(r["error"] for r in run) for run in seeds]),
+                *cells,
+            )
+        )
+    lines.append("")
+    return lines
+
+
 # --- scaling -------------------------------------------------------------------------------
 
 
@@ -539,6 +637,8 @@ def markdown(results: dict) -> str:
             best_cell = f"{100 * best['test_accuracy']:.2f}% ({best['train_seconds']:.0f} s)"
             lines.append(_row(name, *cells, best_cell))
         lines.append("")
+    if "precision" in results:
+        lines += precision_lines(results["precision"])
     if "scaling" in results:
         lines += [
             "## How cost grows",
@@ -648,6 +748,9 @@ def main() -> None:
     parser.add_argument("--pyro-budget", type=float, default=600.0, help="seconds of training for Pyro")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where gmdsl trains and is timed")
     parser.add_argument("--out", default="results", help="where performance.json, .md and .png go")
+    parser.add_argument("--precision-epochs", type=int, default=10, help="epochs of each precision section run")
+    parser.add_argument("--precision-seeds", type=int, default=3)
+    parser.add_argument("--precision-runs", default="runs/precision", help="where the precision runs train")
     args = parser.parse_args()
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -665,6 +768,9 @@ def main() -> None:
                 args.labels, args.evaluate_every, args.gmdsl_budget, args.pyro_budget, args.device
             ),
             "scaling": lambda: scaling(max(1, args.rounds // 4), args.device),  # a quarter: its steps are large
+            "precision": lambda: precision(
+                args.precision_epochs, args.precision_seeds, args.device, ROOT / args.precision_runs, out / "precision"
+            ),
         }
         for section in args.sections:
             if section != "machine":

@@ -359,14 +359,27 @@ _checkpoint_option = click.option(
     help="Test rows for the log-likelihood estimate.",
 )
 @click.option("--device", type=click_type("device"), default="auto", help="Where to evaluate (auto: a GPU if any).")
+@click.option(
+    "--precision",
+    type=click_type("precision"),
+    help="What the networks compute in: fp32, bf16 or auto (default: the precision the run trained in).",
+)
 @_checkpoint_option
 @_dataset_option
-def evaluate(run_dir: str, samples: int | None, rows: int, device: str, checkpoint: str, dataset: str | None) -> int:
+def evaluate(
+    run_dir: str,
+    samples: int | None,
+    rows: int,
+    device: str,
+    precision: str | None,
+    checkpoint: str,
+    dataset: str | None,
+) -> int:
     """Validation and test error / RMSE, ELBO and log-likelihood of a trained run (a table,
-    and RUN/eval-best.json or RUN/eval-last.json)."""
+    and RUN/eval-best.json or RUN/eval-last.json), in the precision it says."""
     from .train.command import run_evaluation
 
-    run_evaluation(Path(run_dir), samples, rows, device, checkpoint, dataset)
+    run_evaluation(Path(run_dir), samples, rows, device, checkpoint, dataset, precision)
     return EXIT_OK
 
 

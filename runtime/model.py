@@ -12,11 +12,14 @@ from torch import nn
 
 from . import objective as estimators
 from .batch import BatchError, flat_value, prepare
+from .networks import Network
 from .registry import DEFAULT_OBJECTIVE, OBJECTIVES
 from .shapes import broadcast_shapes
 from .trace import Generation, Recognition, Variable
 
 _DEFAULTS = OBJECTIVES[DEFAULT_OBJECTIVE].defaults()
+# what the networks compute in, by name (CompiledModel.set_precision); None: the model's own dtype
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class CompiledModel(nn.Module):
     options = ObjectiveOptions()
     constant_weights = False  # no label has a sampled ancestor in q: log q(y | x) is exact
     enumerated: tuple[str, ...] = ()  # the discrete variables q sums out by enumeration
+    precision = "fp32"  # what the networks compute in: set_precision
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()
@@ -58,6 +62,18 @@ class CompiledModel(nn.Module):
         self.decoder = decoder
         self.register_buffer("_dtype_device", torch.zeros(()), persistent=False)  # follows .to() and .double()
         self.by_name = {v.name: v for v in self.variables}
+
+    def set_precision(self, precision: str) -> CompiledModel:
+        """Run every network in `precision`: fp32, or bf16 (matrix products and convolutions
+        under torch.autocast, each network's output back in fp32). The log-densities, the
+        importance weights and the objective's sums stay in fp32, and so do the weights."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")
+        for module in self.modules():
+            if isinstance(module, Network):
+                module.compute_dtype = PRECISIONS[precision]
+        self.precision = precision
+        return self
 
     def _dtype_and_device(self) -> tuple[torch.dtype, torch.device]:
         """The dtype and device the model's parameters are in (a buffer follows .to() and .double())."""

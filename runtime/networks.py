@@ -14,7 +14,7 @@ it hoists (`Share`). The weight is split, not copied, so the parameters are the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -39,6 +39,37 @@ def join(*inputs: torch.Tensor) -> torch.Tensor:
     return torch.cat([t.expand(*lead, t.shape[-1]) for t in inputs], dim=-1)
 
 
+class Share(NamedTuple):
+    """An input of a network call that compiled code hoists: `finish` multiplies it by its own
+    block of the first layer, at its own leading dimensions, apart from the other inputs."""
+
+    value: torch.Tensor
+
+
+class Network(nn.Module):
+    """What every network builder returns: a module that can run its arithmetic in a lower
+    precision. With `compute_dtype` set (CompiledModel.set_precision), a call runs under
+    torch.autocast in that dtype (matrix products and convolutions in bf16, accumulating in
+    fp32) and gives its output back in its inputs' dtype, so the log-densities, importance
+    weights and sums computed from it stay in fp32. The weights stay fp32 either way."""
+
+    compute_dtype: torch.dtype | None = None
+
+    def in_precision(self, compute: Callable[[], torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """`compute()` in the network's precision, its output in `like`'s dtype; inside another
+        network's autocast (a Conv's dense layers), as that one runs."""
+        device = like.device.type
+        if self.compute_dtype is None or torch.is_autocast_enabled(device):
+            return compute()
+        with torch.autocast(device, dtype=self.compute_dtype):
+            out = compute()
+        return out.to(like.dtype)
+
+
+def _value(item: torch.Tensor | Share) -> torch.Tensor:
+    return item.value if isinstance(item, Share) else item
+
+
 def _dense(widths: Sequence[int], activation: str) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
@@ -48,37 +79,35 @@ def _dense(widths: Sequence[int], activation: str) -> list[nn.Module]:
     return layers
 
 
-class Share(NamedTuple):
-    """An input of a network call that compiled code hoists: `finish` multiplies it by its own
-    block of the first layer, at its own leading dimensions, apart from the other inputs."""
-
-    value: torch.Tensor
-
-
 def _first_layer(layer: nn.Linear, inputs: Sequence[torch.Tensor | Share]) -> torch.Tensor:
     """The first layer's output for its inputs, in order: each `Share` times its block of the
     weight's columns, each run of other inputs joined and times its block, the products added
     with broadcasting. When every input varies alike there is nothing to gain: one product."""
-    values = [item.value if isinstance(item, Share) else item for item in inputs]
+    values = [_value(item) for item in inputs]
     if len({value.shape[:-1] for value in values}) == 1:
         return layer(join(*values))
     runs: list[list[torch.Tensor]] = []
     for item, previous in zip(inputs, [Share(values[0]), *inputs[:-1]], strict=True):
         if isinstance(item, Share) or isinstance(previous, Share):
             runs.append([])
-        runs[-1].append(item.value if isinstance(item, Share) else item)
+        runs[-1].append(_value(item))
     # one split of the weight, so that its gradient is one concatenation of the blocks' gradients
     blocks = layer.weight.split([sum(value.shape[-1] for value in run) for run in runs], dim=1)
     products = sorted((F.linear(join(*run), block) for run, block in zip(runs, blocks, strict=True)), key=torch.numel)
-    total = products[0] + layer.bias  # the smallest first: broadcasting grows the sum only when it must
+    # the smallest first: broadcasting grows the sum only when it must (the bias in the products' dtype: bf16
+    # under autocast)
+    total = products[0] + layer.bias.to(products[0].dtype)
     for product in products[1:]:
         total = total + product
     return total
 
 
-class Dense(nn.Sequential):
+class Dense(nn.Sequential, Network):
     """An MLP: linear layers with an activation between them (a Sequential, so its
     state-dict keys are `0.weight`, `0.bias`, `2.weight`, ...)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Sequential's name
+        return self.in_precision(lambda: nn.Sequential.forward(self, input), input)
 
     @property
     def first(self) -> nn.Linear:
@@ -88,10 +117,14 @@ class Dense(nn.Sequential):
 
     def finish(self, *inputs: torch.Tensor | Share) -> torch.Tensor:
         """The network's output for its inputs given apart, some of them hoisted `Share`s."""
-        hidden = _first_layer(self.first, inputs)
-        for layer in list(self)[1:]:
-            hidden = layer(hidden)
-        return hidden
+
+        def compute() -> torch.Tensor:
+            hidden = _first_layer(self.first, inputs)
+            for layer in list(self)[1:]:
+                hidden = layer(hidden)
+            return hidden
+
+        return self.in_precision(compute, _value(inputs[0]))
 
 
 def _start_bias(layer: nn.Module, output_bias: float | None) -> None:
@@ -114,7 +147,7 @@ def mlp(
     return network
 
 
-class _LeadingDims(nn.Module):
+class _LeadingDims(Network):
     """Runs an image network over [N, C, H, W] for inputs with any leading dimensions."""
 
     def run(self, flat: torch.Tensor, body) -> torch.Tensor:
@@ -161,16 +194,23 @@ class Conv(_LeadingDims):
         return self.run(image, lambda rows: self.convolutions(rows.reshape(-1, *self.image_shape)))
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
-        features = self._features(flat[..., : self.image_width])
-        return self.dense(torch.cat([features, flat[..., self.image_width :]], dim=-1))
+        def compute() -> torch.Tensor:
+            features = self._features(flat[..., : self.image_width])
+            return self.dense(torch.cat([features, flat[..., self.image_width :]], dim=-1))
+
+        return self.in_precision(compute, flat)
 
     def finish(self, *inputs: torch.Tensor | Share) -> torch.Tensor:
         """The image (the first input) goes through the convolutions at its own dimensions; the
         other inputs follow its features into the dense layers."""
         image, *others = inputs
-        if isinstance(image, Share):
-            return self.dense.finish(Share(self._features(image.value)), *others)
-        return self.dense.finish(self._features(image), *others)
+
+        def compute() -> torch.Tensor:
+            if isinstance(image, Share):
+                return self.dense.finish(Share(self._features(image.value)), *others)
+            return self.dense.finish(self._features(image), *others)
+
+        return self.in_precision(compute, _value(image))
 
 
 class Deconv(_LeadingDims):
@@ -216,13 +256,13 @@ class Deconv(_LeadingDims):
         return self.run(dense, body)
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
-        return self._image(self.dense(flat))
+        return self.in_precision(lambda: self._image(self.dense(flat)), flat)
 
     def finish(self, *inputs: torch.Tensor | Share) -> torch.Tensor:
-        return self._image(self.dense.finish(*inputs))
+        return self.in_precision(lambda: self._image(self.dense.finish(*inputs)), _value(inputs[0]))
 
 
-class Gru(nn.Module):
+class Gru(Network):
     """A GRU cell over inputs with any leading dimensions: the joined inputs' last
     `output_width` columns are the state it updates, the columns before them its input."""
 
@@ -234,11 +274,11 @@ class Gru(nn.Module):
     def forward(self, joined: torch.Tensor) -> torch.Tensor:
         lead, width = joined.shape[:-1], self.state_width
         flat = joined.reshape(-1, joined.shape[-1])
-        return self.cell(flat[:, :-width], flat[:, -width:]).reshape(*lead, width)
+        return self.in_precision(lambda: self.cell(flat[:, :-width], flat[:, -width:]).reshape(*lead, width), joined)
 
     def finish(self, *inputs: torch.Tensor | Share) -> torch.Tensor:
         """Hoisting saves nothing here: the cell's gates mix every input at once."""
-        return self(join(*(i.value if isinstance(i, Share) else i for i in inputs)))
+        return self(join(*(_value(i) for i in inputs)))
 
 
 # The builders a compiled module calls: `rt.NAME(*arguments, **options)`, with the arguments

@@ -90,6 +90,7 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
         "checkpoint",
         "epoch",
         "chosen_by",
+        "precision",
         "validation_error_y",
         "validation_elbo",
         "test_error_y",
@@ -98,6 +99,7 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
         "log_likelihood_samples",
         "log_likelihood_rows",
     }
+    assert results["precision"] == "fp32" and "in fp32:" in out
     assert 0 <= results["test_error_y"] <= 100 and results["test_log_likelihood"] < 0
     assert "test_error_y" in out and "validation_error_y" in out and "best checkpoint (epoch 1)" in out
     assert results["checkpoint"] == "best" and results["epoch"] == 1

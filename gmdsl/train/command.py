@@ -115,6 +115,8 @@ def _start(
     # a missing GPU is found out before anything is written
     device = distributed.device_of(ranks, runs.choose_device(settings.device))
     distributed.join(ranks, device)
+    # the run records the precision it uses, so that a resumed run keeps it on any machine
+    settings = settings.model_copy(update={"precision": runs.resolve_precision(settings.precision, device)})
     chosen = (Path(run_dir) if run_dir else runs.new_run_path(model.name)) if ranks.main else None
     path = Path(distributed.broadcast_text(ranks, str(chosen) if chosen else None))
     if not ranks.main:
@@ -150,6 +152,7 @@ def _train(
         say("note: --compile measured slower than eager steps on CPUs (results/performance.md); it is for GPUs")
     torch.manual_seed(settings.seed)  # before the model is built: the seed fixes its initial weights
     compiled = runs.build_model(model_class, device)
+    compiled.set_precision(runs.resolve_precision(settings.precision, device))
     data = training_data(bound, device)
     trainer = Trainer(compiled, data, settings, path, device, progress=progress, ranks=ranks)
     start = Position(0)
@@ -167,7 +170,7 @@ def _train(
     processes = f" in {ranks.world} processes" if ranks.distributed else ""
     say(
         f"training {compiled.name} on {settings.dataset} ({data.size} examples, {labelled} labelled; "
-        f"{validation} held out for validation) on {device}{processes}, {begin}; run: {path}"
+        f"{validation} held out for validation) on {device}{processes} in {compiled.precision}, {begin}; run: {path}"
     )
 
     def report(record: dict) -> None:
@@ -224,12 +227,19 @@ def _check_resume(saved: TrainSettings, asked: TrainSettings) -> None:
 
 
 def run_evaluation(
-    path: Path, samples: int | None, rows: int, device: str, checkpoint: str, dataset: str | None = None
+    path: Path,
+    samples: int | None,
+    rows: int,
+    device: str,
+    checkpoint: str,
+    dataset: str | None = None,
+    precision: str | None = None,
 ) -> dict:
     """RUN/eval-CHECKPOINT.json: the checkpoint's validation numbers, then its test numbers (the
-    test set is read here, once per final model, never during training). Each checkpoint's
-    evaluation has its own file, so evaluating one never overwrites another's."""
-    run = runs.open_run(path, device, checkpoint, dataset)
+    test set is read here, once per final model, never during training), computed in `precision`
+    (None: the run's). Each checkpoint's evaluation has its own file, so evaluating one never
+    overwrites another's."""
+    run = runs.open_run(path, device, checkpoint, dataset, precision)
     samples = samples if samples is not None else run.config.eval_samples
     try:
         return _evaluate(run, samples, rows)
@@ -246,7 +256,12 @@ def _evaluate(run: runs.Run, samples: int, rows: int) -> dict:
     path = run.path
     torch.manual_seed(run.config.seed)
     predict = (run.config.predict_samples, run.config.prediction)
-    results: dict = {"checkpoint": run.checkpoint, "epoch": run.epoch, "chosen_by": chosen_by(run)}
+    results: dict = {
+        "checkpoint": run.checkpoint,
+        "epoch": run.epoch,
+        "chosen_by": chosen_by(run),
+        "precision": run.model.precision,
+    }
     validation = run.split("validation")
     if validation:
         results.update(supervised_metrics(run.model, validation, "validation", *predict, run.config.directions))
@@ -255,10 +270,13 @@ def _evaluate(run: runs.Run, samples: int, rows: int) -> dict:
         results.update(evaluate(run.model, run.split("test"), samples, rows, *predict, run.config.directions))
     file = path / f"eval-{run.checkpoint}.json"
     write_atomically(file, json.dumps(results, indent=2) + "\n")
-    click.echo(f"{run.model.name}, {path}, {run.checkpoint} checkpoint (epoch {run.epoch}), {results['chosen_by']}:")
+    click.echo(
+        f"{run.model.name}, {path}, {run.checkpoint} checkpoint (epoch {run.epoch}), {results['chosen_by']}, "
+        f"in {run.model.precision}:"
+    )
     width = max(len(k) for k in results)
     for key, value in results.items():
-        if key in ("checkpoint", "epoch", "chosen_by"):
+        if key in ("checkpoint", "epoch", "chosen_by", "precision"):
             continue
         text = f"{value:.3f}" if isinstance(value, float) else str(value)
         unit = " %" if "_error_" in key else " degrees" if "_angle_" in key else ""

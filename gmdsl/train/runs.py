@@ -146,6 +146,24 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def bf16_units(device: torch.device) -> bool:
+    """Whether `device` has bf16 matrix units: a GPU of compute capability 8.0 or later, or a CPU
+    that torch's oneDNN reports as computing bf16 natively (AVX-512 BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build of torch without oneDNN
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision a run computes in on `device`: `auto` becomes bf16 or fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if bf16_units(device) else "fp32"
+
+
 def new_run_path(name: str, root: Path = Path("runs")) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = root / f"{name}-{stamp}"
@@ -380,14 +398,22 @@ def run_record(path: Path, name: str, model: type[Record]) -> Record:
         ) from None
 
 
-def open_run(path: Path | str, device: str = "auto", checkpoint: str = "best", dataset: str | None = None) -> Run:
+def open_run(
+    path: Path | str,
+    device: str = "auto",
+    checkpoint: str = "best",
+    dataset: str | None = None,
+    precision: str | None = None,
+) -> Run:
     """A trained run: its model with the weights of the checkpoint asked for (best: the epoch
     chosen on validation, where the run chose one; last: the last epoch), in eval mode on the
-    device. `dataset` says where the run's data is now, if it moved (checked by content)."""
+    device, computing in `precision` (None: the one the run trained in). `dataset` says where
+    the run's data is now, if it moved (checked by content)."""
     path = _require_run(Path(path))
     config = config_of(path)  # first: a hand-edited config is the likelier mistake
     chosen_device = choose_device(device)
     model = build_model(model_class_of(path), chosen_device)
+    model.set_precision(resolve_precision(precision or config.precision, chosen_device))
     checkpoints = Checkpoints(path / "checkpoint")
     last = checkpoints.latest()
     if last is None:

@@ -144,6 +144,14 @@ class TrainSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = _setting(
         "auto", "Where to train: auto (a GPU if torch sees one), cpu or cuda.", resumable=True
     )
+    precision: Literal["auto", "fp32", "bf16"] = _setting(
+        "fp32",
+        "What the networks compute in. fp32; bf16: mixed precision, the networks' matrix products and convolutions "
+        "in bf16, the weights, log-densities and the objective's sums in fp32 (results/performance.md has its "
+        "speed and accuracy); auto: bf16 where the device has bf16 matrix units (a CPU that torch reports as "
+        "such, a GPU of compute capability 8.0 or later), else fp32. The run records the precision it used, "
+        "and a resumed run keeps it.",
+    )
     eval_samples: int = _setting(
         100, "Samples of the importance-weighted log-likelihood in `gmdsl eval`.", ge=1, resumable=True
     )
@@ -268,9 +276,13 @@ def _listed(name: str, value: Any) -> Any:
 
 
 def load_saved(file: Path) -> TrainSettings:
-    """A run's saved config.json (which a person may have edited)."""
+    """A run's saved config.json (which a person may have edited). A run saved before the
+    precision setting existed trained in fp32."""
     try:
-        return TrainSettings.model_validate(read_json(file))
+        saved = read_json(file)
+        if isinstance(saved, dict):
+            saved.setdefault("precision", "fp32")
+        return TrainSettings.model_validate(saved)
     except FileError as exc:
         raise ConfigError(f"{exc}; fix it, or start a new run", location=str(file)) from None
     except ValidationError as exc:
