@@ -752,6 +752,7 @@ def main() -> None:
     parser.add_argument("--precision-seeds", type=int, default=3)
     parser.add_argument("--precision-runs", default="runs/precision", help="where the precision runs train")
     args = parser.parse_args()
+    torch.set_flush_denormal(True)  # as `gmdsl train` does, before torch's compute threads start (loop.Trainer.fit)
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
     log = out / "performance.json"

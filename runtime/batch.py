@@ -156,9 +156,10 @@ def _from_class_indices(
     indices = tensor.to(device=device, dtype=torch.long)
     if mask is not None and len(mask) == len(indices):
         row_mask = mask.reshape(-1, *([1] * (indices.dim() - 1)))
-        indices = torch.where(row_mask, indices, torch.full_like(indices, lowest))
-    given = _labelled_rows(indices, mask)  # the placeholders on unlabelled rows are not the user's labels
-    if check_values and given.numel() and (given.min() < lowest or given.max() >= categories):
+        indices = torch.where(row_mask, indices, lowest)
+    # the placeholders on unlabelled rows are not the user's labels
+    given = _labelled_rows(indices, mask) if check_values else indices[:0]
+    if given.numel() and (given.min() < lowest or given.max() >= categories):
         low, high = int(given.min()), int(given.max())
         held = f"{low}..{high}"
         if lowest == 0:
@@ -176,9 +177,10 @@ def _from_class_indices(
                 f"at each of {variable.shape[0]} steps (-1: no class)"
             )
         raise BatchError(f"{where} {problem}", variable=name)
-    # shifted by -lowest so that -1 is a class of its own, then dropped: a row of zeros
-    rows = torch.nn.functional.one_hot(indices.clamp(lowest, categories - 1) - lowest, categories - lowest)
-    return rows[..., -lowest:].to(dtype).reshape(len(indices), -1)
+    # compared with every class, so that -1 (no class) is a row of zeros; unlike F.one_hot, this
+    # reads no range back to the host (checked above where asked)
+    rows = indices.unsqueeze(-1) == torch.arange(categories, device=indices.device)
+    return rows.to(dtype).reshape(len(indices), -1)
 
 
 def _mask(name: str, mask: object, device: torch.device) -> torch.Tensor:

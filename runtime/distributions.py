@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +27,19 @@ from .links import LINKS, at_least
 from .registry import CONSTRAINTS, DISTRIBUTIONS, MIXTURE_FAMILIES, parameter_width, variable_size
 
 UNIFORM = "uniform"  # a Categorical's `probs = uniform`
+
+
+@functools.cache
+def _emitted_layout(
+    name: str, width: int, options: tuple[tuple[str, Any], ...]
+) -> tuple[tuple[str, ...], list[int], tuple[Callable[[torch.Tensor], torch.Tensor], ...]]:
+    """How a network's output of `width` splits into a distribution's emitted parameters: their
+    names, widths and links (worked out once per distribution, width and options, not per step)."""
+    emitted = DISTRIBUTIONS[name].emitted()
+    size = variable_size(emitted, width, dict(options))
+    widths = [parameter_width(p, size, dict(options)) for p in emitted]
+    links = tuple(LINKS[CONSTRAINTS[p.constraint].link] for p in emitted)
+    return tuple(p.name for p in emitted), widths, links
 
 
 class Distribution:
@@ -42,13 +57,9 @@ class Distribution:
     def from_network(cls, output: torch.Tensor, **options) -> Distribution:
         """Split a network's output into the emitted parameterisation, each through its link
         (a simplex's softmax is left to the distribution, which takes raw logits)."""
-        emitted = DISTRIBUTIONS[cls.name].emitted()
-        size = variable_size(emitted, output.shape[-1], options)
-        chunks = output.split([parameter_width(p, size, options) for p in emitted], dim=-1)
-        return cls(
-            **{p.name: LINKS[CONSTRAINTS[p.constraint].link](c) for p, c in zip(emitted, chunks, strict=True)},
-            **options,
-        )
+        names, widths, links = _emitted_layout(cls.name, output.shape[-1], tuple(sorted(options.items())))
+        chunks = output.split(widths, dim=-1)
+        return cls(**{name: link(c) for name, link, c in zip(names, links, chunks, strict=True)}, **options)
 
     def _tensors(self, like: torch.Tensor | None = None, dtype=None, device=None) -> dict[str, torch.Tensor]:
         dtype = like.dtype if like is not None else dtype
@@ -132,7 +143,9 @@ class Normal(_torch_backed("Normal")):  # type: ignore[misc]
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         loc, scale = self.params["loc"], self.params["scale"]
-        standard = (value - loc) / scale
+        # a standard Normal's (a prior written `loc = 0, scale = 1`) skips subtracting 0 and dividing by 1
+        centred = value if isinstance(loc, (int, float)) and loc == 0 else value - loc
+        standard = centred if isinstance(scale, (int, float)) and scale == 1 else centred / scale
         log_scale = math.log(scale) if isinstance(scale, (int, float)) else torch.log(scale)
         return (-0.5 * standard * standard - log_scale).sum(-1) - self.size * _HALF_LOG_TWO_PI
 
@@ -349,6 +362,8 @@ class Categorical(Distribution):
         super().__init__(**params)
         self.categories = 0  # set by the trace: the last size of the variable's shape
         self.impossible: tuple[int, ...] = ()  # classes given no mass (set by q's trace; see Variable)
+        # log_probs by dtype and device: q draws from them and then scores the draw, one softmax
+        self._log_probs: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     def _grouped(self, t: torch.Tensor) -> torch.Tensor:
         t = _flat_parameter(t, self.size)  # a number broadcasts over the whole value
@@ -356,10 +371,16 @@ class Categorical(Distribution):
 
     def log_probs(self, like=None, dtype=None, device=None) -> torch.Tensor:
         """Normalised log-probabilities, grouped: [..., groups, categories]; -inf at the
-        impossible classes."""
-        params = self._tensors(like, dtype, device)
+        impossible classes (computed once per dtype and device)."""
         device = like.device if like is not None else device
         dtype = like.dtype if like is not None else dtype
+        key = (dtype, torch.device(device))
+        if key not in self._log_probs:
+            self._log_probs[key] = self._normalised(dtype, device)
+        return self._log_probs[key]
+
+    def _normalised(self, dtype, device) -> torch.Tensor:
+        params = self._tensors(dtype=dtype, device=device)
         if isinstance(self.params.get("probs"), str):  # uniform
             log_probs = torch.full(
                 (self.size // self.categories, self.categories),

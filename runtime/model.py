@@ -97,12 +97,15 @@ class CompiledModel(nn.Module):
         return q
 
     def _labelled(self, q: Recognition) -> torch.Tensor:
-        labelled = torch.zeros(q.batch_size, dtype=torch.bool, device=q.device)
+        """Which rows have some label: the union of the given labels' masks."""
+        labelled: torch.Tensor | None = None
         for variable in self.variables:
             if variable.role == "supervised" and variable.name in q.data:
                 mask = q.masks.get(variable.name)
-                labelled = labelled | (mask if mask is not None else True)
-        return labelled
+                if mask is None:  # labelled on every row
+                    return torch.ones(q.batch_size, dtype=torch.bool, device=q.device)
+                labelled = mask if labelled is None else labelled | mask
+        return torch.zeros(q.batch_size, dtype=torch.bool, device=q.device) if labelled is None else labelled
 
     def objective(
         self,

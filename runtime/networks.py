@@ -82,9 +82,12 @@ def _dense(widths: Sequence[int], activation: str) -> list[nn.Module]:
 def _first_layer(layer: nn.Linear, inputs: Sequence[torch.Tensor | Share]) -> torch.Tensor:
     """The first layer's output for its inputs, in order: each `Share` times its block of the
     weight's columns, each run of other inputs joined and times its block, the products added
-    with broadcasting. When every input varies alike there is nothing to gain: one product."""
+    with broadcasting. When joining the inputs adds no rows (every input varies alike, or the
+    dimensions they differ in have one element, as the samples at S = 1) there is nothing to
+    gain: one product."""
     values = [_value(item) for item in inputs]
-    if len({value.shape[:-1] for value in values}) == 1:
+    rows = math.prod(broadcast_shapes(*(value.shape[:-1] for value in values)))
+    if all(math.prod(value.shape[:-1]) == rows for value in values):
         return layer(join(*values))
     runs: list[list[torch.Tensor]] = []
     for item, previous in zip(inputs, [Share(values[0]), *inputs[:-1]], strict=True):

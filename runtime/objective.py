@@ -50,7 +50,12 @@ def semisupervised(
         rows = f.shape[-1]
         f = f.reshape(-1, rows)
         log_q_supervised = log_w_sup.reshape(-1, rows)[0]
-        first = torch.logsumexp(f, dim=0) - math.log(f.shape[0]) if estimator == "iwae" else f.mean(0)
+        if f.shape[0] == 1:  # one draw: its value is the mean and the log-mean-exp alike
+            first = f.reshape(rows)
+        elif estimator == "iwae":
+            first = torch.logsumexp(f, dim=0) - math.log(f.shape[0])
+        else:
+            first = f.mean(0)
         return _with_labels(first, log_q_supervised, labelled, alpha)
     f, log_w_enum, log_w_sup = torch.broadcast_tensors(f, log_enumeration, log_w_supervised)
     rows = f.shape[-1]
@@ -74,5 +79,5 @@ def _with_labels(
     first: torch.Tensor, log_q_supervised: torch.Tensor, labelled: torch.Tensor, alpha: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(elbo, log q(y | x)): the (1 + alpha) log q(y | x) term added on labelled rows."""
-    elbo = first + torch.where(labelled, (1 + alpha) * log_q_supervised, torch.zeros_like(first))
-    return elbo, torch.where(labelled, log_q_supervised, torch.full_like(first, float("nan")))
+    elbo = first + torch.where(labelled, (1 + alpha) * log_q_supervised, 0.0)
+    return elbo, torch.where(labelled, log_q_supervised, float("nan"))

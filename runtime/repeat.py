@@ -45,7 +45,7 @@ class Repeat:
         given = {name: trace.values.pop(name) for name in self.variables if name in trace.values}
         totals = {name: getattr(trace, name) for name in trace.sums}
         terms: dict[str, list[torch.Tensor]] = {name: [] for name in trace.sums}
-        nothing = trace._zero()  # a sum still this object after a step had nothing added
+        nothing = trace.empty  # a sum still this object after a step had nothing added
         for k in range(1, self.steps + 1):
             self.step = k
             for name in self.variables:

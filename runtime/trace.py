@@ -54,6 +54,7 @@ class _Trace:
         self.step_distributions: dict[str, list[Distribution]] = {}  # a repeated variable's, step by step
         self.repeating: Repeat | None = None  # the `repeat` block running now
         self.repeated: dict[str, Repeat] = {}  # each kept `let` and variable of a finished block -> its block
+        self.empty = self._zero()  # what each running sum starts as, until a term is added (`_add`)
 
     def repeat(self, index: str, bound: str, steps: int, lets: dict[str, int] | None = None):
         """Run `repeat index < bound`: iterate over the steps 1..steps (see runtime/repeat.py);
@@ -87,6 +88,12 @@ class _Trace:
 
     def _zero(self) -> torch.Tensor:
         return torch.zeros((), dtype=self.dtype, device=self.device)
+
+    def _add(self, name: str, term: torch.Tensor) -> None:
+        """Add `term` to the running sum `name`; the first term becomes the sum (one operation
+        fewer per sum than adding it to the starting zero, forward and backward)."""
+        total = getattr(self, name)
+        setattr(self, name, term if total is self.empty else total + term)
 
     def _bind(self, name: str, distribution: Distribution) -> Distribution:
         variable = self.variables[name]
@@ -125,9 +132,9 @@ class Recognition(_Trace):
         self.masks = masks
         self.samples = samples
         self.batch_size = batch_size
-        self.log_q = self._zero()
-        self.log_enumeration = self._zero()
-        self.log_w_supervised = self._zero()
+        self.log_q = self.empty
+        self.log_enumeration = self.empty
+        self.log_w_supervised = self.empty
         self.enumerated = 0
 
     def observed(self, name: str) -> torch.Tensor:
@@ -160,13 +167,11 @@ class Recognition(_Trace):
                 draw = distribution.rsample(shape, self.dtype, self.device)
             value = draw if given is None or mask is None else torch.where(mask[:, None], given, draw)
         log_q = distribution.log_prob(value)
-        self.log_q = self.log_q + log_q
+        self._add("log_q", log_q)
         if enumeration and not (given is not None and mask is None):
-            self.log_enumeration = self.log_enumeration + self._enumeration_weight(log_q, mask)
+            self._add("log_enumeration", self._enumeration_weight(log_q, mask))
         if given is not None:
-            self.log_w_supervised = self.log_w_supervised + (
-                log_q if mask is None else torch.where(mask, log_q, torch.zeros_like(log_q))
-            )
+            self._add("log_w_supervised", log_q if mask is None else torch.where(mask, log_q, 0.0))
         self.values[name] = value
         return value
 
@@ -225,8 +230,8 @@ class Generation(_Trace):
         self.values.update(values)
         self.count = count  # rows to draw, for values not given
         self.observed_means = observed_means  # draw observed variables as their means (for pictures)
-        self.log_p_observed = self._zero()
-        self.log_p_latent = self._zero()
+        self.log_p_observed = self.empty
+        self.log_p_latent = self.empty
 
     def sample(self, name: str, distribution: Distribution) -> torch.Tensor:
         distribution = self._bind(name, distribution)
@@ -240,9 +245,6 @@ class Generation(_Trace):
             else:
                 value = distribution.sample(shape, self.dtype, self.device)
         log_p = distribution.log_prob(value)
-        if self.variables[name].role == "observed":
-            self.log_p_observed = self.log_p_observed + log_p
-        else:
-            self.log_p_latent = self.log_p_latent + log_p
+        self._add("log_p_observed" if self.variables[name].role == "observed" else "log_p_latent", log_p)
         self.values[name] = value
         return value

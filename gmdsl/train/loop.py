@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import torch
 
 from gmdsl.data.labels import class_error
+from gmdsl.runtime.batch import flat_value
 from gmdsl.runtime.errors import UserError
 from gmdsl.runtime.model import CompiledModel, Objective
 
@@ -277,6 +278,13 @@ class Trainer:
             )
         # fused: one kernel for all parameters (2x faster than the per-tensor loop on a CPU)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=self.settings.learning_rate, fused=True)
+        # a class label as the one-hot row the model computes with, made once for the whole
+        # training set rather than in every step (a repeated variable's stay a class per step)
+        dtype = next(self.model.parameters()).dtype
+        for name in self.data.supervised:
+            variable, values = self.model.by_name[name], self.data.train[name]
+            if variable.type == "onehot" and variable.repeat is None and not values.is_floating_point():
+                self.data.train[name] = flat_value(name, values, variable, dtype, self.device, check_values=False)
         self.checkpoints = Checkpoints(self.run / "checkpoint")
         self.order = torch.Generator().manual_seed(self.settings.seed)  # batch order, saved with the run
         self.labelled_index = torch.nonzero(self.data.labelled).flatten()
@@ -471,7 +479,9 @@ class Trainer:
         # Subnormal floats (below 1e-38), which weights, gradients and Adam's moments drift into
         # over a long run, take a slow path in CPU arithmetic: an enumerated MNIST step became
         # 4x slower by the fifth epoch. Training reads them as zero; the process's mode is
-        # restored after, so nothing else computes differently.
+        # restored after, so nothing else computes differently. The mode is the calling
+        # thread's: torch's other compute threads have it only if they started after it was set
+        # (`gmdsl train` sets it first thing: command.run_training).
         torch.set_flush_denormal(True)
         self.last_saved = time.monotonic()
         try:
