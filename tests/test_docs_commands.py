@@ -302,17 +302,20 @@ def test_the_screen_bench(line: str, tmp_path: Path) -> None:
 
 def test_the_performance_report(tmp_path: Path) -> None:
     """The docs' line with every section but --compile's (a minute of torch.compile) made
-    small (the last flag wins), on tiny data, written to tmp_path; Pyro's row says why it did not
-    run where pyro-ppl is not installed."""
+    small (the last flag wins), on tiny data, written to tmp_path (the precision section's runs
+    too); Pyro's row says why it did not run where pyro-ppl is not installed."""
     (line,) = _lines_starting(".venv/bin/python bench/performance.py")
-    small = ["--sections", "steps", "epochs", "accuracy", "scaling", "--rounds", "1", "--batch", "16"]
+    small = ["--sections", "steps", "epochs", "accuracy", "scaling", "precision", "--rounds", "1", "--batch", "16"]
     small += ["--labels", "20", "--evaluate-every", "2", "--gmdsl-budget", "0.5", "--pyro-budget", "0.5"]
+    small += ["--precision-epochs", "1", "--precision-seeds", "1", "--precision-runs", str(tmp_path / "runs")]
     command = [*_venv_words(line), *small, "--out", str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, env=_tiny_cache(tmp_path), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     report = (tmp_path / "performance.md").read_text(encoding="utf-8")
-    for heading in ("## A training step", "## An epoch of every shipped MNIST spec", "## Time to accuracy", "## How"):
+    headings = ["## A training step", "## An epoch of every shipped MNIST spec", "## Time to accuracy", "## How"]
+    for heading in [*headings, "## Precision: bf16 against fp32"]:
         assert heading in report
+    assert "| bf16 |" in report and (tmp_path / "precision" / "bf16-seed0.metrics.jsonl").exists()
     assert "| `mnist_wide.gm` |" in report and (tmp_path / "performance.png").exists()
 
 
