@@ -23,10 +23,10 @@ def at_least(value: torch.Tensor, low: torch.Tensor | float) -> torch.Tensor:
 
 def softplus(raw: torch.Tensor) -> torch.Tensor:
     """A positive parameter; kept at least the dtype's eps, where softplus of an output below
-    about -745 (float64; -104 in float32) would round to exactly 0, a scale of 0. A plain clamp
-    (one operation, not at_least's three): where it bites, softplus's own slope is below eps,
-    so the gradient it stops is one that moved nothing."""
-    return F.softplus(raw).clamp_min(torch.finfo(raw.dtype).eps)
+    about -745 (float64; -104 in float32) would round to exactly 0, a scale of 0. The raise keeps
+    the gradient (not a clamp): a density's gradient in a scale that small is large, and it is
+    what brings the unit back."""
+    return at_least(F.softplus(raw), torch.finfo(raw.dtype).eps)
 
 
 def sigmoid(raw: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,14 @@ def test_bf16_networks_compute_in_bf16_and_hand_fp32_back() -> None:
         model.set_precision("fp16")
 
 
+def test_bf16_units_are_read_from_the_cpu_flags(monkeypatch) -> None:
+    """Not oneDNN's test, which is true of any AVX-512 CPU (where bf16 is emulated, and slower)."""
+    flags = {"avx512f avx512_bf16": True, "avx512f avx512_vnni": False, "fp asimd bf16": True}
+    for listed, expected in flags.items():
+        monkeypatch.setattr(runs.Path, "read_text", lambda self, *a, listed=listed, **k: f"flags\t\t: {listed}\n")
+        assert runs.bf16_units(torch.device("cpu")) is expected, listed
+
+
 @pytest.mark.parametrize("units, expected", [(True, "bf16"), (False, "fp32")])
 def test_auto_chooses_bf16_where_the_device_has_bf16_units(monkeypatch, units: bool, expected: str) -> None:
     monkeypatch.setattr(runs, "bf16_units", lambda device: units)
@@ -88,6 +96,10 @@ def test_a_run_records_its_precision_keeps_it_on_resume_and_eval_says_which(
     assert code == 0 and "in bf16" in out, err
     code, _, err = gmdsl_cli("train", "--resume", str(run), "--epochs", "3", "--precision", "fp32")
     assert code == 1 and "precision cannot change" in err, err
+    # auto, asked again (as the run's own config file would), means the precision the run chose
+    code, out, err = gmdsl_cli("train", "--resume", str(run), "--epochs", "3", "--precision", "auto", "--no-progress")
+    assert code == 0 and "in bf16" in out, err
+    assert json.loads((run / "config.json").read_text())["precision"] == "bf16"
     # eval computes in the run's precision unless told otherwise, and says which
     code, out, err = gmdsl_cli("eval", str(run), "--samples", "2", "--rows", "10")
     assert code == 0 and "in bf16:" in out, err

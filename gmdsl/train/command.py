@@ -78,6 +78,8 @@ def _resume(ranks: Ranks, path: Path, config_file: str | None, flags: dict[str, 
     saved = runs.config_of(path)
     dataset = flags.pop("dataset", None)  # where the run's data is now, if it moved: checked by content
     settings = resolve(Path(config_file) if config_file else None, flags, base=saved.model_dump())
+    if settings.precision == "auto":  # asked again (a flag, or the run's config file): the one it chose
+        settings = settings.model_copy(update={"precision": saved.precision})
     _check_resume(saved, settings)
     device = distributed.device_of(ranks, runs.choose_device(settings.device))
     distributed.join(ranks, device)

@@ -146,15 +146,20 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+_BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86's AVX-512 BF16 and AMX; ARM's BF16 (Features)
+
+
 def bf16_units(device: torch.device) -> bool:
     """Whether `device` has bf16 matrix units: a GPU of compute capability 8.0 or later, or a CPU
-    that torch's oneDNN reports as computing bf16 natively (AVX-512 BF16 or AMX)."""
+    whose flags list bf16 instructions. Not oneDNN's own test, which is true of every AVX-512
+    CPU, where it emulates bf16 (slower than fp32)."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (8, 0)
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build of torch without oneDNN
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
+    except OSError:  # not Linux: no way to tell here, so fp32
         return False
+    return bool(_BF16_CPU_FLAGS.intersection(flags))
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -148,9 +148,9 @@ class TrainSettings(BaseModel):
         "fp32",
         "What the networks compute in. fp32; bf16: mixed precision, the networks' matrix products and convolutions "
         "in bf16, the weights, log-densities and the objective's sums in fp32 (results/performance.md has its "
-        "speed and accuracy); auto: bf16 where the device has bf16 matrix units (a CPU that torch reports as "
-        "such, a GPU of compute capability 8.0 or later), else fp32. The run records the precision it used, "
-        "and a resumed run keeps it.",
+        "speed and accuracy); auto: bf16 where the device has bf16 matrix units (a CPU whose flags list bf16 "
+        "instructions, a GPU of compute capability 8.0 or later), else fp32. The run records the precision it "
+        "used, and a resumed run keeps it.",
     )
     eval_samples: int = _setting(
         100, "Samples of the importance-weighted log-likelihood in `gmdsl eval`.", ge=1, resumable=True
