@@ -44,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from mnist_runs import mean_sd
 from step_time import batch_of, step_times, synchronise
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -402,12 +403,6 @@ def time_to(records: list[dict], target: float) -> float | None:
     return None
 
 
-def _spread(values: list[float], unit: str = "") -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}{unit}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}{unit}"
-
-
 def precision_lines(p: dict) -> list[str]:
     epochs = p["epochs"]
     per_epoch = {name: statistics.mean(r["seconds"] for run in seeds for r in run) for name, seeds in p["runs"].items()}
@@ -444,8 +439,8 @@ def precision_lines(p: dict) -> list[str]:
                 name,
                 f"{per_epoch[name]:.1f}",
                 f"**{per_epoch[name] / per_epoch['fp32']:.2f}**",
-                _spread([run[-1]["error"] for run in seeds]),
-                _spread([min(r["error"] for r in run) for run in seeds]),
+                mean_sd([run[-1]["error"] for run in seeds], 2),
+                mean_sd([min(r["error"] for r in run) for run in seeds], 2),
                 *cells,
             )
         )
