@@ -107,7 +107,7 @@ def test_a_two_process_run_stopped_by_a_signal_says_so_once(tmp_path: Path, sent
     """The signal reaches every process, as a terminal's Ctrl-C does: one message, the signal's exit code."""
     from own_data import write_points
 
-    data = write_points(tmp_path, 0.5, train=6000, test=50)
+    data = write_points(tmp_path, 0.5, train=2500, test=50)  # an epoch long enough for the signal to land in
     command = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
     command += ["--run", str(tmp_path / "run"), "--batch-size", "16", "--epochs", "50", "--device", "cpu"]
     command += ["--no-progress", "--nproc", "2"]
@@ -132,23 +132,24 @@ def test_a_two_process_run_resumed_mid_epoch_records_the_epoch_s_loss(tmp_path: 
 
     from own_data import write_points
 
-    data = write_points(tmp_path, 0.5, train=8000, test=50)
+    data = write_points(tmp_path, 0.5, train=2500, test=50)  # about 140 steps an epoch
     base = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
     base += ["--batch-size", "16", "--epochs", "2", "--device", "cpu", "--no-progress", "--nproc", "2"]
     # the uninterrupted run without step checkpoints: saving one draws no random numbers, so it trains alike
     subprocess.run([*base, "--run", str(tmp_path / "straight")], check=True, capture_output=True, timeout=300)
     process = subprocess.Popen(
-        [*base, "--checkpoint-every", "10", "--run", str(tmp_path / "stopped")], stdout=subprocess.PIPE,
+        [*base, "--checkpoint-every", "10", "--run", str(tmp_path / "stopped")], stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "epoch 1/2" in line:
-            time.sleep(1.5)  # into epoch 2, past a few of its step checkpoints
+    pointer = tmp_path / "stopped" / "checkpoint" / "latest.json"
+    while process.poll() is None:  # stopped as soon as epoch 2 has a step checkpoint
+        latest = json.loads(pointer.read_text()) if pointer.exists() else {}
+        if latest.get("epoch") == 1 and latest.get("step", 0) > 0:
             os.killpg(process.pid, signal.SIGTERM)
             break
+        time.sleep(0.01)
     process.communicate(timeout=120)
-    latest = json.loads((tmp_path / "stopped" / "checkpoint" / "latest.json").read_text())
+    latest = json.loads(pointer.read_text())
     assert latest["epoch"] == 1 and latest["step"] > 0, latest  # stopped mid-epoch
     _gmdsl("train", "--resume", str(tmp_path / "stopped"), "--no-progress", "--nproc", "2")
     assert _losses(tmp_path / "stopped") == _losses(tmp_path / "straight")
