@@ -102,12 +102,33 @@ def test_the_shards_of_a_batch_are_the_batch_in_order_and_differ_by_at_most_one_
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
-@pytest.mark.parametrize("sent, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
-def test_a_two_process_run_stopped_by_a_signal_says_so_once(tmp_path: Path, sent: signal.Signals, code: int) -> None:
-    """The signal reaches every process, as a terminal's Ctrl-C does: one message, the signal's exit code."""
+def _rank_process(launcher: int, rank: int) -> int:
+    """The pid of the training process of `rank` that torchrun, started as `launcher`, runs."""
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue  # not a process, or one that ended
+        if parent == launcher and f"RANK={rank}".encode() in environment:
+            return int(entry.name)
+    raise AssertionError(f"no process of rank {rank} under {launcher}")
+
+
+@pytest.mark.parametrize(
+    "sent, whom, code",
+    [(signal.SIGINT, "all", 130), (signal.SIGTERM, "all", 143), (signal.SIGTERM, "rank 1", 143)],
+    ids=["ctrl-c", "sigterm", "sigterm-to-one"],
+)
+def test_a_two_process_run_stopped_by_a_signal_says_so_once(
+    tmp_path: Path, sent: signal.Signals, whom: str, code: int
+) -> None:
+    """The signal reaches every process, as a terminal's Ctrl-C does, or only one of them: the
+    processes stop together (none inside a collective the other left), with one message and the
+    signal's exit code."""
     from own_data import write_points
 
-    data = write_points(tmp_path, 0.5, train=2500, test=50)  # an epoch long enough for the signal to land in
+    data = write_points(tmp_path, 0.5, train=2500, test=50)
     command = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
     command += ["--run", str(tmp_path / "run"), "--batch-size", "16", "--epochs", "50", "--device", "cpu"]
     command += ["--no-progress", "--nproc", "2"]
@@ -117,7 +138,10 @@ def test_a_two_process_run_stopped_by_a_signal_says_so_once(tmp_path: Path, sent
     assert process.stdout is not None
     for line in process.stdout:
         if "epoch 1/50" in line:
-            os.killpg(process.pid, sent)  # the whole process group, as a terminal does
+            if whom == "all":
+                os.killpg(process.pid, sent)  # the whole process group, as a terminal does
+            else:
+                os.kill(_rank_process(process.pid, 1), sent)
             break
     _, err = process.communicate(timeout=120)
     assert process.returncode == code, err

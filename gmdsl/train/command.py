@@ -24,7 +24,7 @@ from .checkpoints import Checkpoints, Position
 from .data import bind, training_data
 from .distributed import Ranks
 from .evaluation import evaluate, mean_elbo, supervised_metrics
-from .loop import OutOfMemory, Trainer, out_of_memory, stopping_on_sigterm
+from .loop import OutOfMemory, Trainer, out_of_memory, stopping_on_signals
 from .run_files import DataRecord
 from .settings import RESUMABLE, TrainSettings, changed_on_resume, resolve
 
@@ -64,7 +64,7 @@ def run_training(
     # by epoch 10 (results/precision/README.md).
     torch.set_flush_denormal(True)
     try:
-        with stopping_on_sigterm():
+        with stopping_on_signals(deferred=ranks.distributed):
             if resume_dir is not None:
                 return _resume(ranks, Path(resume_dir), config_file, flags, progress)
             assert model is not None

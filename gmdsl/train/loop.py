@@ -67,9 +67,17 @@ class Terminated(KeyboardInterrupt):
     stops as Ctrl-C stops it."""
 
 
+# The stop signal a process of a several-process run received and has not acted on yet (0: none).
+_deferred_signal = 0
+
+
 @contextlib.contextmanager
-def stopping_on_sigterm() -> Iterator[None]:
-    """Within: SIGTERM raises `Terminated` (in the main thread; elsewhere it is left alone)."""
+def stopping_on_signals(deferred: bool = False) -> Iterator[None]:
+    """Within: SIGTERM raises `Terminated`, as Ctrl-C raises KeyboardInterrupt (in the main
+    thread; elsewhere they are left alone). `deferred` (a process of several): both are only
+    recorded, and the processes stop together where the training loop next agrees on it
+    (`Trainer.agreed`). A process stopped where it stands may leave the others inside a
+    collective that then fails ("Connection closed by peer") instead of saying what happened."""
     import signal
     import threading
 
@@ -78,13 +86,19 @@ def stopping_on_sigterm() -> Iterator[None]:
         return
 
     def stop(number: int, frame: object) -> None:
-        raise Terminated()
+        global _deferred_signal
+        if deferred:
+            _deferred_signal = _deferred_signal or number
+            return
+        raise Terminated() if number == signal.SIGTERM else KeyboardInterrupt()
 
-    before = signal.signal(signal.SIGTERM, stop)
+    caught = (signal.SIGTERM, signal.SIGINT) if deferred else (signal.SIGTERM,)
+    before = {number: signal.signal(number, stop) for number in caught}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for number, handler in before.items():
+            signal.signal(number, handler)
 
 
 _CHECK_EVERY = 20  # steps between reads of the loss on the host (each read waits for a GPU)
@@ -424,6 +438,19 @@ class Trainer:
             batch[name + "_observed"] = self.data.observed[name][index]
         return batch, self.data.labelled[index]
 
+    def agreed(self, first_bad: torch.Tensor) -> torch.Tensor:
+        """The first step with a non-finite loss of any process; and where any process received
+        a stop signal (`stopping_on_signals`), every process stops here as that signal stops one."""
+        if not self.ranks.distributed:
+            return first_bad
+        import signal
+
+        both = torch.stack([first_bad, torch.tensor(_deferred_signal, device=first_bad.device)])
+        first_bad, received = distributed.total(self.ranks, both, "max").unbind()
+        if int(received):
+            raise Terminated() if int(received) == signal.SIGTERM else KeyboardInterrupt()
+        return first_bad
+
     def check_finite(self, first_bad: int, epoch: int) -> None:
         """Stop with a message once a step's loss was not a finite number (`first_bad` > 0)."""
         if not first_bad:
@@ -598,12 +625,12 @@ class Trainer:
             total += loss.detach()
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss.detach()), step, first_bad)
             if step % _CHECK_EVERY == 0 or step == len(batches):  # the loss is read only here
-                first_bad = distributed.total(self.ranks, first_bad, "max")  # all processes stop together
+                first_bad = self.agreed(first_bad)  # all processes stop together
                 self.check_finite(int(first_bad), epoch)
                 if not bar.disable:
                     bar.set_postfix(loss=f"{total.item() / step:.2f}", **self.labelled_accuracy(index))
             if self.step_checkpoint_due(step, len(batches)):
-                first_bad = distributed.total(self.ranks, first_bad, "max")
+                first_bad = self.agreed(first_bad)
                 self.check_finite(int(first_bad), epoch)  # never a checkpoint of diverged weights
                 seconds = earlier_seconds + time.perf_counter() - started
                 partial = {"total": total, "first_bad": int(first_bad), "seconds": seconds}
