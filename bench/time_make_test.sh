@@ -18,7 +18,11 @@ start=$(date +%s)
 make .venv/.gmdsl-installed > "$work/set-up.out" 2>&1
 set_up=$(( $(date +%s) - start ))
 start=$(date +%s)
-make test > "$work/make-test.out" 2>&1
+if ! make test > "$work/make-test.out" 2>&1; then
+  tail -n 60 "$work/make-test.out"
+  echo "make test failed in the fresh clone (its output's end is above); nothing was written" >&2
+  exit 1
+fi
 seconds=$(( $(date +%s) - start ))
 mkdir -p "$(dirname "$log")"
 {
