@@ -69,15 +69,13 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def straight(tiny: Path, tmp_path_factory) -> Path:
-    """A run of 2 epochs never stopped (with no step checkpoints)."""
+    """A run of 2 epochs never stopped (with no step checkpoints), trained in this process: on
+    as many threads as the killed runs' processes (conftest.py), so it computes as they do."""
+    from gmdsl import cli
+
     run_dir = tmp_path_factory.mktemp("straight") / "run"
-    result = _gmdsl("train", SPEC, "--dataset", str(tiny), "--run", str(run_dir), *FAST)
-    assert result.returncode == 0, result.stderr
+    assert cli.main(["train", SPEC, "--dataset", str(tiny), "--run", str(run_dir), *FAST]) == 0
     return run_dir
-
-
-def _gmdsl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gmdsl", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 def _killed(kill_step: int, kill_file: str, *args: str) -> subprocess.CompletedProcess:
@@ -111,7 +109,7 @@ def _assert_bitwise_equal(a: Path, b: Path) -> None:
     ids=["mid-epoch", "mid-checkpoint", "mid-pointer"],
 )
 def test_a_run_killed_anywhere_resumes_to_the_bitwise_same_end(
-    tiny: Path, straight: Path, tmp_path: Path, kill_step: int, kill_file: str, resumes_at: dict | None
+    gmdsl_cli, tiny: Path, straight: Path, tmp_path: Path, kill_step: int, kill_file: str, resumes_at: dict | None
 ) -> None:
     run_dir = tmp_path / "run"
     killed = _killed(
@@ -120,9 +118,8 @@ def test_a_run_killed_anywhere_resumes_to_the_bitwise_same_end(
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert json.loads((run_dir / "checkpoint" / "latest.json").read_text()) == resumes_at
-    resumed = _gmdsl("train", "--resume", str(run_dir), "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Traceback" not in resumed.stderr
+    code, _, err = gmdsl_cli("train", "--resume", str(run_dir), "--no-progress")
+    assert code == 0 and "Traceback" not in err, err
     _assert_bitwise_equal(straight, run_dir)
     assert json.loads((run_dir / "checkpoint" / "latest.json").read_text()) == {
         "epoch": 2,
@@ -131,13 +128,13 @@ def test_a_run_killed_anywhere_resumes_to_the_bitwise_same_end(
     }
 
 
-def test_the_resume_message_names_the_epoch_and_step(tiny: Path, tmp_path: Path) -> None:
+def test_the_resume_message_names_the_epoch_and_step(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = ["train", SPEC, "--dataset", str(tiny), "--run", str(run_dir), *FAST, "--checkpoint-every", "4"]
     assert _killed(STEPS_PER_EPOCH + 9, "", *args).returncode == -signal.SIGKILL
-    resumed = _gmdsl("train", "--resume", str(run_dir), "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "epoch 2 from step 9, to epoch 2" in resumed.stdout
+    code, out, err = gmdsl_cli("train", "--resume", str(run_dir), "--no-progress")
+    assert code == 0, err
+    assert "epoch 2 from step 9, to epoch 2" in out
 
 
 def test_a_second_train_on_a_run_in_use_is_refused(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:

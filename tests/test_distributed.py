@@ -59,13 +59,13 @@ def _losses(run_dir: Path) -> list[float]:
 
 @pytest.mark.parametrize("label_weight", ["row", "dataset"])
 def test_two_processes_train_as_one_process_on_the_same_global_batch(
-    tiny: Path, tmp_path: Path, label_weight: str
+    gmdsl_cli, tiny: Path, tmp_path: Path, label_weight: str
 ) -> None:
     spec = tmp_path / "counted.gm"
     spec.write_text(COUNTED)
     one, two = tmp_path / "one", tmp_path / "two"
     options = [*OPTIONS, "--dataset", str(tiny), "--label-weight", label_weight]
-    _gmdsl("train", str(spec), "--run", str(one), *options)
+    assert gmdsl_cli("train", str(spec), "--run", str(one), *options)[0] == 0  # one process: this one
     result = _gmdsl("train", str(spec), "--run", str(two), *options, "--nproc", "2")
     assert "in 2 processes" in result.stdout
     assert result.stdout.count("done:") == 1 and result.stdout.count("epoch 2/2, loss") == 1  # rank 0 speaks
@@ -113,7 +113,7 @@ def test_a_two_process_run_stopped_by_a_signal_says_so_once(
     signal's exit code."""
     from own_data import write_points
 
-    data = write_points(tmp_path, 0.5, train=2500, test=50)
+    data = write_points(tmp_path, 0.5, train=1000, test=50)  # 56 steps an epoch: stopped at step 20 of epoch 2
     command = [sys.executable, "-m", "gmdsl", "train", str(tmp_path / "points.gm"), "--dataset", str(data)]
     command += ["--run", str(tmp_path / "run"), "--batch-size", "16", "--epochs", "50", "--device", "cpu"]
     command += ["--no-progress", "--nproc", "2"]
