@@ -104,11 +104,12 @@ def markdown(results: dict) -> str:
         commands.setdefault(where, []).append(r["name"])
     how = "\n".join(f"- {', '.join(names)}: {where}" for where, names in commands.items())
     title, table = results.get("title", "MNIST"), results.get("table", "../mnist.md")
+    recipes_file = results.get("recipes_file", "bench/screens.toml")
     return f"""# Recipe screens: {title}, N = {results["labels"]} labels, validation error
 
 Short runs that choose the recipe of the long runs in [{table.rsplit("/", 1)[-1]}]({table}). Every number is
 a validation error (10,000 training images held out, never trained on); the test set is not read.
-Each recipe is a spec plus the `gmdsl train` settings it changes (`bench/screens.toml`), ranked by
+Each recipe is a spec plus the `gmdsl train` settings it changes (`{recipes_file}`), ranked by
 its best validation error over the run's epochs (the mean over seeds where there are several; one
 number per seed in the cells). Logs, per-epoch metrics and configs are in `logs/`. Seconds per
 epoch include the validation pass and are only indicative: the screens shared the machine with
@@ -156,7 +157,7 @@ def main() -> None:
             sys.exit(str(exc))
     path = out / "screens.json"
     results = json.loads(path.read_text()) if path.exists() else {"labels": args.labels, "recipes": {}}
-    results.update(title=args.title, table=args.table)
+    results.update(title=args.title, table=args.table, recipes_file=args.recipes)
     if results["labels"] != args.labels:
         sys.exit(f"{path} screens N = {results['labels']}; give another --out for N = {args.labels}")
     how = {

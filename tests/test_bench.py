@@ -214,3 +214,23 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
     assert "| 0 | 0 | 32.25 ±12.97 | 40.00 (1 seed) |" in lines
     assert "| 1000 | 0.01 | 4.72 ±1.60 | not run |" in lines
     assert any("6.0 hours of training" in line for line in lines)
+
+
+def test_a_row_chosen_on_a_small_validation_set_is_set_beside_the_same_row_chosen_on_the_large_one() -> None:
+    """mnist.md says, at each N both rows have, how far the row whose recipe sets `validation`
+    is from the same spec, epochs and schedule chosen on the default validation set."""
+    import reproduce_mnist
+
+    def setting(name: str, errors: list[float], recipe: dict) -> dict:
+        runs = [{"labels": 100, "seed": s, "test_error": e} for s, e in enumerate(errors)]
+        common = {"spec": "specs/m.gm", "epochs": 50, "lr_schedule": "constant", "selection": "validation"}
+        return {"name": name, **common, "recipe": recipe, "summary": reproduce_mnist.summarise(runs), "runs": runs}
+
+    large = setting("m-e50", [8.0, 10.0, 9.0], {})
+    small = setting("m-e50-val100", [10.0, 12.0, 11.0], {"validation": 100})
+    other = {**setting("m-e30", [1.0], {}), "epochs": 30}  # not the same setting: not compared
+    note = reproduce_mnist._validation_size_note({"settings": [large, small, other]})
+    assert note.count("\n") == 1 and "At N = 100, `m-e50-val100` (checkpoint chosen on 100 validation images)" in note
+    assert "11.00 ± 1.00 % test error over 3 seeds, against 9.00 ± 1.00 % for `m-e50`" in note
+    assert "+2.00 points" in note
+    assert reproduce_mnist._validation_size_note({"settings": [large, other]}) == ""
