@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Time `make test` as CI runs it: in a fresh clone of HEAD (../shared beside it, as in CI), first
 # the one-time set-up of its own .venv (what `make test` does first when there is none), then
-# `make test` itself; write both to results/ci/make-test.log. Run it alone on the machine: a
-# second job slows every test.
+# `make test` itself; append both to results/ci/make-test.log (every measurement is kept: this
+# machine's timings vary from run to run). Run it alone on the machine: a second job slows every test.
 #
 #     bash bench/time_make_test.sh
 set -euo pipefail
@@ -25,6 +25,7 @@ if ! make test > "$work/make-test.out" 2>&1; then
 fi
 seconds=$(( $(date +%s) - start ))
 mkdir -p "$(dirname "$log")"
+[ -s "$log" ] && echo >> "$log"
 {
   echo "command: bash bench/time_make_test.sh (a fresh clone: .venv set up from nothing, then make test)"
   echo "commit: $(git rev-parse --short HEAD)"
@@ -33,5 +34,4 @@ mkdir -p "$(dirname "$log")"
   echo "pytest: $(grep -E '[0-9]+ passed' "$work/make-test.out" | tail -1)"
   echo "set-up of .venv: $set_up s (once per clone)"
   echo "make test: $seconds s ($((seconds / 60)) min $((seconds % 60)) s): ruff, mypy and pytest"
-} > "$log"
-cat "$log"
+} | tee -a "$log"
