@@ -64,6 +64,7 @@ def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, t
     evaluation, metrics = mnist_runs.logged(logs, name)
     identity, light = evaluation["test_error_identity"], evaluation["test_angle_light"]
     print(f"{name}: identity error {identity:.2f}%, light {light:.1f} degrees", flush=True)
+    measured = _disentanglement(setting, run_dir, logs / f"{name}.disentanglement.json")
     return {
         "name": name,
         "setting": setting,
@@ -77,12 +78,89 @@ def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, t
         "validation_light_rmse": evaluation.get("validation_rmse_light"),
         "chosen_epoch": evaluation.get("epoch"),
         "train_seconds": sum(m["seconds"] for m in metrics),
+        **({"disentanglement": measured} if measured else {}),
     }
+
+
+def _disentanglement(setting: str, run_dir: Path, kept: Path) -> dict | None:
+    """A generative run's disentanglement (bench/disentanglement.py) on the test split, measured
+    once, with the checkpoint its evaluation used, and kept beside its eval.json; None for the
+    baseline (no generator) and for a run read back whose weights are not on this machine."""
+    from faces_figures import SPECS
+
+    if setting not in SPECS:
+        return None
+    if not kept.exists():
+        if not (run_dir / "checkpoint" / "latest.json").exists():
+            return None
+        import disentanglement
+
+        from gmdsl.train import runs
+
+        measured = disentanglement.measure(runs.open_run(run_dir, "cpu", "best"))
+        kept.write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
+    return json.loads(kept.read_text(encoding="utf-8"))
 
 
 def _labels_header(count: int) -> str:
     identities = 38
     return f"{count} labels ({count // identities} per identity)" if count % identities == 0 else f"{count} labels"
+
+
+def _disentanglement_tables(runs: list[dict], labels: list[int]) -> list[str]:
+    """The relighting and linear-probe tables (bench/disentanglement.py) of the runs measured."""
+    measured = [r for r in runs if "disentanglement" in r]
+    if not measured:
+        return []
+
+    def cells(show) -> list[str]:
+        out = []
+        for n in labels:
+            chosen = [r["disentanglement"] for r in measured if r["setting"] == setting and r["labels"] == n]
+            out.append(show(chosen) + f" ({len(chosen)} seed{'s' if len(chosen) > 1 else ''})" if chosen else "not run")
+        return out
+
+    def relit(chosen: list[dict]) -> str:
+        kept = mnist_runs.mean_sd([d["relit_identity_kept"] for d in chosen], 1)
+        return f"{kept} / {mnist_runs.mean_sd([d['relit_light_error'] for d in chosen], 1)}"
+
+    def light_r2(scores: dict) -> float:
+        return (scores["azimuth"] + scores["elevation"]) / 2
+
+    def probed(chosen: list[dict]) -> str:
+        own_identity = [d["probes"]["identity"]["identity"] for d in chosen]
+        other_identity = [max(v["identity"] for k, v in d["probes"].items() if k != "identity") for d in chosen]
+        own_light = [light_r2(d["probes"]["light"]) for d in chosen]
+        other_light = [max(light_r2(v) for k, v in d["probes"].items() if k != "light") for d in chosen]
+        return (
+            f"{mnist_runs.mean_sd(own_identity, 1)} / {mnist_runs.mean_sd(other_identity, 1)}; "
+            f"{mnist_runs.mean_sd(own_light, 2)} / {mnist_runs.mean_sd(other_light, 2)}"
+        )
+
+    header = ["| setting | " + " | ".join(_labels_header(n) for n in labels) + " |", "|---|" + "---|" * len(labels)]
+    lines = [
+        "",
+        "Disentanglement (bench/disentanglement.py, test split). Relit: each test face's identity and latents "
+        "inferred, drawn again by the model's generator under five lights from left to right, and inferred "
+        "again; each cell: identity kept (%) / light error (mean angle, degrees) against the light set.",
+        "",
+        *header,
+    ]
+    settings = [s for s in SETTINGS if any(r["setting"] == s for r in measured)]
+    for setting in settings:
+        lines.append(f"| `{setting}` | " + " | ".join(cells(relit)) + " |")
+    lines += [
+        "",
+        "Linear probes: a least-squares map from one inferred variable to one true factor, fitted on half of "
+        "the test faces and scored on the other half. Each cell: identity accuracy (%) from q's identity / "
+        "from the best other variable; light R^2 (mean of azimuth and elevation) from q's light / from the "
+        "best other variable. Disentangled: high, low; high, low.",
+        "",
+        *header,
+    ]
+    for setting in settings:
+        lines.append(f"| `{setting}` | " + " | ".join(cells(probed)) + " |")
+    return lines
 
 
 def markdown(results: dict) -> str:
@@ -109,6 +187,7 @@ def markdown(results: dict) -> str:
             seeds = f"{len(chosen)} seed" + ("s" if len(chosen) > 1 else "")
             cells.append(f"{identity} / {light} ({seeds})" if chosen else "not run")
         lines.append(f"| `{setting}` ({spec}; {what}) | " + " | ".join(cells) + " |")
+    lines += _disentanglement_tables(runs, labels)
     lines += [
         "",
         'The paper, on Yale B (its light error is a "cosine angle distance" whose unit it does not state):',
