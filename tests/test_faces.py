@@ -77,6 +77,45 @@ def test_the_generator_is_seeded(small: dict[str, np.ndarray]) -> None:
     assert not np.array_equal(small["image_train"], other["image_train"])
 
 
+def test_a_grazing_light_casts_the_nose_s_shadow_and_a_frontal_one_none() -> None:
+    """Cast shadows (Difficulty.shadows): a light from the viewer's side lights every point; a
+    light grazing from the right darkens points just left of the nose, which its tip hides."""
+    face = faces.make_face(np.random.default_rng(0))
+    assert face.depth is not None
+    front, grazing = np.array([[0.0, 0.0, 1.0]]), np.array([[math.sin(1.4), 0.0, math.cos(1.4)]])
+    assert faces.lit(face.depth, front).all()
+    lit = faces.lit(face.depth, grazing)[0]
+    centre, nose_row = faces.SIZE // 2, faces.SIZE // 2 + 2  # the nose sits just below the image's centre
+    assert not lit[nose_row - 2 : nose_row + 3, centre - 4 : centre].all()  # left of the nose: some in shadow
+    assert lit[nose_row - 2 : nose_row + 3, centre + 1 : centre + 5].all()  # right of it, facing the light: lit
+    shadowed = faces.render(face, grazing, shadows=True)
+    plain = faces.render(face, grazing)
+    assert (shadowed <= plain).all() and (shadowed < plain).any()
+
+
+def test_harder_faces_are_more_alike_shifted_and_noisier_and_the_defaults_are_version_1_s(
+    small: dict[str, np.ndarray],
+) -> None:
+    """A smaller spread draws identities closer to the mean face; shift moves each image; the
+    default difficulty is version 1's faces (the same arrays)."""
+    options = {"identities": 4, "train_per_identity": 6, "test_per_identity": 3, "seed": 5}
+    default = faces.generate(**options, difficulty=faces.Difficulty())
+    assert all(np.array_equal(small[k], default[k]) for k in small)
+
+    def spread_of(arrays: dict[str, np.ndarray]) -> float:
+        albedo = arrays["albedo_train"][::6].reshape(4, -1)  # one image per identity
+        return float(np.mean([np.abs(a - b).mean() for a in albedo for b in albedo]))
+
+    alike = faces.generate(**options, difficulty=faces.Difficulty(spread=0.3))
+    assert spread_of(alike) < 0.6 * spread_of(small)
+    moved = faces.generate(**options, difficulty=faces.Difficulty(shift=2, noise=0.0))
+    still = faces.generate(**options, difficulty=faces.Difficulty(noise=0.0))
+    assert not np.array_equal(moved["image_train"], still["image_train"])
+    assert np.array_equal(moved["normals_train"], still["normals_train"])  # the identity's, before the shift
+    hard = faces.generate(**options, difficulty=faces.HARD)
+    assert hard["image_train"].shape == small["image_train"].shape and hard["image_train"].dtype == np.uint8
+
+
 def test_fetching_faces_generates_caches_and_checks_them(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GMDSL_DATA", str(tmp_path))
     with pytest.raises(DataError, match="run `gmdsl data fetch faces`"):
