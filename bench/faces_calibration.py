@@ -43,18 +43,20 @@ def calibrate(spread: float, args, logs: Path, threads: int) -> dict:
     """One spread: its faces generated (once), the classifier trained with every label."""
     from gmdsl.data import faces
 
-    name = f"spread{spread:g}-e{args.epochs}"
+    size = "" if args.per_identity == faces.TRAIN_PER_IDENTITY else f"-p{args.per_identity}"
+    name = f"spread{spread:g}-e{args.epochs}{size}"
     runs_root = ROOT / args.runs
-    data = runs_root / f"faces-spread{spread:g}.npz"
+    data = runs_root / f"faces-spread{spread:g}{size}.npz"
     if not data.exists():
         runs_root.mkdir(parents=True, exist_ok=True)
-        arrays = faces.generate(seed=CALIBRATION_SEED, difficulty=hard_at(spread))
+        # (its test split, in the file as in every faces set, is never read here)
+        arrays = faces.generate(train_per_identity=args.per_identity, seed=CALIBRATION_SEED, difficulty=hard_at(spread))
         temporary = data.with_name(data.stem + ".tmp.npz")
         np.savez_compressed(temporary, **arrays)
         temporary.replace(data)
     log = logs / f"{name}.log"
     if not (logs / f"{name}.metrics.jsonl").exists():
-        options = ["--dataset", str(data), "--supervised-only", "--labels", "3800", "--seed", "0", "--label-seed", "0"]
+        options = ["--dataset", str(data), "--supervised-only", "--seed", "0", "--label-seed", "0"]  # every label
         options += ["--device", args.device, "--directions", "light"]
         run_dir = runs_root / name
         mnist_runs.train(SPEC, run_dir, args.epochs, options, log, threads)
@@ -110,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spreads", type=float, nargs="+", default=[1.0, 0.6, 0.35, 0.2])
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--per-identity", type=int, default=120, help="training images per identity (as the set's)")
     mnist_runs.add_run_options(parser, "results/faces_calibration", "runs/faces-calibration", "README.md")
     args = parser.parse_args()
     out = ROOT / args.out

@@ -263,3 +263,22 @@ def test_a_linear_probe_finds_a_factor_a_variable_carries_and_not_one_it_lacks()
     light = torch.tensor(np.stack([disentanglement.direction(a, e) for a, e in ((30.0, 10.0), (-45.0, -20.0))]))
     assert torch.allclose(disentanglement.azimuth(light), torch.tensor([30.0, -45.0], dtype=light.dtype))
     assert torch.allclose(disentanglement.elevation(light), torch.tensor([10.0, -20.0], dtype=light.dtype))
+
+
+def test_the_faces_calibration_trains_each_spread_on_validation_only_and_resumes(tmp_path: Path) -> None:
+    """bench/faces_calibration.py on small hard faces (6 per identity), one epoch: a row for the
+    spread with its best validation identity error, the knobs it held fixed, and no test error
+    anywhere; run again, it reads the finished run back instead of training."""
+    import subprocess
+
+    command = [sys.executable, "bench/faces_calibration.py", "--spreads", "0.5", "--epochs", "1", "--per-identity", "6"]
+    command += ["--device", "cpu", "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "| 0.5 | " in page and "shadows = True" in page
+    logs = tmp_path / "out" / "logs"
+    assert not list(logs.glob("*.eval.json")) and "test_error" not in "".join(p.read_text() for p in logs.iterdir())
+    before = {p: p.read_text() for p in logs.glob("*.log")}
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and before and all(p.read_text() == text for p, text in before.items())
