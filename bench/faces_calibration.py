@@ -33,6 +33,7 @@ from mnist_runs import ROOT
 CALIBRATION_SEED = 4242  # the calibration sets' generator seed; the final set uses another
 TARGET = 4.2  # identity error %, the paper's fully supervised model on Yale B
 SPEC = "specs/faces.gm"
+FIRST_REACH = 110.0  # the largest azimuth calibrated first: its runs' names carry no -azNN
 
 
 def difficulty(spread: float, azimuth: float):
@@ -46,7 +47,7 @@ def calibrate(spread: float, azimuth: float, args, logs: Path, threads: int) -> 
     from gmdsl.data import faces
 
     size = "" if args.per_identity == faces.TRAIN_PER_IDENTITY else f"-p{args.per_identity}"
-    reach = "" if azimuth == faces.HARD.azimuth[1] else f"-az{azimuth:g}"
+    reach = "" if azimuth == FIRST_REACH else f"-az{azimuth:g}"
     name = f"spread{spread:g}{reach}-e{args.epochs}{size}"
     runs_root = ROOT / args.runs
     data = runs_root / f"faces-spread{spread:g}{reach}{size}.npz"
