@@ -23,7 +23,6 @@ import dataclasses
 import itertools
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mnist_runs
@@ -142,13 +141,8 @@ def main() -> None:
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     threads = mnist_runs.threads_per_run(args.jobs)
-    grid = list(itertools.product(args.spreads, args.azimuths))
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(calibrate, spread, azimuth, args, logs, threads) for spread, azimuth in grid]
-        try:
-            measured = [future.result() for future in futures]
-        except mnist_runs.Failed as exc:
-            sys.exit(str(exc))
+    grid = itertools.product(args.spreads, args.azimuths)
+    measured = mnist_runs.in_parallel(args.jobs, calibrate, [(s, a, args, logs, threads) for s, a in grid])
     earlier = {r["name"]: r for r in json.loads(path.read_text())["settings"]} if path.exists() else {}
     how = {
         "command": " ".join([".venv/bin/python", "bench/faces_calibration.py", *sys.argv[1:]]),

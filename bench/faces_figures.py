@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from disentanglement import direction
 from matplotlib.figure import Figure
 
 from gmdsl.data import faces, open_dataset
@@ -18,11 +19,6 @@ from gmdsl.train.evaluation import predictions
 
 SPECS = ("faces", "faces_physics")  # the baseline has no generative model to draw with
 AZIMUTHS = np.linspace(-60, 60, 7)
-
-
-def _direction(azimuth: float, elevation: float) -> np.ndarray:
-    a, e = math.radians(azimuth), math.radians(elevation)
-    return np.array([math.sin(a) * math.cos(e), math.sin(e), math.cos(a) * math.cos(e)])
 
 
 def _or_inf(value: float | None) -> float:
@@ -85,7 +81,7 @@ def draw_figures(results: dict, out: Path, runs_root: Path, dataset_name: str, l
     torch.manual_seed(0)
     # a test face relit from left to right
     row = 0
-    lights = np.stack([_direction(a, 10.0) for a in AZIMUTHS])
+    lights = np.stack([direction(a, 10.0) for a in AZIMUTHS])
     truth_face = faces.Face(test["normals"][row].numpy().astype(float), test["albedo"][row].numpy().astype(float))
     relit = [("generator", faces.render(truth_face, lights)[:, 0])]
     for setting, run in best.items():
@@ -96,7 +92,7 @@ def draw_figures(results: dict, out: Path, runs_root: Path, dataset_name: str, l
         relit.append((setting, _decode(run, identity, lights, latents)))
     _grid(relit, [f"{a:+.0f} deg" for a in AZIMUTHS], out / "faces_relit.png")
     # identities 0-9 under a frontal light
-    front = _direction(0.0, 0.0)[None].repeat(10, 0)
+    front = direction(0.0, 0.0)[None].repeat(10, 0)
     first = [int(np.flatnonzero(test["identity"].numpy() == i)[0]) for i in range(10)]
     truth = [
         faces.render(

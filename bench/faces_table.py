@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mnist_runs
@@ -242,12 +241,7 @@ def main() -> None:
     threads = mnist_runs.threads_per_run(args.jobs)
     jobs = [(s, n, seed) for s in args.only for n in args.labels for seed in range(args.seeds)]
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(train_and_evaluate, args, s, n, seed, logs, threads) for s, n, seed in jobs]
-        try:
-            runs = [future.result() for future in futures]
-        except mnist_runs.Failed as exc:
-            sys.exit(str(exc))
+    runs = mnist_runs.in_parallel(args.jobs, train_and_evaluate, [(args, *job, logs, threads) for job in jobs])
     # runs of earlier invocations (other settings or label counts) stay; a run trained again replaces its own
     path = out / "faces.json"
     earlier = json.loads(path.read_text())["runs"] if path.exists() else []

@@ -12,10 +12,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
-GMDSL = str(Path(sys.executable).parent / "gmdsl")  # the CLI of the environment running this script
+GMDSL = str(Path(sys.executable).parent / "gmdsl")
+T = TypeVar("T")  # the CLI of the environment running this script
 
 
 class Failed(Exception):
@@ -44,6 +48,17 @@ def thread_env(threads: int) -> dict[str, str]:
     """The environment of a subprocess that may use `threads` threads: each parallel run gets its
     share of the cores, so runs do not fight over threads."""
     return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+
+def in_parallel(jobs: int, work: Callable[..., T], calls: list[tuple]) -> list[T]:
+    """`work(*call)` for each call, `jobs` at a time, results in the calls' order; a run that
+    failed ends the benchmark with its message (which names its log)."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(work, *call) for call in calls]
+        try:
+            return [future.result() for future in futures]
+        except Failed as exc:
+            sys.exit(str(exc))
 
 
 def run(command: list[str], log: Path, threads: int) -> None:

@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,12 +163,7 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     threads = mnist_runs.threads_per_run(args.jobs)
     jobs = [(labels, seed) for labels in args.labels for seed in range(args.seeds)]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(train_and_evaluate, args, labels, seed, logs, threads) for labels, seed in jobs]
-        try:
-            rows = [future.result() for future in futures]
-        except mnist_runs.Failed as exc:
-            sys.exit(str(exc))
+    rows = mnist_runs.in_parallel(args.jobs, train_and_evaluate, [(args, n, seed, logs, threads) for n, seed in jobs])
     record = {
         "name": setting_name(args),
         "spec": args.spec,

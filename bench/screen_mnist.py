@@ -23,7 +23,6 @@ import shutil
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mnist_runs
@@ -149,12 +148,8 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     threads = args.threads or mnist_runs.threads_per_run(args.jobs)
     jobs = [(name, seed) for name in chosen for seed in args.seeds]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {job: pool.submit(screen, *job, recipes[job[0]], args, logs, threads) for job in jobs}
-        try:
-            finished = {job: future.result() for job, future in futures.items()}
-        except mnist_runs.Failed as exc:
-            sys.exit(str(exc))
+    calls = [(*job, recipes[job[0]], args, logs, threads) for job in jobs]
+    finished = dict(zip(jobs, mnist_runs.in_parallel(args.jobs, screen, calls), strict=True))
     path = out / "screens.json"
     results = json.loads(path.read_text()) if path.exists() else {"labels": args.labels, "recipes": {}}
     results.update(title=args.title, table=args.table, recipes_file=args.recipes)
