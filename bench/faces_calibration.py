@@ -136,6 +136,8 @@ def main() -> None:
     out = ROOT / args.out
     path = out / "calibration.json"
     if args.render:
+        if not path.exists():
+            sys.exit(f"{path} does not exist yet: run a calibration first (the commands in --help)")
         (out / "README.md").write_text(markdown(json.loads(path.read_text())), encoding="utf-8")
         return
     logs = out / "logs"
