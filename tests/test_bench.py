@@ -222,6 +222,21 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
     assert "| 0 | 0 | 32.25 ±12.97 | 40.00 (1 seed) |" in lines
     assert "| 1000 | 0.01 | 4.72 ±1.60 | not run |" in lines
     assert any("6.0 hours of training" in line for line in lines)
+    assert "Of the 6 runs on this page, 6 read version 2's (evaluated before runs recorded a fingerprint)." in lines
+
+
+def test_the_multi_mnist_page_says_which_test_split_each_run_read() -> None:
+    import multi_mnist_table
+
+    fresh, stale = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    data = {"settings": {"generator_version": 3, "seed": 2017, "test_seed": 2028}, "fingerprint": fresh}
+    runs = [{"test_data": fresh}, {"test_data": fresh}, {"test_data": None}, {"test_data": stale}, {}]
+    sentence = multi_mnist_table.test_split_sentence({"runs": runs, "data": data})
+    assert sentence == (
+        "Of the 5 runs on this page, 2 read version 3's (test seed 2028, fingerprint sha256:aaaaaaaaaaaa...); "
+        "2 read version 2's (evaluated before runs recorded a fingerprint); "
+        "1 read other data (a fingerprint other than the table's)."
+    )
 
 
 def test_a_row_chosen_on_a_small_validation_set_is_set_beside_the_same_row_chosen_on_the_large_one() -> None:

@@ -71,6 +71,13 @@ def test_the_same_seed_gives_the_same_data() -> None:
     assert not np.array_equal(a["boxes_train"], c["boxes_train"])
 
 
+def test_a_new_test_seed_changes_the_test_canvases_and_not_the_training_ones() -> None:
+    a = multi_mnist.generate(_digits(255), _digits(100), train=30, test=12, seed=1, test_seed=7)
+    b = multi_mnist.generate(_digits(255), _digits(100), train=30, test=12, seed=1, test_seed=8)
+    assert all(np.array_equal(a[k], b[k]) for k in a if k.endswith("_train"))
+    assert not np.array_equal(a["boxes_test"], b["boxes_test"])
+
+
 def test_fetch_builds_it_from_the_cached_mnist_and_checks_it(gmdsl_cli, tmp_path: Path, monkeypatch) -> None:
     make_tiny_mnist(tmp_path / "mnist")
     monkeypatch.setenv("GMDSL_DATA", str(tmp_path))

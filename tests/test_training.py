@@ -93,6 +93,7 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
         "precision",
         "validation_error_y",
         "validation_elbo",
+        "test_data",
         "test_error_y",
         "test_elbo",
         "test_log_likelihood",
@@ -103,6 +104,8 @@ def test_train_eval_show_resume_end_to_end(gmdsl_cli, tiny: Path, tmp_path: Path
     assert 0 <= results["test_error_y"] <= 100 and results["test_log_likelihood"] < 0
     assert "test_error_y" in out and "validation_error_y" in out and "best checkpoint (epoch 1)" in out
     assert results["checkpoint"] == "best" and results["epoch"] == 1
+    recorded = json.loads((run_dir / "data.json").read_text())["source"]["fingerprint"]
+    assert results["test_data"] == recorded and recorded.startswith("sha256:")
 
     code, out, err = gmdsl_cli("show", str(run_dir))
     assert code == 0, err

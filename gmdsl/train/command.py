@@ -276,6 +276,8 @@ def _evaluate(run: runs.Run, samples: int, rows: int) -> dict:
         results.update(supervised_metrics(run.model, validation, "validation", *predict, run.config.directions))
         results["validation_elbo"] = mean_elbo(run.model, validation)
     if run.dataset.has_test:
+        # which test split was read: a results page can then say which data each number measured
+        results["test_data"] = run.data["source"]["fingerprint"] if run.data.get("source") else None
         results.update(evaluate(run.model, run.split("test"), samples, rows, *predict, run.config.directions))
     file = path / f"eval-{run.checkpoint}.json"
     write_atomically(file, json.dumps(results, indent=2) + "\n")
@@ -285,7 +287,7 @@ def _evaluate(run: runs.Run, samples: int, rows: int) -> dict:
     )
     width = max(len(k) for k in results)
     for key, value in results.items():
-        if key in ("checkpoint", "epoch", "chosen_by", "precision"):
+        if key in ("checkpoint", "epoch", "chosen_by", "precision", "test_data"):
             continue
         text = f"{value:.3f}" if isinstance(value, float) else str(value)
         unit = " %" if "_error_" in key else " degrees" if "_angle_" in key else ""
