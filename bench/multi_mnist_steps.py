@@ -54,6 +54,19 @@ def steps_table(run: runs.Run, canvases: int) -> list[str]:
             + " / ".join(f"{100 * s:.0f} %" for s in shares)
             + " |"
         )
+    return lines + ["", *count_lines(run, x, count)]
+
+
+def count_lines(run: runs.Run, x: torch.Tensor, count: torch.Tensor) -> list[str]:
+    """q's count against the true one on the same canvases: a run that counts nothing yet shows
+    which count it settled on, and for which canvases."""
+    predicted = run.model.predict({"x": x})["count"].argmax(-1)
+    values = run.model.by_name["count"].shape[0]
+    lines = ["| true count | " + " | ".join(f"q says {c}" for c in range(values)) + " |"]
+    lines.append("|---" * (values + 1) + "|")
+    for true in sorted(set(count.tolist())):
+        said = torch.bincount(predicted[count == true], minlength=values)
+        lines.append(f"| {true} | " + " | ".join(str(int(n)) for n in said) + " |")
     return lines
 
 
@@ -62,8 +75,10 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--canvases", type=int, default=1000)
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default: best)")
+    parser.add_argument("--dataset", help="where the run's data is now, if the cached copy changed")
     args = parser.parse_args()
-    print("\n".join(steps_table(runs.open_run(args.run, "cpu", args.checkpoint), args.canvases)))
+    run = runs.open_run(args.run, "cpu", args.checkpoint, args.dataset)
+    print("\n".join(steps_table(run, args.canvases)))
 
 
 if __name__ == "__main__":

@@ -116,12 +116,14 @@ class CompiledModel(nn.Module):
         estimator: str | None = None,
         enumerate_relaxed: bool = False,
         check_values: bool = True,
+        explore: float = 0.0,
     ) -> Objective:
         """The semi-supervised objective of each row (see gmdsl.runtime.objective).
         `alpha`, `beta` and `estimator` (snis or iwae) override the spec's; `enumerate_relaxed`
         sums exactly over discrete variables the spec relaxes (for evaluation);
         `check_values=False` skips the per-batch finite and support checks, for data checked
-        once (the training loop)."""
+        once (the training loop); `explore` spreads that share of the enumerated values' weight
+        evenly (training's explore_epochs)."""
         q = self._recognise(batch, samples, enumerate_relaxed, check_values)
         p = Generation(self.by_name, q.values, q.dtype, q.device)
         self.decoder(p)
@@ -136,6 +138,7 @@ class CompiledModel(nn.Module):
             beta=self.options.beta if beta is None else beta,
             estimator=estimator or self.options.estimator,
             constant_weights=self.constant_weights,
+            explore=explore,
         )
         return Objective(elbo, log_q_supervised, q.values)
 

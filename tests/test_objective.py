@@ -209,7 +209,10 @@ def test_iwae_matches_the_closed_form_log_likelihood_of_a_linear_gaussian() -> N
     assert (snis.elbo < exact).all()  # the plain ELBO stays below log p(x)
 
 
-def test_enumeration_equals_the_exact_expectation() -> None:
+@pytest.mark.parametrize("explore", [0.0, 0.3, 1.0])
+def test_enumeration_equals_the_exact_expectation(explore: float) -> None:
+    """With `explore` e (training's explore_epochs), each of the 12 enumerated (c, b) weighs
+    (1 - e) q(c, b | x) + e / 12 instead of q(c, b | x)."""
     spec = """
     observed x : real[2]
     latent   c : onehot[3]
@@ -226,7 +229,7 @@ def test_enumeration_equals_the_exact_expectation() -> None:
     torch.manual_seed(3)
     model = gmdsl.compile(spec).double()
     x = torch.tensor([[0.5, -0.1], [1.5, 2.0], [-1.0, 0.0]], dtype=torch.float64)
-    result = model.objective({"x": x})
+    result = model.objective({"x": x}, explore=explore)
     exact = []
     for row in x:
         total = torch.tensor(0.0, dtype=torch.float64)
@@ -241,9 +244,22 @@ def test_enumeration_equals_the_exact_expectation() -> None:
                     + D.Bernoulli(0.3).log_prob(b).sum()
                     + D.Normal(model.decoder.dec(torch.cat([c, b])), 0.7).log_prob(row).sum()
                 )
-                total = total + (log_qc[k] + log_qb).exp() * (log_joint - log_qc[k] - log_qb)
+                weight = (1 - explore) * (log_qc[k] + log_qb).exp() + explore / 12
+                total = total + weight * (log_joint - log_qc[k] - log_qb)
         exact.append(total)
     torch.testing.assert_close(result.elbo, torch.stack(exact))
+
+
+def test_explore_leaves_labelled_rows_and_log_q_of_the_labels_alone() -> None:
+    model = compiled(LABEL_BELOW.replace("ESTIMATOR", "enumeration"))
+    batch = {"x": X, "y": LABELS, "y_observed": MASK}
+    torch.manual_seed(4)
+    plain = model.objective(batch)
+    torch.manual_seed(4)
+    explored = model.objective(batch, explore=0.5)
+    torch.testing.assert_close(explored.elbo[MASK], plain.elbo[MASK])
+    torch.testing.assert_close(explored.log_q_supervised, plain.log_q_supervised, equal_nan=True)
+    assert not torch.allclose(explored.elbo[~MASK], plain.elbo[~MASK])  # the unlabelled rows do change
 
 
 def test_beta_weights_the_latent_terms() -> None:

@@ -196,6 +196,17 @@ def test_kl_warmup_raises_beta_linearly_to_the_specs() -> None:
     )
 
 
+def test_explore_epochs_spread_the_enumerated_weight_evenly_at_first_then_less() -> None:
+    from gmdsl.train.loop import explore_at
+    from gmdsl.train.settings import TrainSettings
+
+    assert [explore_at(TrainSettings(), step, 4) for step in range(3)] == [0.0] * 3
+    early = TrainSettings(explore_epochs=2)
+    assert [explore_at(early, step, 4) for step in range(10)] == pytest.approx(
+        [0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0, 0.0, 0.0]
+    )
+
+
 def _train_one_epoch(run_dir: Path, dataset: Path) -> dict[str, torch.Tensor]:
     """What `gmdsl train` does, in process, for a run directory that already holds model.py,
     config.json and labelled.json."""

@@ -126,6 +126,15 @@ def beta_at(settings: TrainSettings, step: int, steps_per_epoch: int, beta: floa
     return beta * min(1.0, (step + 1) / (settings.kl_warmup * steps_per_epoch))
 
 
+def explore_at(settings: TrainSettings, step: int, steps_per_epoch: int) -> float:
+    """The share of each row's weight spread evenly over the values of the variables summed by
+    enumeration at step `step` (from 0): falling linearly from 1 to 0 over the first
+    `explore_epochs` epochs, so that the values q first finds unlikely still learn."""
+    if not settings.explore_epochs:
+        return 0.0
+    return max(0.0, 1.0 - (step + 1) / (settings.explore_epochs * steps_per_epoch))
+
+
 class Shard(NamedTuple):
     """A process's part of a global batch split over `world` processes: the global batch's rows
     and labelled rows, which each process's loss is normalised by. DistributedDataParallel
@@ -167,18 +176,19 @@ def dataset_objective(
     )
 
 
-TrainingLoss = Callable[[dict[str, torch.Tensor], torch.Tensor, float, int, "Shard | None"], torch.Tensor]
+TrainingLoss = Callable[[dict[str, torch.Tensor], torch.Tensor, float, int, "Shard | None", float], torch.Tensor]
 
 
 def training_loss(
     model: CompiledModel, settings: TrainSettings, labelled_share: float, every_label: bool = True
 ) -> TrainingLoss:
     """The loss of a training batch, given its labelled rows, the objective's beta, how many of
-    its last rows are all labelled, and the process's shard of the global batch (None: one
-    process): the negative objective, averaged over rows or weighted as the whole data set
-    (`label_weight`). The data was checked once, so not again per batch. Through torch.compile
-    when the settings ask for it, with dynamic shapes, so an epoch's shorter last batch does
-    not compile it a second time.
+    its last rows are all labelled, the process's shard of the global batch (None: one
+    process) and the share of the enumerated values' weight spread evenly (`explore_at`): the
+    negative objective, averaged over rows or weighted as the whole data set (`label_weight`).
+    The data was checked once, so not again per batch. Through torch.compile when the settings
+    ask for it, with dynamic shapes, so an epoch's shorter last batch does not compile it a
+    second time.
 
     `given_rows`: the batch's last rows are all labelled. Where the model enumerates a
     variable, they are scored in a pass of their own in which every label is given, so q
@@ -187,9 +197,11 @@ def training_loss(
     False), those rows keep their masks."""
     alpha = model.options.alpha if settings.alpha is None else settings.alpha
 
-    def objective(batch: dict[str, torch.Tensor], beta: float, given_rows: int) -> Objective:
+    def objective(batch: dict[str, torch.Tensor], beta: float, given_rows: int, explore: float) -> Objective:
         def score(part: dict[str, torch.Tensor]) -> Objective:
-            return model.objective(part, samples=settings.samples, alpha=alpha, beta=beta, check_values=False)
+            return model.objective(
+                part, samples=settings.samples, alpha=alpha, beta=beta, check_values=False, explore=explore
+            )
 
         rows = len(next(iter(batch.values())))
         if not (model.enumerated and 0 < given_rows < rows):
@@ -203,9 +215,14 @@ def training_loss(
         )
 
     def loss(
-        batch: dict[str, torch.Tensor], labelled: torch.Tensor, beta: float, given_rows: int, shard: Shard | None
+        batch: dict[str, torch.Tensor],
+        labelled: torch.Tensor,
+        beta: float,
+        given_rows: int,
+        shard: Shard | None,
+        explore: float = 0.0,
     ) -> torch.Tensor:
-        scored = objective(batch, beta, given_rows)
+        scored = objective(batch, beta, given_rows, explore)
         if settings.supervised_only:  # every row is labelled (Trainer.batches)
             return -_row_mean(scored.log_q_supervised, shard)
         if settings.label_weight == "row":
@@ -618,7 +635,8 @@ class Trainer:
             rows, given_rows, shard = self.shard_of(index)
             batch, labelled = self.batch(rows)
             beta = beta_at(self.settings, done, len(batches), self.model.options.beta)
-            loss = self.loss_of(batch, labelled, beta, given_rows, shard)
+            explore = explore_at(self.settings, done, len(batches))
+            loss = self.loss_of(batch, labelled, beta, given_rows, shard, explore)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self.optimiser.step()

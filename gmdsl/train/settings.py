@@ -115,6 +115,13 @@ class TrainSettings(BaseModel):
     kl_warmup: int = _setting(
         0, "Epochs over which the objective's beta rises linearly from 0 to the spec's (0: none).", ge=0
     )
+    explore_epochs: int = _setting(
+        0,
+        "Epochs over which the values of a variable summed by enumeration keep a share of each row's weight "
+        "whatever q gives them: all of it (every value alike) at the start, falling linearly to none, so that "
+        "values q first finds unlikely (a count's later steps) still learn (0: none).",
+        ge=0,
+    )
     select: str = _setting(
         "auto",
         "What chooses the best checkpoint on validation: NAME (a supervised variable's error, or RMSE for a real "
