@@ -19,10 +19,12 @@ the alpha term only on labelled rows. On an unlabelled row w = 1 and this is the
 e and s: log q(y | x) is exact and the weights are W / S (the compiler then sets
 `constant_weights`, which skips the weighting).
 
-`explore` (a share e in [0, 1], a training aid, 0 in the objective proper): the W that weigh
-the f_es become (1 - e) W + e U, U spreading each row's weight evenly over the enumerated
-values q can take there. The branches q finds unlikely early on (a count's later steps) then
-still learn, and q's -log q terms in them keep q off 0. log q(y | x) keeps W.
+`explore` (a share e in [0, 1], a training aid, 0 in the objective proper): on an unlabelled
+row the value is (1 - e) elbo + e mean_es (f_es + beta log W_es), the second term each draw's f
+without q's log-density of the enumerated values, every draw weighing alike. The branches q
+finds unlikely early on (a count's later steps) then still learn; q's enumerated variables
+learn from the first term only (in the second, a -log q weighed evenly would pay q to rule
+values out without bound).
 """
 
 from __future__ import annotations
@@ -73,24 +75,23 @@ def semisupervised(
     else:
         log_omega = log_w_enum + log_w_sup
         log_q_supervised = torch.logsumexp(log_omega, dim=0) - log_draws
-    if explore:
-        log_w_enum = _explored(log_w_enum, log_draws, explore)
-        log_omega = log_w_enum if constant_weights else log_w_enum + log_w_sup
     if estimator == "iwae":
         first = torch.logsumexp(log_w_enum + f, dim=0) - log_draws
     else:
         weights = torch.softmax(log_omega, dim=0)
         first = torch.where(weights > 0, weights * f, torch.zeros_like(f)).sum(0)
+    if explore:
+        evenly = _evenly(f, log_w_enum, beta)
+        first = torch.where(labelled, first, (1 - explore) * first + explore * evenly)
     return _with_labels(first, log_q_supervised, labelled, alpha)
 
 
-def _explored(log_w_enum: torch.Tensor, log_draws: torch.Tensor, share: float) -> torch.Tensor:
-    """log ((1 - share) W + share U) over the flat draws [draws, B]: U spreads a row's total
-    weight (S, a sample's enumerated values summing to 1) evenly over the draws W gives some
-    weight to (a given label rules the others out)."""
-    possible = (log_w_enum > -math.inf).to(log_w_enum.dtype)
-    uniform = possible / possible.sum(0) * log_draws.exp()
-    return torch.log((1 - share) * log_w_enum.exp() + share * uniform)
+def _evenly(f: torch.Tensor, log_w_enum: torch.Tensor, beta: float) -> torch.Tensor:
+    """mean over the draws W gives some weight to of f + beta log W ([draws, B] -> [B]): f
+    without q's log-density of the enumerated values, every possible value alike."""
+    possible = log_w_enum > -math.inf
+    rest = torch.where(possible, f + beta * log_w_enum, torch.zeros_like(f))
+    return rest.sum(0) / possible.sum(0)
 
 
 def _with_labels(

@@ -211,8 +211,9 @@ def test_iwae_matches_the_closed_form_log_likelihood_of_a_linear_gaussian() -> N
 
 @pytest.mark.parametrize("explore", [0.0, 0.3, 1.0])
 def test_enumeration_equals_the_exact_expectation(explore: float) -> None:
-    """With `explore` e (training's explore_epochs), each of the 12 enumerated (c, b) weighs
-    (1 - e) q(c, b | x) + e / 12 instead of q(c, b | x)."""
+    """With `explore` e (training's explore_epochs), the unlabelled row's value is (1 - e) times
+    the exact expectation plus e times the plain mean over the 12 enumerated (c, b) of the
+    log-joint (f without q's log-densities of c and b)."""
     spec = """
     observed x : real[2]
     latent   c : onehot[3]
@@ -244,10 +245,19 @@ def test_enumeration_equals_the_exact_expectation(explore: float) -> None:
                     + D.Bernoulli(0.3).log_prob(b).sum()
                     + D.Normal(model.decoder.dec(torch.cat([c, b])), 0.7).log_prob(row).sum()
                 )
-                weight = (1 - explore) * (log_qc[k] + log_qb).exp() + explore / 12
-                total = total + weight * (log_joint - log_qc[k] - log_qb)
+                elbo_part = (log_qc[k] + log_qb).exp() * (log_joint - log_qc[k] - log_qb)
+                total = total + (1 - explore) * elbo_part + explore * log_joint / 12
         exact.append(total)
     torch.testing.assert_close(result.elbo, torch.stack(exact))
+
+
+def test_explore_alone_teaches_q_of_the_enumerated_values_nothing() -> None:
+    """The evenly weighted part leaves q's enumerated variables out: weighing their -log q
+    evenly would pay q to rule values out without bound (a training run's loss ran to -1e14)."""
+    model = compiled(LABEL_BELOW.replace("ESTIMATOR", "enumeration"))
+    model.objective({"x": X}, explore=1.0).elbo.sum().backward()
+    assert all(p.grad is None or not p.grad.abs().max() > 1e-12 for p in model.encoder.cls.parameters())
+    assert any(p.grad is not None and p.grad.abs().max() > 0 for p in model.encoder.enc.parameters())
 
 
 def test_explore_leaves_labelled_rows_and_log_q_of_the_labels_alone() -> None:
