@@ -20,11 +20,17 @@ e and s: log q(y | x) is exact and the weights are W / S (the compiler then sets
 `constant_weights`, which skips the weighting).
 
 `explore` (a share e in [0, 1], a training aid, 0 in the objective proper): on an unlabelled
-row the value is (1 - e) elbo + e mean_es (f_es + beta log W_es), the second term each draw's f
-without q's log-density of the enumerated values, every draw weighing alike. The branches q
-finds unlikely early on (a count's later steps) then still learn; q's enumerated variables
-learn from the first term only (in the second, a -log q weighed evenly would pay q to rule
-values out without bound).
+row the value is (1 - e) elbo + e explored, where, with g_es = f_es + beta log W_es (f without
+q's log-density of the enumerated values) and P = softmax_es(g), held constant (the model's
+posterior over the enumerated values, given q's draws of the rest),
+
+    explored = mean_es g_es + sum_es P_es log W_es
+
+The first term trains every value's branch alike, so those q finds unlikely early on (a count's
+later steps) still learn. The second moves q's enumerated variables towards that posterior
+(a wake-phase update, as in reweighted wake-sleep): the elbo's own gradient for a value q
+gives ~0 vanishes with it, so q could not otherwise follow where the branches' f now point. A
+-log q weighed evenly instead would pay q to rule values out without bound.
 """
 
 from __future__ import annotations
@@ -81,17 +87,19 @@ def semisupervised(
         weights = torch.softmax(log_omega, dim=0)
         first = torch.where(weights > 0, weights * f, torch.zeros_like(f)).sum(0)
     if explore:
-        evenly = _evenly(f, log_w_enum, beta)
-        first = torch.where(labelled, first, (1 - explore) * first + explore * evenly)
+        explored = _explored(f, log_w_enum, beta)
+        first = torch.where(labelled, first, (1 - explore) * first + explore * explored)
     return _with_labels(first, log_q_supervised, labelled, alpha)
 
 
-def _evenly(f: torch.Tensor, log_w_enum: torch.Tensor, beta: float) -> torch.Tensor:
-    """mean over the draws W gives some weight to of f + beta log W ([draws, B] -> [B]): f
-    without q's log-density of the enumerated values, every possible value alike."""
+def _explored(f: torch.Tensor, log_w_enum: torch.Tensor, beta: float) -> torch.Tensor:
+    """mean_es g + sum_es P log W over the draws W gives some weight to ([draws, B] -> [B]; see
+    the module doc)."""
     possible = log_w_enum > -math.inf
-    rest = torch.where(possible, f + beta * log_w_enum, torch.zeros_like(f))
-    return rest.sum(0) / possible.sum(0)
+    g = torch.where(possible, f + beta * log_w_enum, torch.zeros_like(f))
+    posterior = torch.softmax(g.detach().masked_fill(~possible, -math.inf), dim=0)
+    towards = torch.where(possible, posterior * log_w_enum, torch.zeros_like(f))
+    return g.sum(0) / possible.sum(0) + towards.sum(0)
 
 
 def _with_labels(
