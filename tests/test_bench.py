@@ -188,6 +188,32 @@ def test_the_faces_table_trains_evaluates_and_draws_on_small_generated_faces(tmp
     assert logs and all(log.read_text() == text for log, text in logs.items())  # nothing trained again
 
 
+def test_the_faces_page_tables_its_dataset_and_sets_earlier_datasets_apart() -> None:
+    import faces_table
+
+    def run(dataset: str | None, setting: str, identity: float) -> dict:
+        tagged = {"dataset": dataset} if dataset else {}  # runs from before the field: version 1's faces
+        common = {"labels": 190, "seed": 0, "light_angle": 2.0, "epochs": 100}
+        hours = 0.1 if dataset else 1.0
+        return {**tagged, "setting": setting, "identity_error": identity, "train_seconds": 3600 * hours, **common}
+
+    results = {
+        "dataset": "faces-hard",
+        "command": "python bench/faces_table.py --dataset faces-hard",
+        "commit": "abc1234",
+        "epochs": 100,
+        "hardware": {"machine": "x86_64", "cpus": 2, "jobs": 1, "threads_per_job": 2, "cuda": None},
+        "figure_labels": 190,
+        "runs": [run("faces-hard", "supervised_only", 30.0), run(None, "supervised_only", 76.0)],
+    }
+    page = faces_table.markdown(results)
+    main, superseded = page.split("## Superseded: ")
+    assert "`faces-hard`: cast shadows" in main and "30.0 / 2.0 (1 seed)" in main and "76.0" not in main
+    assert superseded.startswith("Generated Lambertian faces, version 1") and "76.0 / 2.0 (1 seed)" in superseded
+    assert "## Which test split each number read" in superseded
+    assert "0.1 hours of training" in page and "1.1 hours" not in page  # the faces-hard run's alone
+
+
 def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
     import multi_mnist_table
 
