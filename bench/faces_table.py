@@ -259,7 +259,9 @@ def _made_and_figures(results: dict, runs: list[dict]) -> list[str]:
         "identity error (ties: light RMSE):",
         "",
         "- [faces_relit.png](faces_relit.png): a test face relit from left to right, identity and latents "
-        "inferred from it and the light direction set (the top row is the generator's truth);",
+        "inferred from it and the light direction set (the top row is the generator's truth"
+        + ("" if results.get("dataset", "faces") == "faces" else ", shaded without cast shadows or noise")
+        + ");",
         "- [faces_identities.png](faces_identities.png): identities 0-9 under a frontal light, latents at "
         "the prior's mean;",
         "- [faces_light.png](faces_light.png): inferred against true light azimuth and elevation on the test split.",
