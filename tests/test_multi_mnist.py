@@ -131,3 +131,25 @@ def test_where_is_each_box_as_glimpse_reads_it(made: dict[str, np.ndarray]) -> N
             seen = glimpse(image[row].reshape(1, -1), where[row, step][None], shapes=((1, 64, 64), (3,), (1, 28, 28)))
             inner = seen.reshape(28, 28)[2:-2, 2:-2]  # bilinear reads blur the rim
             assert inner.min() > 0.9, (row, step)
+
+
+def test_the_unsupervised_spec_trains_without_labels_with_explore_epochs(gmdsl_cli, tmp_path: Path) -> None:
+    """specs/multi_mnist_unsupervised.gm as results/multi_mnist.md trains it (no labels, no
+    validation, --explore-epochs), on a few canvases of the user's own: it finishes, records the
+    setting, and its evaluation counts."""
+    data = tmp_path / "canvases.npz"
+    np.savez_compressed(data, **multi_mnist.generate(_digits(255), _digits(100), train=64, test=16, seed=4))
+    root = Path(__file__).resolve().parent.parent
+    run = tmp_path / "run"
+    code, out, err = gmdsl_cli(
+        "train", str(root / "specs" / "multi_mnist_unsupervised.gm"), "--dataset", str(data), "--labels", "0",
+        "--validation", "0", "--explore-epochs", "1", "--kl-warmup", "1", "--epochs", "2", "--batch-size", "32",
+        "--no-progress", "--run", str(run),
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["explore_epochs"] == 1
+    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    code, out, err = gmdsl_cli("eval", str(run), "--samples", "2", "--rows", "8")
+    assert code == 0, err
+    assert 0 <= json.loads((run / "eval-last.json").read_text())["test_error_count"] <= 100
