@@ -221,8 +221,9 @@ def draw_style_grid(results: dict, record: dict, out: Path, runs: Path, table: T
     """results/STEM_style.png: `gmdsl show`'s style x class grid of the table's best run, chosen on
     validation like everything else: the fewest labels, then the lowest validation error. A
     setting redraws it only when one of its runs beats the run it shows; a supervised-only
-    baseline never does, since its decoder is not trained."""
-    if record.get("supervised_only"):
+    baseline never does, since its decoder is not trained, nor a setting whose recipe sets its own
+    validation size: its validation errors are on another set, not comparable."""
+    if record.get("supervised_only") or "validation" in record.get("recipe", {}):
         return
     best = min(record["runs"], key=_grid_rank)
     shown = results.get("style_grid")
@@ -285,6 +286,10 @@ def cell(summary: dict, labels: int) -> str:
     return f"**{entry['mean']:.2f}** (±{entry['std']:.2f}, {entry['seeds']} seeds)"
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f} times" if b > 0 else "against 0 for"
+
+
 def _validation_size_note(results: dict) -> str:
     """What choosing the checkpoint on a validation set as small as the labelled one costs: each
     row whose recipe sets `validation` beside the row of the same spec, epochs and schedule
@@ -293,7 +298,9 @@ def _validation_size_note(results: dict) -> str:
     for small in (s for s in results["settings"] if "validation" in s.get("recipe", {})):
         size = small["recipe"]["validation"]
         for large in results["settings"]:
-            same = all(large.get(k) == small.get(k) for k in ("spec", "epochs", "lr_schedule", "supervised_only"))
+            same = all(large.get(k) == small.get(k) for k in ("spec", "epochs", "lr_schedule"))
+            # older records wrote None for a run that is not the baseline
+            same = same and bool(large.get("supervised_only")) == bool(small.get("supervised_only"))
             if large is small or not same or "validation" in large.get("recipe", {}):
                 continue
             if large.get("selection") != "validation":
@@ -304,8 +311,10 @@ def _validation_size_note(results: dict) -> str:
                     f"- At N = {n}, `{small['name']}` (checkpoint chosen on {size} validation images) has "
                     f"{a['mean']:.2f} ± {a['std']:.2f} % test error over {a['seeds']} seeds, against "
                     f"{b['mean']:.2f} ± {b['std']:.2f} % for `{large['name']}` (10,000 images): "
-                    f"{a['mean'] - b['mean']:+.2f} points. That difference is what the large validation set "
-                    "was worth to the table, less what the images it held out add to training."
+                    f"{a['mean'] - b['mean']:+.2f} points, and a seed-to-seed sd {_ratio(a['std'], b['std'])} "
+                    "the other's. That difference is what the large validation set was worth to the table, "
+                    "less what the images it held out add to training: a checkpoint chosen on few images is "
+                    "chosen by their noise as much as by the model."
                 )
     return "\n".join(notes) + "\n" if notes else ""
 

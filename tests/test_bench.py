@@ -232,7 +232,8 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
         "runs": [
             run(500, 0.1, 0, 5.0),
             run(500, 0.1, 1, 7.0),
-            run(0, 0.0, 0, 40.0),
+            {**run(0, 0.0, 1, 3.0), "spec": "multi_mnist_unsupervised", "epochs": 15},
+            {**run(0, 0.0, 0, 40.0), "spec": "multi_mnist_unsupervised", "epochs": 15},
             digits(1000, 0.1, 0, 3.0, 9.0, "multi_mnist_digits"),
             digits(1000, 0.1, 0, 2.0, 4.0, "multi_mnist_boxes"),
             digits(1000, 0.1, 1, 4.0, 6.0, "multi_mnist_boxes"),
@@ -245,10 +246,26 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
     assert boxes + " 0.050 ±0.000 (2 seeds) |" in lines
     assert "| 1000 | 0.1 | 2.98 ±0.93 | not run |" in lines
     assert "| 500 | 0.1 | 4.21 ±1.29 | 6.00 ±1.41 (2 seeds) |" in lines
-    assert "| 0 | 0 | 32.25 ±12.97 | 40.00 (1 seed) |" in lines
+    assert "| 0 | 0 | 32.25 ±12.97 | 21.50 ±26.16 (2 seeds: 40.00, 3.00) |" in lines  # each seed's too
     assert "| 1000 | 0.01 | 4.72 ±1.60 | not run |" in lines
-    assert any("6.0 hours of training" in line for line in lines)
-    assert "Of the 6 runs on this page, 6 read version 2's (evaluated before runs recorded a fingerprint)." in lines
+    assert any("7.0 hours of training" in line for line in lines)
+    assert any("15 epochs per unlabelled run, 20 epochs per labelled run" in line for line in lines)
+    assert "Of the 7 runs on this page, 7 read version 2's (evaluated before runs recorded a fingerprint)." in lines
+
+
+def test_a_multi_mnist_table_run_for_some_rows_keeps_the_others_and_drops_superseded_runs(tmp_path: Path) -> None:
+    import multi_mnist_table
+
+    earlier = [
+        {"name": "old-l0", "spec": "multi_mnist", "labels": 0},  # the L = 0 row has a spec of its own now
+        {"name": "l500", "spec": "multi_mnist", "labels": 500},
+        {"name": "boxes", "spec": "multi_mnist_boxes", "labels": 1000},
+        {"name": "new-l0", "spec": "multi_mnist_unsupervised", "labels": 0, "count_error": 50.0},
+    ]
+    (tmp_path / "multi_mnist.json").write_text(json.dumps({"runs": earlier}))
+    again = {"name": "new-l0", "spec": "multi_mnist_unsupervised", "labels": 0, "count_error": 3.0}
+    runs = multi_mnist_table._with_earlier(tmp_path / "multi_mnist.json", [again])
+    assert [r["name"] for r in runs] == ["l500", "boxes", "new-l0"] and runs[-1]["count_error"] == 3.0
 
 
 def test_the_multi_mnist_page_says_which_test_split_each_run_read() -> None:
@@ -275,13 +292,13 @@ def test_a_row_chosen_on_a_small_validation_set_is_set_beside_the_same_row_chose
         common = {"spec": "specs/m.gm", "epochs": 50, "lr_schedule": "constant", "selection": "validation"}
         return {"name": name, **common, "recipe": recipe, "summary": reproduce_mnist.summarise(runs), "runs": runs}
 
-    large = setting("m-e50", [8.0, 10.0, 9.0], {})
-    small = setting("m-e50-val100", [10.0, 12.0, 11.0], {"validation": 100})
+    large = {**setting("m-e50", [8.0, 10.0, 9.0], {}), "supervised_only": None}  # as older records have it
+    small = {**setting("m-e50-val100", [10.0, 14.0, 12.0], {"validation": 100}), "supervised_only": False}
     other = {**setting("m-e30", [1.0], {}), "epochs": 30}  # not the same setting: not compared
     note = reproduce_mnist._validation_size_note({"settings": [large, small, other]})
     assert note.count("\n") == 1 and "At N = 100, `m-e50-val100` (checkpoint chosen on 100 validation images)" in note
-    assert "11.00 ± 1.00 % test error over 3 seeds, against 9.00 ± 1.00 % for `m-e50`" in note
-    assert "+2.00 points" in note
+    assert "12.00 ± 2.00 % test error over 3 seeds, against 9.00 ± 1.00 % for `m-e50`" in note
+    assert "+3.00 points, and a seed-to-seed sd 2.0 times the other's" in note
     assert reproduce_mnist._validation_size_note({"settings": [large, other]}) == ""
 
 
