@@ -260,7 +260,7 @@ def _made_and_figures(results: dict, runs: list[dict]) -> list[str]:
         "",
         "- [faces_relit.png](faces_relit.png): a test face relit from left to right, identity and latents "
         "inferred from it and the light direction set (the top row is the generator's truth"
-        + ("" if results.get("dataset", "faces") == "faces" else ", shaded without cast shadows or noise")
+        + (", shaded without cast shadows or noise" if results.get("dataset") == "faces-hard" else "")
         + ");",
         "- [faces_identities.png](faces_identities.png): identities 0-9 under a frontal light, latents at "
         "the prior's mean;",

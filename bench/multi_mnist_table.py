@@ -153,8 +153,7 @@ def markdown(results: dict) -> str:
         "| L | rho | paper | gmdsl |",
         "|---|---|---|---|",
     ]
-    counting = {Path(spec_for(labels)).stem for labels, _ in PAPER}
-    counted = [r for r in runs if r.get("spec", "multi_mnist") in counting]
+    counted = [r for r in runs if r.get("spec", "multi_mnist") == Path(spec_for(r["labels"])).stem]
     for (labels, rate), paper in PAPER.items():
         chosen = sorted((r for r in counted if r["labels"] == labels and r["rate"] == rate), key=lambda r: r["seed"])
         seeds = f" ({len(chosen)} seed{'s' if len(chosen) > 1 else ''})" if chosen else ""
@@ -251,16 +250,20 @@ def _digits_lines(runs: list[dict]) -> list[str]:
 
 def _with_earlier(path: Path, runs: list[dict]) -> list[dict]:
     """These runs, and those of earlier invocations (other rows) that the table still has: a run
-    trained again replaces its own, and a row whose spec changed drops its old runs."""
+    of the same spec, row and seed trained again (with other epochs, say) replaces the earlier
+    one, and a row whose spec changed drops its old runs."""
     digits = {Path(spec).stem for spec in DIGITS_SPECS}
 
     def current(run: dict) -> bool:
         spec = run.get("spec", "multi_mnist")
         return spec in digits or spec == Path(spec_for(run["labels"])).stem
 
-    names = {r["name"] for r in runs}
+    def key(run: dict) -> tuple:
+        return run.get("spec", "multi_mnist"), run["labels"], run.get("rate"), run.get("seed")
+
+    again = {key(r) for r in runs}
     earlier = json.loads(path.read_text())["runs"] if path.exists() else []
-    return [r for r in earlier if r["name"] not in names and current(r)] + runs
+    return [r for r in earlier if key(r) not in again and current(r)] + runs
 
 
 def main() -> None:

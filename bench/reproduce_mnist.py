@@ -227,7 +227,8 @@ def draw_style_grid(results: dict, record: dict, out: Path, runs: Path, table: T
         return
     best = min(record["runs"], key=_grid_rank)
     shown = results.get("style_grid")
-    runs_now = {r["name"]: r for s in results["settings"] for r in s["runs"]}
+    comparable = (s for s in results["settings"] if "validation" not in s.get("recipe", {}))
+    runs_now = {r["name"]: r for s in comparable for r in s["runs"]}
     if shown and shown["run"] in runs_now and _grid_rank(runs_now[shown["run"]]) <= _grid_rank(best):
         return
     run_dir = runs / best["name"]
@@ -286,8 +287,11 @@ def cell(summary: dict, labels: int) -> str:
     return f"**{entry['mean']:.2f}** (±{entry['std']:.2f}, {entry['seeds']} seeds)"
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.1f} times" if b > 0 else "against 0 for"
+def _spread(a: float, b: float) -> str:
+    """How one seed-to-seed sd compares with another's, as words."""
+    if b > 0:
+        return f"a seed-to-seed sd {a / b:.1f} times the other's"
+    return f"a seed-to-seed sd of {a:.2f} (the other's 0)"
 
 
 def _validation_size_note(results: dict) -> str:
@@ -311,10 +315,10 @@ def _validation_size_note(results: dict) -> str:
                     f"- At N = {n}, `{small['name']}` (checkpoint chosen on {size} validation images) has "
                     f"{a['mean']:.2f} ± {a['std']:.2f} % test error over {a['seeds']} seeds, against "
                     f"{b['mean']:.2f} ± {b['std']:.2f} % for `{large['name']}` (10,000 images): "
-                    f"{a['mean'] - b['mean']:+.2f} points, and a seed-to-seed sd {_ratio(a['std'], b['std'])} "
-                    "the other's. That difference is what the large validation set was worth to the table, "
-                    "less what the images it held out add to training: a checkpoint chosen on few images is "
-                    "chosen by their noise as much as by the model."
+                    f"{a['mean'] - b['mean']:+.2f} points, and {_spread(a['std'], b['std'])}. That difference "
+                    "is what the large validation set was worth to the table, less what the images it held "
+                    "out add to training: a checkpoint chosen on few images is chosen by their noise as much "
+                    "as by the model."
                 )
     return "\n".join(notes) + "\n" if notes else ""
 

@@ -19,10 +19,11 @@ the alpha term only on labelled rows. On an unlabelled row w = 1 and this is the
 e and s: log q(y | x) is exact and the weights are W / S (the compiler then sets
 `constant_weights`, which skips the weighting).
 
-`explore` (a share e in [0, 1], a training aid, 0 in the objective proper): on an unlabelled
-row the value is (1 - e) elbo + e explored, where, with g_es = f_es + beta log W_es (f without
-q's log-density of the enumerated values) and P = softmax_es(g), held constant (the model's
-posterior over the enumerated values, given q's draws of the rest),
+`explore` (a share e in [0, 1], a training aid, 0 in the objective proper; only where some
+variable is enumerated): on an unlabelled row the value is (1 - e) elbo + e explored, where,
+with g_es = f_es + beta log W_es (f without q's log-density of the enumerated values) and
+P = softmax_es(g), held constant (self-normalised over the enumerated values and the samples:
+the model's posterior over the enumerated values, exact given one draw of the rest),
 
     explored = mean_es g_es + sum_es P_es log W_es
 
@@ -86,7 +87,7 @@ def semisupervised(
     else:
         weights = torch.softmax(log_omega, dim=0)
         first = torch.where(weights > 0, weights * f, torch.zeros_like(f)).sum(0)
-    if explore:
+    if explore and log_enumeration.dim() > 0:
         explored = _explored(f, log_w_enum, beta)
         first = torch.where(labelled, first, (1 - explore) * first + explore * explored)
     return _with_labels(first, log_q_supervised, labelled, alpha)

@@ -234,6 +234,7 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
             run(500, 0.1, 1, 7.0),
             {**run(0, 0.0, 1, 3.0), "spec": "multi_mnist_unsupervised", "epochs": 15},
             {**run(0, 0.0, 0, 40.0), "spec": "multi_mnist_unsupervised", "epochs": 15},
+            {**run(0, 0.0, 2, 100.0), "epochs": 15},  # the L = 0 row's old spec: counted, not in its row
             digits(1000, 0.1, 0, 3.0, 9.0, "multi_mnist_digits"),
             digits(1000, 0.1, 0, 2.0, 4.0, "multi_mnist_boxes"),
             digits(1000, 0.1, 1, 4.0, 6.0, "multi_mnist_boxes"),
@@ -248,24 +249,27 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
     assert "| 500 | 0.1 | 4.21 ±1.29 | 6.00 ±1.41 (2 seeds) |" in lines
     assert "| 0 | 0 | 32.25 ±12.97 | 21.50 ±26.16 (2 seeds: 40.00, 3.00) |" in lines  # each seed's too
     assert "| 1000 | 0.01 | 4.72 ±1.60 | not run |" in lines
-    assert any("7.0 hours of training" in line for line in lines)
+    assert any("8.0 hours of training" in line for line in lines)
     assert any("15 epochs per unlabelled run, 20 epochs per labelled run" in line for line in lines)
-    assert "Of the 7 runs on this page, 7 read version 2's (evaluated before runs recorded a fingerprint)." in lines
+    assert "Of the 8 runs on this page, 8 read version 2's (evaluated before runs recorded a fingerprint)." in lines
 
 
 def test_a_multi_mnist_table_run_for_some_rows_keeps_the_others_and_drops_superseded_runs(tmp_path: Path) -> None:
     import multi_mnist_table
 
+    def run(name: str, spec: str, labels: int, rate: float, **more) -> dict:
+        return {"name": name, "spec": spec, "labels": labels, "rate": rate, "seed": 0, **more}
+
     earlier = [
-        {"name": "old-l0", "spec": "multi_mnist", "labels": 0},  # the L = 0 row has a spec of its own now
-        {"name": "l500", "spec": "multi_mnist", "labels": 500},
-        {"name": "boxes", "spec": "multi_mnist_boxes", "labels": 1000},
-        {"name": "new-l0", "spec": "multi_mnist_unsupervised", "labels": 0, "count_error": 50.0},
+        run("old-l0", "multi_mnist", 0, 0.0),  # the L = 0 row has a spec of its own now
+        run("l500", "multi_mnist", 500, 0.1),
+        run("boxes", "multi_mnist_boxes", 1000, 0.1),
+        run("new-l0-e15", "multi_mnist_unsupervised", 0, 0.0, count_error=50.0),
     ]
     (tmp_path / "multi_mnist.json").write_text(json.dumps({"runs": earlier}))
-    again = {"name": "new-l0", "spec": "multi_mnist_unsupervised", "labels": 0, "count_error": 3.0}
+    again = run("new-l0-e20", "multi_mnist_unsupervised", 0, 0.0, count_error=3.0)  # the same row and seed, longer
     runs = multi_mnist_table._with_earlier(tmp_path / "multi_mnist.json", [again])
-    assert [r["name"] for r in runs] == ["l500", "boxes", "new-l0"] and runs[-1]["count_error"] == 3.0
+    assert [r["name"] for r in runs] == ["l500", "boxes", "new-l0-e20"]
 
 
 def test_the_multi_mnist_page_says_which_test_split_each_run_read() -> None:

@@ -381,6 +381,24 @@ def test_each_training_knob_trains_and_changes_the_weights(
     assert any(not torch.equal(trained["default"][k], trained["knob"][k]) for k in trained["default"])
 
 
+def test_explore_epochs_reach_the_training_loss_and_need_an_enumerated_variable(
+    gmdsl_cli, tiny: Path, tmp_path: Path
+) -> None:
+    """The same seed's first epoch with and without --explore-epochs: the loss differs (so the
+    schedule reaches the objective); a spec that enumerates nothing says why it cannot."""
+    enum = str(ROOT / "specs" / "mnist_enum.gm")
+    losses = {}
+    for explore in ("0", "1"):
+        run_dir = tmp_path / explore
+        flags = [*FAST, "--explore-epochs", explore, "--run", str(run_dir)]
+        code, _, err = gmdsl_cli("train", enum, "--dataset", str(tiny), "--epochs", "1", *flags)
+        assert code == 0, err
+        losses[explore] = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+    assert math.isfinite(losses["1"]) and losses["1"] != losses["0"]
+    code, _, err = gmdsl_cli("train", MNIST, "--dataset", str(tiny), "--explore-epochs", "1", *FAST)
+    assert code == 1 and "this spec enumerates none" in err and "Traceback" not in err
+
+
 def test_the_supervised_only_baseline_trains_q_of_the_labels_alone(gmdsl_cli, tiny: Path, tmp_path: Path) -> None:
     """--supervised-only fits q(y | x) on the labelled rows: the classifier learns from them
     (differently for other labels), while the generative model and q(z | x, y), which only the

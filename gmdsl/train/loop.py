@@ -324,6 +324,11 @@ class Trainer:
                 "supervised_only trains on the labelled examples alone, and this run has none: "
                 "give it labels (--labels N) of a dataset with fields for the supervised variables"
             )
+        if self.settings.explore_epochs and not self.model.enumerated:
+            raise ConfigError(
+                "explore_epochs spreads weight over the values of the variables a spec sums `by enumeration`, "
+                "and this spec enumerates none: drop --explore-epochs (or sum a discrete variable of q by enumeration)"
+            )
         mixes_labels = len(self.labelled_index) and not self.settings.supervised_only
         per_batch = round(self.settings.label_fraction * self.settings.batch_size) if mixes_labels else 0
         self.labelled_per_batch = min(per_batch, self.settings.batch_size - 1)

@@ -118,7 +118,7 @@ class TrainSettings(BaseModel):
     explore_epochs: int = _setting(
         0,
         "Epochs over which the values of a variable summed by enumeration keep a share of each row's weight "
-        "whatever q gives them: all of it (every value alike) at the start, falling linearly to none, so that "
+        "whatever q gives them: nearly all of it (every value alike) at the start, falling linearly to none, so that "
         "values q first finds unlikely (a count's later steps) still learn (0: none).",
         ge=0,
     )
