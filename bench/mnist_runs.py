@@ -95,10 +95,10 @@ def table_select(spec: str) -> str:
     return ",".join(v.name for v in model.variables() if v.role == "supervised")
 
 
-# what results/logs/ keeps of a run: RUN/FILE as logs/NAME.KEPT_AS
+# what results/logs/ keeps of a run: RUN/FILE as logs/NAME.KEPT_AS; its evaluation is eval-best.json,
+# or eval-last.json for a run that held out no validation to choose with (see `keep`)
 KEPT = {
     "metrics.jsonl": "metrics.jsonl",
-    "eval-best.json": "eval.json",
     "config.json": "config.json",
     "labelled.json": "labelled.json",
 }
@@ -123,8 +123,16 @@ def train_and_keep(
     log = logs / f"{name}.log"
     train(spec, run_dir, epochs, options, log, threads)
     run([GMDSL, "eval", str(run_dir), *evaluation], log, threads)
+    keep(run_dir, logs)
+
+
+def keep(run_dir: Path, logs: Path) -> None:
+    """Copy what a table needs of an evaluated run into logs/ (as logs/NAME.*)."""
+    name = run_dir.name
     for file, kept_as in KEPT.items():
         shutil.copy(run_dir / file, logs / f"{name}.{kept_as}")
+    chosen = run_dir / "eval-best.json"
+    shutil.copy(chosen if chosen.exists() else run_dir / "eval-last.json", logs / f"{name}.eval.json")
 
 
 def _jsonl(path: Path) -> list[dict]:

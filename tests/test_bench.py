@@ -272,6 +272,20 @@ def test_a_multi_mnist_table_run_for_some_rows_keeps_the_others_and_drops_supers
     assert [r["name"] for r in runs] == ["l500", "boxes", "new-l0-e20"]
 
 
+def test_a_kept_run_without_validation_keeps_its_last_epochs_evaluation(tmp_path: Path) -> None:
+    """A run that held out no validation (multi-MNIST at L = 0) has eval-last.json only."""
+    import mnist_runs
+
+    for name, evaluation in (("chose", "eval-best.json"), ("last", "eval-last.json")):
+        run_dir = tmp_path / "runs" / name
+        run_dir.mkdir(parents=True)
+        for file in ("metrics.jsonl", "config.json", "labelled.json"):
+            (run_dir / file).write_text("{}")
+        (run_dir / evaluation).write_text(json.dumps({"checkpoint": evaluation[5:-5]}))
+        mnist_runs.keep(run_dir, tmp_path)
+        assert json.loads((tmp_path / f"{name}.eval.json").read_text())["checkpoint"] == evaluation[5:-5]
+
+
 def test_the_multi_mnist_page_says_which_test_split_each_run_read() -> None:
     import multi_mnist_table
 
