@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mnist_runs
@@ -292,8 +291,7 @@ def main() -> None:
     jobs = [(spec_for(labels), labels, rate, seed) for seed in args.seeds for (labels, rate) in reversed(PAPER)]
     jobs += [(spec, *DIGITS_SETTING, seed) for spec in DIGITS_SPECS for seed in args.seeds]
     jobs = [job for job in jobs if args.labels is None or job[1] in args.labels]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda job: train_and_evaluate(args, *job, logs, threads), jobs))
+    runs = mnist_runs.in_parallel(args.jobs, train_and_evaluate, [(args, *job, logs, threads) for job in jobs])
     runs = _with_earlier(out / "multi_mnist.json", runs)
     results = {
         "command": "python " + " ".join(sys.argv),

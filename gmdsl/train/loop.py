@@ -118,21 +118,24 @@ def learning_rate_at(settings: TrainSettings, step: int, steps_per_epoch: int) -
     return rate
 
 
+def _ramp(step: int, epochs: int, steps_per_epoch: int) -> float:
+    """Rising linearly from 0 to 1 over the first `epochs` epochs, then 1 (at once with 0 epochs)."""
+    if not epochs:
+        return 1.0
+    return min(1.0, (step + 1) / (epochs * steps_per_epoch))
+
+
 def beta_at(settings: TrainSettings, step: int, steps_per_epoch: int, beta: float) -> float:
     """The objective's beta at step `step` (from 0): rising linearly from 0 to the spec's over
     the first `kl_warmup` epochs, so early steps fit the data before the prior pulls."""
-    if not settings.kl_warmup:
-        return beta
-    return beta * min(1.0, (step + 1) / (settings.kl_warmup * steps_per_epoch))
+    return beta * _ramp(step, settings.kl_warmup, steps_per_epoch)
 
 
 def explore_at(settings: TrainSettings, step: int, steps_per_epoch: int) -> float:
     """The share of each row's weight spread evenly over the values of the variables summed by
     enumeration at step `step` (from 0): falling linearly from 1 to 0 over the first
     `explore_epochs` epochs, so that the values q first finds unlikely still learn."""
-    if not settings.explore_epochs:
-        return 0.0
-    return max(0.0, 1.0 - (step + 1) / (settings.explore_epochs * steps_per_epoch))
+    return 1.0 - _ramp(step, settings.explore_epochs, steps_per_epoch)
 
 
 class Shard(NamedTuple):
