@@ -104,13 +104,17 @@ KEPT = {
 }
 
 
-def finished(logs: Path, name: str, dataset: str, epochs: int) -> bool:
+def finished(logs: Path, name: str, dataset: str, epochs: int, test_data: str | None = None) -> bool:
     """Whether logs/ already holds run `name` evaluated, trained on `dataset` for `epochs`
-    epochs (a resumed table keeps it instead of training it again)."""
+    epochs (a resumed table keeps it instead of training it again); with `test_data` (a data
+    fingerprint), only if its evaluation read that data: a generated set rebuilt by a newer
+    generator keeps its name, and runs on the older version are trained again."""
     config, evaluation = logs / f"{name}.config.json", logs / f"{name}.eval.json"
     if not (evaluation.exists() and config.exists()):
         return False
     saved = json.loads(config.read_text())
+    if test_data is not None and json.loads(evaluation.read_text()).get("test_data") != test_data:
+        return False
     return saved["epochs"] == epochs and saved["dataset"] in (dataset, str(Path(dataset).resolve()))
 
 

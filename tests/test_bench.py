@@ -286,6 +286,25 @@ def test_a_kept_run_without_validation_keeps_its_last_epochs_evaluation(tmp_path
         assert json.loads((tmp_path / f"{name}.eval.json").read_text())["checkpoint"] == evaluation[5:-5]
 
 
+def test_a_run_evaluated_on_an_older_version_of_a_generated_set_is_not_finished(tmp_path: Path) -> None:
+    """A rebuilt generated set keeps its name, so a table that passes the data's fingerprint
+    trains again the runs whose evaluation read other data (or recorded none)."""
+    import mnist_runs
+
+    fresh, stale = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    for name, recorded in (("fresh", fresh), ("stale", stale), ("unrecorded", None)):
+        (tmp_path / f"{name}.config.json").write_text(json.dumps({"epochs": 10, "dataset": "multi-mnist"}))
+        evaluation = {"test_error_count": 1.0} | ({"test_data": recorded} if recorded else {})
+        (tmp_path / f"{name}.eval.json").write_text(json.dumps(evaluation))
+    finished = {
+        n: mnist_runs.finished(tmp_path, n, "multi-mnist", 10, test_data=fresh)
+        for n in ("fresh", "stale", "unrecorded")
+    }
+    assert finished == {"fresh": True, "stale": False, "unrecorded": False}
+    assert mnist_runs.finished(tmp_path, "stale", "multi-mnist", 10)  # without a fingerprint: epochs and name only
+    assert not mnist_runs.finished(tmp_path, "fresh", "multi-mnist", 20, test_data=fresh)
+
+
 def test_the_multi_mnist_page_says_which_test_split_each_run_read() -> None:
     import multi_mnist_table
 
