@@ -377,3 +377,42 @@ def test_the_faces_calibration_trains_each_spread_on_validation_only_and_resumes
     before = {p: p.read_text() for p in logs.glob("*.log")}
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and before and all(p.read_text() == text for p, text in before.items())
+
+
+def test_the_projection_fits_recover_known_curves_and_the_epoch_they_reach_a_target() -> None:
+    """Closed-form oracles: a curve drawn from a power law with a floor, or from a line in
+    log(epoch), is fitted back, and the epoch each reaches 6.81 at is the one solved by hand."""
+    import math
+
+    import mnist_projection
+
+    epochs = list(range(5, 51))
+    power = [3.9 + 40.0 * e**-0.41 for e in epochs]
+    fit = mnist_projection.fit_power(epochs, power)
+    assert abs(fit["floor"] - 3.9) < 0.1 and abs(fit["k"] - 0.41) < 0.01  # k is searched on a grid
+    by_hand = (40.0 / (6.81 - 3.9)) ** (1 / 0.41)
+    assert abs(mnist_projection.power_epoch(fit, 6.81) / by_hand - 1) < 0.05
+    assert mnist_projection.power_epoch({**fit, "floor": 7.0}, 6.81) is None  # levels off above the target
+
+    line = [20.0 - 3.0 * math.log(e) for e in epochs]
+    fitted = mnist_projection.fit_log_line(epochs, line)
+    assert abs(fitted["intercept"] - 20.0) < 1e-9 and abs(fitted["slope"] - 3.0) < 1e-9
+    assert abs(mnist_projection.log_line_epoch(fitted, 6.81) - math.exp((20.0 - 6.81) / 3.0)) < 1e-6
+    assert mnist_projection.best_so_far([9.0, 7.0, 8.0, 6.0]) == [9.0, 7.0, 7.0, 6.0]
+
+
+def test_the_projection_page_is_made_from_the_committed_logs_with_its_back_test_and_command() -> None:
+    import mnist_projection
+
+    table = json.loads((ROOT / "results" / "mnist.json").read_text())
+    setting = next(s for s in table["settings"] if s["name"] == mnist_projection.SETTINGS[0])
+    projection = mnist_projection.project(ROOT / "results" / "logs", setting)
+    assert len(projection["seeds"]) == 3 and projection["epochs"][-1] == setting["epochs"]
+    assert projection["backtest"]["reached"] == projection["mean"][-1]
+    text = mnist_projection.markdown(
+        {"command": "cmd", "commit": "abc", "projections": [projection], "commands": ["run"]}
+    )
+    assert f"| {setting['name']} (`{setting['spec']}`) | 50 | {projection['mean'][-1]:.2f} |" in text
+    assert mnist_projection.command(projection).startswith(
+        ".venv/bin/python bench/reproduce_mnist.py --spec specs/mnist_aux.gm --labels 100 --epochs "
+    )
