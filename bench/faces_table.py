@@ -280,7 +280,7 @@ def main() -> None:
     args = parser.parse_args()
     out = ROOT / args.out
     if args.render:
-        results = json.loads((out / "faces.json").read_text())
+        results = mnist_runs.saved_results(out / "faces.json", ".venv/bin/python bench/faces_table.py")
         (out / "faces.md").write_text(markdown(results), encoding="utf-8")
         return
     logs = out / "logs"

@@ -253,7 +253,7 @@ def main() -> None:
     parser.add_argument("--out", default="results", help="where mnist.json and logs/ are, and the page goes")
     args = parser.parse_args()
     out = ROOT / args.out
-    table = json.loads((out / "mnist.json").read_text())
+    table = mnist_runs.saved_results(out / "mnist.json", ".venv/bin/python bench/reproduce_mnist.py")
     by_name = {s["name"]: s for s in table["settings"]}
     projections = [project(out / "logs", by_name[name]) for name in SETTINGS]
     results = {

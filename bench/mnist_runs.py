@@ -139,6 +139,13 @@ def keep(run_dir: Path, logs: Path) -> None:
     shutil.copy(chosen if chosen.exists() else run_dir / "eval-last.json", logs / f"{name}.eval.json")
 
 
+def saved_results(path: Path, made_by: str) -> dict:
+    """A table's results file, for `--render`; without one, a message that says what makes it."""
+    if not path.exists():
+        sys.exit(f"{path} does not exist: `--render` redraws a page from what its table wrote; run `{made_by}` first")
+    return json.loads(path.read_text())
+
+
 def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

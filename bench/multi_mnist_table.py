@@ -285,7 +285,7 @@ def main() -> None:
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     if args.render:
-        results = json.loads((out / "multi_mnist.json").read_text())
+        results = mnist_runs.saved_results(out / "multi_mnist.json", ".venv/bin/python bench/multi_mnist_table.py")
         (out / "multi_mnist.md").write_text(markdown(results), encoding="utf-8")
         return
     threads = mnist_runs.threads_per_run(args.jobs)

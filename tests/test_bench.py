@@ -416,3 +416,20 @@ def test_the_projection_page_is_made_from_the_committed_logs_with_its_back_test_
     assert mnist_projection.command(projection).startswith(
         ".venv/bin/python bench/reproduce_mnist.py --spec specs/mnist_aux.gm --labels 100 --epochs "
     )
+
+
+@pytest.mark.parametrize("script", ["faces_table.py", "multi_mnist_table.py"])
+def test_render_without_a_results_file_says_what_makes_one(tmp_path: Path, script: str) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--render", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (
+        f"does not exist: `--render` redraws a page from what its table wrote; run `.venv/bin/python bench/{script}`"
+        in done.stderr
+    )
