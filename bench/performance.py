@@ -497,16 +497,39 @@ def _seconds(value: float | None, budget: float) -> str:
     return f"{value:.1f} s" if value is not None else f"not within {budget:.0f} s"
 
 
-def markdown(results: dict) -> str:
+def _describe_machine(m: dict) -> str:
+    return (
+        f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}, Python "
+        f"{m['python']}{', ' + m['cuda'] if m['cuda'] else ', no GPU'}"
+    )
+
+
+def _machines(results: dict) -> str:
+    """The machine the page was measured on, or each section's where sections ran on different ones."""
+    on = results.get("measured_on", {})
+    described = {section: _describe_machine(m) for section, m in on.items()}
     m = results["machine"]
+    if len(set(described.values())) <= 1:
+        return (
+            f"last on {m['date']}: {_describe_machine(m)}. Measured sgemm rate (float32, 1024 x 1024): "
+            f"**{m['sgemm_gflops']:.0f} GFLOP/s**"
+        )
+    parts = []
+    for machine_text in dict.fromkeys(described.values()):
+        sections = [s for s, text in described.items() if text == machine_text]
+        first = on[sections[0]]
+        parts.append(
+            f"{', '.join(sections)} on {machine_text} (sgemm {first['sgemm_gflops']:.0f} GFLOP/s, on {first['date']})"
+        )
+    return "on different machines: " + "; ".join(parts) + " (sgemm: float32, 1024 x 1024, measured with each)"
+
+
+def markdown(results: dict) -> str:
     lines = [
         "# Performance",
         "",
-        f"Measured by `.venv/bin/python bench/performance.py`{_commits(results)}, last on {m['date']}: "
-        f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}, Python "
-        f"{m['python']}{', ' + m['cuda'] if m['cuda'] else ', no GPU'}. Measured sgemm rate (float32, "
-        f"1024 x 1024): **{m['sgemm_gflops']:.0f} GFLOP/s**. Each section was measured in one run, "
-        "alone on the machine; `results/performance.json` holds them all, and "
+        f"Measured by `.venv/bin/python bench/performance.py`{_commits(results)}, {_machines(results)}. Each "
+        "section was measured in one run, alone on the machine; `results/performance.json` holds them all, and "
         "`bench/performance.py --render` redraws this page from it.",
         "",
     ]
@@ -763,6 +786,10 @@ def main() -> None:
     log = out / "performance.json"
     results = json.loads(log.read_text(encoding="utf-8")) if log.exists() else {}
     if not args.render:
+        # sections measured before each recorded its machine were measured on the last one recorded
+        earlier = results.get("machine")
+        for section in (s for s in SECTIONS if s in results and earlier):
+            results.setdefault("measured_on", {}).setdefault(section, earlier)
         results["machine"] = machine(args.device)  # every measuring run restates the machine it ran on
         rate = results["machine"]["sgemm_gflops"] * 1e9
         measured = {
@@ -782,6 +809,7 @@ def main() -> None:
             if section != "machine":
                 results[section] = measured[section]()
                 results.setdefault("measured_at", {})[section] = results["machine"]["commit"]
+                results.setdefault("measured_on", {})[section] = results["machine"]
                 log.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")  # kept as each section ends
         log.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     render(results, out)

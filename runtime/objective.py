@@ -57,7 +57,8 @@ def semisupervised(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(elbo [B], log q(y | x) [B], NaN on unlabelled rows) from per-draw terms whose leading
     dimensions broadcast to [enumerated..., samples, B]."""
-    f = log_p_observed + beta * (log_p_latent - log_q)
+    rest = log_p_latent - log_q
+    f = log_p_observed + (rest if beta == 1 else beta * rest)  # at beta 1, no product to run and to differentiate
     if constant_weights and log_enumeration.dim() == 0:
         # Nothing enumerated and the label weights constant: every draw weighs the same, so
         # the weighted sums are plain means (the common case, a few operations per step fewer).

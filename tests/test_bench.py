@@ -433,3 +433,28 @@ def test_render_without_a_results_file_says_what_makes_one(tmp_path: Path, scrip
         f"does not exist: `--render` redraws a page from what its table wrote; run `.venv/bin/python bench/{script}`"
         in done.stderr
     )
+
+
+def test_the_performance_page_names_each_sections_machine_when_they_differ() -> None:
+    """Sections re-measured on another machine keep the page honest: one machine, one sentence;
+    several, each with its sections and its own sgemm rate."""
+    import performance
+
+    def machine(cpu: str, rate: float) -> dict:
+        return {
+            "cpu": cpu,
+            "cores": 2,
+            "threads": 2,
+            "torch": "2",
+            "python": "3.11",
+            "cuda": None,
+            "sgemm_gflops": rate,
+            "date": "d",
+        }
+
+    intel, amd = machine("Intel Xeon", 303.0), machine("AMD EPYC", 120.0)
+    alone = performance._machines({"machine": intel, "measured_on": {"steps": intel, "compile": intel}})
+    assert alone.startswith("last on d: Intel Xeon, 2 cores") and "**303 GFLOP/s**" in alone
+    mixed = performance._machines({"machine": amd, "measured_on": {"steps": amd, "compile": intel, "profile": amd}})
+    assert "steps, profile on AMD EPYC, 2 cores" in mixed and "(sgemm 120 GFLOP/s, on d)" in mixed
+    assert "compile on Intel Xeon, 2 cores" in mixed and "(sgemm 303 GFLOP/s, on d)" in mixed
