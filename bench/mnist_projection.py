@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -52,15 +53,27 @@ def mean_curve(logs: Path, setting: dict) -> tuple[list[int], list[float], list[
     curves = []
     for run in (r for r in setting["runs"] if r["labels"] == 100):
         history = [json.loads(line) for line in (logs / f"{run['name']}.metrics.jsonl").open()]
+        assert [h["epoch"] for h in history] == list(range(1, len(history) + 1)), f"{run['name']}: epochs missing"
         curves.append(best_so_far([h["validation_error_y"] for h in history]))
-    length = min(len(c) for c in curves)
-    curves = [c[:length] for c in curves]
-    return list(range(1, length + 1)), [statistics.mean(values) for values in zip(*curves, strict=True)], curves
+    if len({len(c) for c in curves}) != 1:
+        raise SystemExit(f"{setting['name']}: its runs logged different numbers of epochs; a mean needs them equal")
+    return list(range(1, len(curves[0]) + 1)), [statistics.mean(v) for v in zip(*curves, strict=True)], curves
+
+
+def steps_per_epoch(logs: Path, name: str) -> int:
+    """A run's optimiser steps per epoch: its training examples over the unlabelled rows of a batch
+    (the rest of each batch is drawn from the labelled ones; gmdsl/train/loop.py `batches`)."""
+    config = json.loads((logs / f"{name}.config.json").read_text())
+    found = re.search(r"\((\d+) examples", (logs / f"{name}.log").read_text())
+    assert found, f"{name}.log does not say how many examples the run trained on"
+    fresh = config["batch_size"] - round(config["batch_size"] * config["label_fraction"])
+    return math.ceil(int(found.group(1)) / fresh)
 
 
 def fit_power(epochs: list[int], errors: list[float]) -> dict:
     """Least squares of error = floor + scale * epoch^-k over the exponent grid (floor and scale
-    solved exactly for each k; a rising fit, scale < 0, is not allowed)."""
+    solved exactly for each k; a rising fit, scale < 0, is not allowed). `at_grid_edge` says the
+    best k is the grid's first or last, where the fit may be the grid's limit rather than the curve's."""
     t, y = np.asarray(epochs, dtype=float), np.asarray(errors, dtype=float)
     best: dict = {}
     for k in EXPONENTS:
@@ -71,6 +84,9 @@ def fit_power(epochs: list[int], errors: list[float]) -> dict:
         residual = float(np.sum((design @ np.array([floor, scale]) - y) ** 2))
         if not best or residual < best["residual"]:
             best = {"floor": float(floor), "scale": float(scale), "k": float(k), "residual": residual}
+    if not best:
+        raise SystemExit("no falling power law fits this curve (it does not fall): nothing to project")
+    best["at_grid_edge"] = best["k"] in (float(EXPONENTS[0]), float(EXPONENTS[-1]))
     return best
 
 
@@ -118,6 +134,7 @@ def project(logs: Path, setting: dict) -> dict:
         "seeds": seeds,
         "test_errors": [r["test_error"] for r in runs],
         "seconds_per_epoch": seconds,
+        "steps_per_epoch": steps_per_epoch(logs, runs[0]["name"]),
         "hardware": setting["hardware"],
         "power": power,
         "log_line": line,
@@ -132,22 +149,26 @@ def project(logs: Path, setting: dict) -> dict:
     }
 
 
-def _epochs_text(epoch: float | None) -> str:
+def _epochs_text(epoch: float | None, never: str) -> str:
     if epoch is None:
-        return "never (the fit levels off above the target)"
+        return f"never ({never})"
     if epoch > HORIZON:
         return f"beyond {HORIZON:,} epochs"
     return f"{math.ceil(epoch):,} epochs"
 
 
-def _hours_text(epoch: float | None, projection: dict) -> str:
-    """What a table row (3 seeds, 2 at a time as the 50-epoch row ran) of that length costs here."""
-    if epoch is None or epoch > HORIZON:
-        return "–"
-    hardware = projection["hardware"]
-    seeds = len(projection["seeds"])
-    hours = math.ceil(epoch) * projection["seconds_per_epoch"] * seeds / hardware["jobs"] / 3600
-    return f"{hours:,.0f} h"
+def hours(epochs: float | None, projection: dict) -> float | None:
+    """The wall-clock hours of a row of that many epochs run as the logged row ran: its seeds
+    `jobs` at a time, each run one thread at the row's mean seconds per epoch, so a round of
+    runs takes the time of one run, and 3 seeds 2 at a time take 2 rounds."""
+    if epochs is None or epochs > HORIZON:
+        return None
+    rounds = math.ceil(len(projection["seeds"]) / projection["hardware"]["jobs"])
+    return math.ceil(epochs) * projection["seconds_per_epoch"] * rounds / 3600
+
+
+def _hours_text(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f} h"
 
 
 def markdown(results: dict) -> str:
@@ -158,28 +179,30 @@ def markdown(results: dict) -> str:
         f"Projected by `{results['command']}` at commit {results['commit']} from the committed validation curves "
         f"of the MNIST table's two best rows at N = 100 (results/mnist.md). Nothing here was trained for it: the "
         "runs' logs are read back. A run keeps the checkpoint of lowest validation error, so each seed's curve is "
-        f"its best validation error so far, and the fits are of the mean over seeds, from epoch {FIRST_EPOCH} on. "
-        "Two fits bracket the projection: a power law that levels off at a floor (error = floor + scale x "
-        "epoch^-k) and a line in log(epoch), which never levels off and so is the optimistic one. The target is "
-        "a test error and the curves are validation errors (10,000 held-out images): the table below gives "
-        "both for the runs' chosen checkpoints.",
+        f"its best validation error so far, and the fits are of the mean over seeds, from epoch {FIRST_EPOCH} on: "
+        "a power law that levels off at a floor (error = floor + scale x epoch^-k) and a line in log(epoch), which "
+        "never levels off. The target is a test error and the curves are validation errors (10,000 held-out "
+        "images): the table gives both for the runs' chosen checkpoints.",
         "",
         "| row | epochs run | mean best validation error (%) | test error (%) | power law: floor, k | "
-        f"epochs to {TARGET} (power law) | epochs to {TARGET} (log line) | hours for 3 seeds (power law / log line) |",
+        f"epochs to {TARGET} (power law) | epochs to {TARGET} (log line) | hours for the row (power law / log line) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for p in results["projections"]:
         power = p["power"]
-        hours = f"{_hours_text(p['power_epoch'], p)} / {_hours_text(p['log_line_epoch'], p)}"
+        cost = f"{_hours_text(hours(p['power_epoch'], p))} / {_hours_text(hours(p['log_line_epoch'], p))}"
         lines.append(
             f"| {p['name']} (`{p['spec']}`) | {p['epochs'][-1]} | {p['mean'][-1]:.2f} | "
             f"{mnist_runs.mean_sd(p['test_errors'], 2)} | {power['floor']:.2f}, {power['k']:.2f} | "
-            f"{_epochs_text(p['power_epoch'])} | {_epochs_text(p['log_line_epoch'])} | {hours} |"
+            f"{_epochs_text(p['power_epoch'], 'the fitted floor is above the target')} | "
+            f"{_epochs_text(p['log_line_epoch'], 'the line does not fall')} | {cost} |"
         )
+    first = results["projections"][0]
+    jobs, seeds = first["hardware"]["jobs"], len(first["seeds"])
     lines += [
         "",
-        f"Hours are those of the 50-epoch rows' own machine and pace ({hardware}, the mean seconds per epoch "
-        "of their runs), for a row of 3 seeds run 2 at a time.",
+        f"Hours are wall-clock hours on the rows' own machine ({hardware}) at their runs' mean seconds per "
+        f"epoch, for a row of {seeds} seeds run {jobs} at a time ({math.ceil(seeds / jobs)} rounds of runs).",
         "",
         "## How far to trust it: the same fits made on fewer epochs",
         "",
@@ -194,24 +217,53 @@ def markdown(results: dict) -> str:
         lines.append(f"| {p['name']} | {b['epoch']} | {b['reached']:.2f} | {b['power']:.2f} | {b['log_line']:.2f} |")
     lines += [
         "",
-        "The curves fall in steps as seeds find a better checkpoint, and three seeds are few: the fits say how "
-        "long to plan for, not what a longer run will reach. Public M2 runs at 100 labels kept improving for "
-        "thousands of epochs (../shared/research/mnist-training.md: one went from 74.6 % accuracy at epoch 500 "
-        "to 92.9 % at 3,000), which a floor fitted on 50 epochs cannot see.",
+        f"{_backtest_sentence(results['projections'])} The back-test extrapolates from epoch {BACKTEST_EPOCHS} to "
+        f"{first['epochs'][-1]}; {_reach_sentence(results['projections'])} The fits say "
+        "how long to plan for, not what a longer run will reach. Public M2 runs at 100 labels kept improving far "
+        "longer (jonemeth/generative-models, ssl-vae/logs/sslvae_1layer_mnist_0100: 74.6 % test accuracy after "
+        f"50,000 steps, 92.9 % after 300,000), which a floor fitted on {first['epochs'][-1]} epochs cannot see; "
+        f"an epoch here is {first['steps_per_epoch']:,} steps.",
         "",
         "![validation curves and fits](mnist_projection.png)",
         "",
         "## The run that would settle it",
         "",
-        "One command, resumable (run it again after a stop; finished runs are kept, a stopped one goes on from "
-        "its last saved epoch, on a machine that keeps `runs/`):",
+        f"{results['plan']['epochs']} epochs of `{first['spec']}` (the power law's crossing, rounded up to 50), "
+        f"about {_hours_text(results['plan']['hours'])} on the machine above; one command, resumable (run it "
+        "again after a stop: finished runs are kept, a stopped one goes on from its last saved epoch, on a machine "
+        "that keeps `runs/`):",
         "",
         "```",
-        *[command for command in results["commands"]],
+        results["plan"]["command"],
         "```",
         "",
     ]
     return "\n".join(lines)
+
+
+def _backtest_sentence(projections: list[dict]) -> str:
+    """Which way each fit missed in the back-test, row by row."""
+    parts = []
+    for fit, name in (("power", "the power law"), ("log_line", "the log line")):
+        misses = [
+            f"too {'high' if p['backtest'][fit] > p['backtest']['reached'] else 'low'} for {p['name']}"
+            for p in projections
+        ]
+        parts.append(f"{name} predicted " + " and ".join(misses))
+    return "In the back-test " + "; ".join(parts) + "."
+
+
+def _reach_sentence(projections: list[dict]) -> str:
+    """How far past the logged epochs the power law's crossings lie, and how far half a point of
+    error in the fit moves the first row's."""
+    reach = [p["power_epoch"] / p["epochs"][-1] for p in projections if p["power_epoch"]]
+    first = projections[0]
+    early, late = (power_epoch({**first["power"], "floor": first["power"]["floor"] + d}, TARGET) for d in (-0.5, 0.5))
+    return (
+        f"the power law's crossings lie {min(reach):.1f} to {max(reach):.1f} times past the last logged epoch, "
+        f"and for {first['name']} a floor half a point lower or higher would move its crossing to "
+        f"{_epochs_text(early, 'no crossing')} or {_epochs_text(late, 'no crossing')}."
+    )
 
 
 def draw(results: dict, path: Path) -> None:
@@ -236,16 +288,17 @@ def draw(results: dict, path: Path) -> None:
     figure.savefig(path, dpi=120, metadata={"Software": "gmdsl"})
 
 
-def command(projection: dict) -> str:
-    """The table's command for the row at the power law's projected length (the log line's if
-    the power law never gets there)."""
+def plan(projection: dict) -> dict:
+    """The table's row at the power law's crossing (the log line's if the power law never
+    crosses), rounded up to 50 epochs: its command and its hours."""
     epoch = projection["power_epoch"] or projection["log_line_epoch"]
     epochs = min(math.ceil(epoch / 50) * 50, HORIZON) if epoch else HORIZON
     stem = Path(projection["spec"]).stem
-    return (
+    command = (
         f".venv/bin/python bench/reproduce_mnist.py --spec {projection['spec']} --labels 100 --epochs {epochs} "
-        f"--name {stem}-e{epochs} --jobs 2"
+        f"--name {stem}-e{epochs} --jobs {projection['hardware']['jobs']}"
     )
+    return {"epochs": epochs, "hours": hours(epochs, projection), "command": command}
 
 
 def main() -> None:
@@ -261,7 +314,7 @@ def main() -> None:
         "commit": mnist_runs.commit(),
         "target": TARGET,
         "projections": projections,
-        "commands": [command(p) for p in projections[:1]],
+        "plan": plan(projections[0]),
     }
     (out / "mnist_projection.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     (out / "mnist_projection.md").write_text(markdown(results), encoding="utf-8")

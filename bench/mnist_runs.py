@@ -140,9 +140,10 @@ def keep(run_dir: Path, logs: Path) -> None:
 
 
 def saved_results(path: Path, made_by: str) -> dict:
-    """A table's results file, for `--render`; without one, a message that says what makes it."""
+    """A table's results file (what `--render` redraws a page from); without one, a message that
+    names the command that writes it."""
     if not path.exists():
-        sys.exit(f"{path} does not exist: `--render` redraws a page from what its table wrote; run `{made_by}` first")
+        sys.exit(f"{path} does not exist: it is written by `{made_by}`; run that first")
     return json.loads(path.read_text())
 
 

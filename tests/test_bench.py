@@ -401,38 +401,56 @@ def test_the_projection_fits_recover_known_curves_and_the_epoch_they_reach_a_tar
     assert mnist_projection.best_so_far([9.0, 7.0, 8.0, 6.0]) == [9.0, 7.0, 7.0, 6.0]
 
 
-def test_the_projection_page_is_made_from_the_committed_logs_with_its_back_test_and_command() -> None:
+def test_the_projection_page_is_made_from_the_committed_logs_with_its_back_test_and_plan() -> None:
+    """The committed page is what the script makes of the committed logs (but for the commit it
+    names), and the planned row's hours are its rounds of runs at the logged pace."""
+    import re
+
     import mnist_projection
 
     table = json.loads((ROOT / "results" / "mnist.json").read_text())
     setting = next(s for s in table["settings"] if s["name"] == mnist_projection.SETTINGS[0])
     projection = mnist_projection.project(ROOT / "results" / "logs", setting)
     assert len(projection["seeds"]) == 3 and projection["epochs"][-1] == setting["epochs"]
-    assert projection["backtest"]["reached"] == projection["mean"][-1]
-    text = mnist_projection.markdown(
-        {"command": "cmd", "commit": "abc", "projections": [projection], "commands": ["run"]}
-    )
-    assert f"| {setting['name']} (`{setting['spec']}`) | 50 | {projection['mean'][-1]:.2f} |" in text
-    assert mnist_projection.command(projection).startswith(
-        ".venv/bin/python bench/reproduce_mnist.py --spec specs/mnist_aux.gm --labels 100 --epochs "
-    )
+    assert projection["steps_per_epoch"] == 782  # 50,000 images, 64 unlabelled per batch of 128
+    plan = mnist_projection.plan(projection)
+    assert plan["epochs"] % 50 == 0 and plan["epochs"] >= projection["power_epoch"] > plan["epochs"] - 50
+    assert f"--epochs {plan['epochs']} --name mnist_aux-e{plan['epochs']} --jobs 2" in plan["command"]
+    # 3 seeds, 2 at a time, one thread each: two rounds of runs
+    assert plan["hours"] == pytest.approx(plan["epochs"] * projection["seconds_per_epoch"] * 2 / 3600)
+    committed = json.loads((ROOT / "results" / "mnist_projection.json").read_text())
+    made = {"command": committed["command"], "commit": committed["commit"], "target": mnist_projection.TARGET}
+    made["projections"] = [
+        mnist_projection.project(ROOT / "results" / "logs", next(s for s in table["settings"] if s["name"] == name))
+        for name in mnist_projection.SETTINGS
+    ]
+    made["plan"] = mnist_projection.plan(made["projections"][0])
+    page = (ROOT / "results" / "mnist_projection.md").read_text()
+    assert mnist_projection.markdown(json.loads(json.dumps(made))) == page
+    assert re.search(rf"\| {setting['name']} \(`{setting['spec']}`\) \| 50 \| {projection['mean'][-1]:.2f} \|", page)
 
 
-@pytest.mark.parametrize("script", ["faces_table.py", "multi_mnist_table.py"])
-def test_render_without_a_results_file_says_what_makes_one(tmp_path: Path, script: str) -> None:
+@pytest.mark.parametrize(
+    ("script", "flags", "made_by"),
+    [
+        ("faces_table.py", ["--render"], "faces_table.py"),
+        ("multi_mnist_table.py", ["--render"], "multi_mnist_table.py"),
+        ("mnist_projection.py", [], "reproduce_mnist.py"),
+    ],
+)
+def test_a_page_without_its_results_file_says_what_makes_one(
+    tmp_path: Path, script: str, flags: list[str], made_by: str
+) -> None:
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), "--render", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "bench" / script), *flags, "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert (
-        f"does not exist: `--render` redraws a page from what its table wrote; run `.venv/bin/python bench/{script}`"
-        in done.stderr
-    )
+    assert f"does not exist: it is written by `.venv/bin/python bench/{made_by}`; run that first" in done.stderr
 
 
 def test_the_performance_page_names_each_sections_machine_when_they_differ() -> None:
