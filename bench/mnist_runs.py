@@ -118,6 +118,13 @@ def finished(logs: Path, name: str, dataset: str, epochs: int, test_data: str | 
     return saved["epochs"] == epochs and saved["dataset"] in (dataset, str(Path(dataset).resolve()))
 
 
+def evaluated_on_other_data(logs: Path, name: str, test_data: str) -> bool:
+    """Whether logs/ holds run `name` evaluated on data other than the set with fingerprint
+    `test_data` (or before runs recorded one): a run to train afresh, not to resume."""
+    evaluation = logs / f"{name}.eval.json"
+    return evaluation.exists() and json.loads(evaluation.read_text()).get("test_data") != test_data
+
+
 def train_and_keep(
     spec: str, run_dir: Path, epochs: int, options: list[str], logs: Path, threads: int, evaluation: list[str]
 ) -> None:

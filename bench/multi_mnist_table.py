@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -107,6 +108,8 @@ def train_and_evaluate(
     epochs = UNSUPERVISED_EPOCHS if labels == 0 else args.epochs
     name = run_name(spec, epochs, labels, rate, seed)
     if not mnist_runs.finished(logs, name, "multi-mnist", epochs, test_data=data):
+        if mnist_runs.evaluated_on_other_data(logs, name, data):  # its run folder trained on that data too
+            shutil.rmtree(ROOT / args.runs / name, ignore_errors=True)
         options = ["--dataset", "multi-mnist", "--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed)]
         options += ["--device", args.device, "--label-fraction", str(rate), "--kl-warmup", str(WARMUP)]
         alpha = alpha_for(rate)

@@ -497,6 +497,15 @@ def _seconds(value: float | None, budget: float) -> str:
     return f"{value:.1f} s" if value is not None else f"not within {budget:.0f} s"
 
 
+def record_earlier_machine(results: dict) -> None:
+    """Sections measured before each recorded its own machine were measured on the last machine
+    the report recorded: say so before a new run restates the machine."""
+    earlier = results.get("machine")
+    if earlier:
+        for section in (s for s in SECTIONS if s != "machine" and s in results):
+            results.setdefault("measured_on", {}).setdefault(section, earlier)
+
+
 def _describe_machine(m: dict) -> str:
     return (
         f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}, Python "
@@ -508,7 +517,7 @@ def _machines(results: dict) -> str:
     """The machine the page was measured on, or each section's where sections ran on different ones."""
     on = results.get("measured_on", {})
     described = {section: _describe_machine(m) for section, m in on.items()}
-    m = results["machine"]
+    m = next(iter(on.values()), results["machine"])  # the sections' one machine, whichever ran last
     if len(set(described.values())) <= 1:
         return (
             f"last on {m['date']}: {_describe_machine(m)}. Measured sgemm rate (float32, 1024 x 1024): "
@@ -786,10 +795,7 @@ def main() -> None:
     log = out / "performance.json"
     results = json.loads(log.read_text(encoding="utf-8")) if log.exists() else {}
     if not args.render:
-        # sections measured before each recorded its machine were measured on the last one recorded
-        earlier = results.get("machine")
-        for section in (s for s in SECTIONS if s in results and earlier):
-            results.setdefault("measured_on", {}).setdefault(section, earlier)
+        record_earlier_machine(results)
         results["machine"] = machine(args.device)  # every measuring run restates the machine it ran on
         rate = results["machine"]["sgemm_gflops"] * 1e9
         measured = {

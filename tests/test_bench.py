@@ -302,6 +302,8 @@ def test_a_run_evaluated_on_an_older_version_of_a_generated_set_is_not_finished(
     }
     assert finished == {"fresh": True, "stale": False, "unrecorded": False}
     assert mnist_runs.finished(tmp_path, "stale", "multi-mnist", 10)  # without a fingerprint: epochs and name only
+    other = {n: mnist_runs.evaluated_on_other_data(tmp_path, n, fresh) for n in ("fresh", "stale", "unrecorded", "new")}
+    assert other == {"fresh": False, "stale": True, "unrecorded": True, "new": False}
     assert not mnist_runs.finished(tmp_path, "fresh", "multi-mnist", 20, test_data=fresh)
 
 
@@ -476,3 +478,10 @@ def test_the_performance_page_names_each_sections_machine_when_they_differ() -> 
     mixed = performance._machines({"machine": amd, "measured_on": {"steps": amd, "compile": intel, "profile": amd}})
     assert "steps, profile on AMD EPYC, 2 cores" in mixed and "(sgemm 120 GFLOP/s, on d)" in mixed
     assert "compile on Intel Xeon, 2 cores" in mixed and "(sgemm 303 GFLOP/s, on d)" in mixed
+    # one machine for every section, another recorded last (say by `--sections machine`): the sections' is named
+    assert "Intel Xeon" in performance._machines({"machine": amd, "measured_on": {"steps": intel}})
+
+    # a report from before sections recorded their machine: each was measured on the machine it names
+    report = {"machine": intel, "steps": [], "compile": []}
+    performance.record_earlier_machine(report)
+    assert report["measured_on"] == {"steps": intel, "compile": intel}

@@ -255,12 +255,14 @@ def test_enumeration_equals_the_exact_expectation(explore: float) -> None:
     torch.testing.assert_close(result.elbo, torch.stack(exact))
 
 
+@pytest.mark.parametrize("beta", [1.0, 0.5])
 @pytest.mark.parametrize("estimator", ["snis", "iwae"])
 @pytest.mark.parametrize("explore", [0.0, 0.4, 1.0])
-def test_explore_with_several_samples_matches_a_naive_loop(estimator: str, explore: float) -> None:
+def test_explore_with_several_samples_matches_a_naive_loop(estimator: str, explore: float, beta: float) -> None:
     """An enumerated c and a sampled z (4 draws per value of c): a loop over rows, values e and
     draws s gives (1 - e) times the estimator's value plus e times [mean_es g_es + sum_es P_es
-    log q(c_e | x)], with g = f + log q(c) (the log-joint less log q(z)) and P = softmax_es(g)."""
+    log q(c_e | x)], with f = log p(x | c, z) + beta [log p(c, z) - log q(c, z | x)],
+    g = f + beta log q(c) and P = softmax_es(g)."""
     spec = f"""
     observed x : real[2]
     latent   c : onehot[3]
@@ -275,7 +277,7 @@ def test_explore_with_several_samples_matches_a_naive_loop(estimator: str, explo
     torch.manual_seed(5)
     model = gmdsl.compile(spec).double()
     x = torch.tensor([[0.5, -0.1], [1.5, 2.0], [-1.0, 0.0]], dtype=torch.float64)
-    result = model.objective({"x": x}, explore=explore)
+    result = model.objective({"x": x}, explore=explore, beta=beta)
     z = result.values["z"]  # [3 values of c, 4 draws, B, 1]
     assert z.shape == (3, 4, 3, 1)
     expected = []
@@ -286,20 +288,17 @@ def test_explore_with_several_samples_matches_a_naive_loop(estimator: str, explo
             c = torch.nn.functional.one_hot(torch.tensor(k), 3).double()
             for s in range(4):
                 draw = z[k, s, row]
-                log_joint = (
-                    math.log(1 / 3)
-                    + D.Normal(0.0, 1.0).log_prob(draw).sum()
-                    + D.Normal(model.decoder.dec(torch.cat([c, draw])), 0.7).log_prob(x[row]).sum()
-                )
+                log_prior = math.log(1 / 3) + D.Normal(0.0, 1.0).log_prob(draw).sum()
+                log_px = D.Normal(model.decoder.dec(torch.cat([c, draw])), 0.7).log_prob(x[row]).sum()
                 log_qz = normal_from(model.encoder.enc(torch.cat([x[row], c]))).log_prob(draw).sum()
-                f.append(log_joint - log_qz - log_qc[k])
+                f.append(log_px + beta * (log_prior - log_qz - log_qc[k]))
                 log_w.append(log_qc[k])
         f, log_w = torch.stack(f), torch.stack(log_w)
         if estimator == "iwae":
             value = torch.logsumexp(log_w + f, 0) - math.log(4)
         else:
             value = (log_w.exp() / 4 * f).sum()
-        g = f + log_w
+        g = f + beta * log_w
         explored = g.mean() + (torch.softmax(g, 0) * log_w).sum()
         expected.append((1 - explore) * value + explore * explored)
     torch.testing.assert_close(result.elbo, torch.stack(expected))
