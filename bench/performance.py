@@ -720,11 +720,11 @@ def targets(results: dict) -> list[str]:
     if not rows[1][3]:
         lines += [
             "",
-            f"Why the one-sample step target is missed (by {100 * (rows[1][2] - 1):.0f}%): at one sample there is "
-            "nothing to hoist, so the two steps do the same arithmetic in as many operators (244 per forward and "
-            "backward since commit 91062a0 removed what the compiled step added: sums started from zero, masks "
-            "applied with tensors of zeros, a mean over one draw, a split first layer, a second softmax, a host "
-            "read in one_hot). What remains is Python: the compiled step reaches each operator through general "
+            f"Why the one-sample step target is missed (by {100 * (rows[1][2] - 1):.1f}%): at one sample there is "
+            "nothing to hoist, so the two steps do the same arithmetic in as many operators (commit 91062a0 removed "
+            "what the compiled step added: sums started from zero, masks applied with tensors of zeros, a mean over "
+            "one draw, a split first layer, a second softmax, a host read in one_hot; commit 5b5c18b the product by "
+            "beta at beta = 1). What remains is Python: the compiled step reaches each operator through general "
             "layers (a trace per pass, distributions built from a network's output, the objective's weighting) "
             "where a hand-written step specialised to this one model calls it directly.",
         ]
