@@ -173,9 +173,21 @@ def mean_sd(values: list[float], digits: int) -> str:
     return f"{statistics.mean(values):.{digits}f}{spread}"
 
 
+# what a run's numbers depend on: a change here not yet committed is not in the commit a page names
+CODE_FOLDERS = ("gmdsl", "runtime", "grammar", "specs", "bench")
+
+
 def commit() -> str:
+    """The commit a page's runs were made at, flagged when the code had changes not yet committed."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return head.stdout.strip() or "unknown"
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_FOLDERS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    dirty = " with uncommitted changes" if changed.stdout.strip() else ""
+    return (head.stdout.strip() or "unknown") + dirty
 
 
 def hardware(jobs: int, threads: int) -> dict:

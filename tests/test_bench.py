@@ -341,6 +341,32 @@ def test_a_row_chosen_on_a_small_validation_set_is_set_beside_the_same_row_chose
     assert reproduce_mnist._validation_size_note({"settings": [large, other]}) == ""
 
 
+def test_each_row_is_set_beside_its_specs_supervised_only_baseline_against_the_seed_spread() -> None:
+    """A table with a baseline row says, at each N, whether the same spec trained on the unlabelled
+    images too beats it by more than the larger seed-to-seed sd, falls within it, or loses."""
+    import reproduce_mnist
+
+    def setting(name: str, errors: dict[int, list[float]], **extra) -> dict:
+        runs = [{"labels": n, "seed": s, "test_error": e} for n, es in errors.items() for s, e in enumerate(es)]
+        common = {"spec": "specs/f.gm", "epochs": 30, "lr_schedule": "constant", "selection": "validation"}
+        return {"name": name, **common, "recipe": {}, **extra, "summary": reproduce_mnist.summarise(runs)}
+
+    model = setting("f-e30", {100: [31.0, 33.0], 1000: [17.0, 18.0], 3000: [10.0, 10.0]}, supervised_only=None)
+    baseline = setting("f-e3-so", {100: [30.0, 31.0], 1000: [20.0, 21.0], 3000: [9.0, 9.0]}, supervised_only=True)
+    other_spec = setting("g-e30", {100: [1.0]}, spec="specs/g.gm")  # another spec: not compared
+    small_validation = setting("f-val100", {100: [1.0]}, recipe={"validation": 100})  # not this comparison
+    note = reproduce_mnist._baseline_note({"settings": [model, baseline, other_spec, small_validation]})
+    lines = note.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("- At N = 100, `f-e30` has 32.00 ± 1.41 % test error against 30.50 ± 0.71 %")
+    assert "+1.50 points, the larger sd 1.41; the baseline is better by more than the seed spread" in lines[0]
+    assert "-3.00 points" in lines[1] and "the unlabelled images help by more than the seed spread" in lines[1]
+    assert "+1.00 points, the larger sd 0.00; the baseline is better" in lines[2]
+    assert reproduce_mnist._baseline_note({"settings": [model, other_spec]}) == ""
+    tied = setting("f-e30", {100: [30.0, 32.0]})
+    assert "within the seed spread" in reproduce_mnist._baseline_note({"settings": [tied, baseline]})
+
+
 def test_a_linear_probe_finds_a_factor_a_variable_carries_and_not_one_it_lacks() -> None:
     """bench/disentanglement.py's probe, on made-up variables: R^2 near 1 for a variable that is
     a linear function of the factor, near 0 or below for noise; identity accuracy 100 % where
@@ -485,3 +511,31 @@ def test_the_performance_page_names_each_sections_machine_when_they_differ() -> 
     report = {"machine": intel, "steps": [], "compile": []}
     performance.record_earlier_machine(report)
     assert report["measured_on"] == {"steps": intel, "compile": intel}
+
+
+def test_a_pages_commit_is_flagged_when_the_code_had_uncommitted_changes(tmp_path: Path, monkeypatch) -> None:
+    """Results pages say "at commit X": X alone only when the code folders match X; a change to
+    them, or a new file there, not yet committed is said; other folders (results, logs) are not code."""
+    import subprocess
+
+    import mnist_runs
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "table.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    monkeypatch.setattr(mnist_runs, "ROOT", tmp_path)
+    clean = mnist_runs.commit()
+    assert len(clean) >= 7 and " " not in clean
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "page.md").write_text("a result\n")
+    assert mnist_runs.commit() == clean
+    (tmp_path / "bench" / "new.py").write_text("y = 2\n")
+    assert mnist_runs.commit() == f"{clean} with uncommitted changes"
+    (tmp_path / "bench" / "new.py").unlink()
+    (tmp_path / "bench" / "table.py").write_text("x = 2\n")
+    assert mnist_runs.commit() == f"{clean} with uncommitted changes"
