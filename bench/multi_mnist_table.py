@@ -36,9 +36,9 @@ EXPLORE = 5
 # rate the validation error still jumped between 1 % and 15 % from one epoch to the next
 UNSUPERVISED_EPOCHS = 20
 # the same model with each digit's class labelled too, on the same images as the count; then with
-# each digit's box labelled as well
-DIGITS_SPECS = ("specs/multi_mnist_digits.gm", "specs/multi_mnist_boxes.gm")
-DIGITS_SETTING = (1000, 0.1)
+# each digit's box labelled as well: spec -> (labelled images L, supervision rate rho)
+DIGITS_ROWS = {"specs/multi_mnist_digits.gm": (1000, 0.1), "specs/multi_mnist_boxes.gm": (1000, 0.1)}
+DIGITS_STEMS = {Path(spec).stem for spec in DIGITS_ROWS}
 # beta rises from 0 over these first epochs: chosen on validation (results/screens/multi_mnist/),
 # where without it a run could settle on never using a third step
 WARMUP = 3
@@ -170,7 +170,7 @@ def markdown(results: dict) -> str:
         lines.append(f"| {labels} | {rate:g} | {paper} | {ours} |")
     if not runs:
         return "\n".join([*lines, "", "No runs yet: `.venv/bin/python bench/multi_mnist_table.py --epochs 10`.", ""])
-    lines += _digits_lines([r for r in runs if r.get("spec") in {Path(spec).stem for spec in DIGITS_SPECS}])
+    lines += _digits_lines([r for r in runs if r.get("spec") in DIGITS_STEMS])
     lines += ["", "## Which test split each number read", "", EARLIER_READERS, "", test_split_sentence(results)]
     hours = sum(r["train_seconds"] for r in runs) / 3600
     lines += [
@@ -219,22 +219,21 @@ def test_split_sentence(results: dict) -> str:
 
 def _digits_lines(runs: list[dict]) -> list[str]:
     """The runs of the specs that label each digit's class (and box) too, a row per spec."""
-    labels, rate = DIGITS_SETTING
     lines = [
         "",
         "## With each digit's class labelled too",
         "",
-        f"The same model with `digits` supervised, labelled on the same L = {labels} images as the count, at "
-        f"rho = {rate:g}; specs/multi_mnist_boxes.gm labels each digit's box (`where`) as well. Digit error: the "
-        "share of the test canvases' digits whose class q predicts wrongly at their step (the k-th digit from "
-        "the left at step k; chance is 90 %). Box RMSE: of q's box (side, centre x, centre y, as shares of the "
-        "canvas) at each true step. The paper states no per-digit figure to compare with.",
+        "The same model with `digits` supervised, labelled on the same L images as the count, drawn into "
+        "each batch at the row's rho; specs/multi_mnist_boxes.gm labels each digit's box (`where`) as well. "
+        "Digit error: the share of the test canvases' digits whose class q predicts wrongly at their step "
+        "(the k-th digit from the left at step k; chance is 90 %). Box RMSE: of q's box (side, centre x, "
+        "centre y, as shares of the canvas) at each true step. The paper states no per-digit figure to compare with.",
         "",
         "| spec | L | rho | count error % | digit error % | box RMSE |",
         "|---|---|---|---|---|---|",
     ]
-    for spec in DIGITS_SPECS:
-        chosen = [r for r in runs if r["spec"] == Path(spec).stem]
+    for spec, (labels, rate) in DIGITS_ROWS.items():
+        chosen = [r for r in runs if r["spec"] == Path(spec).stem and (r["labels"], r["rate"]) == (labels, rate)]
         seeds = f" ({len(chosen)} seed{'s' if len(chosen) > 1 else ''})" if chosen else ""
 
         def cell(key: str, digits: int, chosen: list[dict] = chosen, seeds: str = seeds) -> str:
@@ -259,11 +258,13 @@ def _with_earlier(path: Path, runs: list[dict]) -> list[dict]:
     """These runs, and those of earlier invocations (other rows) that the table still has: a run
     of the same spec, row and seed trained again (with other epochs, say) replaces the earlier
     one, and a row whose spec changed drops its old runs."""
-    digits = {Path(spec).stem for spec in DIGITS_SPECS}
+    digits = {Path(spec).stem: row for spec, row in DIGITS_ROWS.items()}
 
     def current(run: dict) -> bool:
         spec = run.get("spec", "multi_mnist")
-        return spec in digits or spec == Path(spec_for(run["labels"])).stem
+        if spec in digits:  # a digits row whose L or rho changed drops its old runs
+            return digits[spec] == (run["labels"], run.get("rate"))
+        return spec == Path(spec_for(run["labels"])).stem
 
     def key(run: dict) -> tuple:
         return run.get("spec", "multi_mnist"), run["labels"], run.get("rate"), run.get("seed")
@@ -297,7 +298,7 @@ def main() -> None:
     # seed by seed, the most labelled settings first: a table stopped part way has whole rows of seeds;
     # then the runs with the digits labelled too
     jobs = [(spec_for(labels), labels, rate, seed) for seed in args.seeds for (labels, rate) in reversed(PAPER)]
-    jobs += [(spec, *DIGITS_SETTING, seed) for spec in DIGITS_SPECS for seed in args.seeds]
+    jobs += [(spec, *row, seed) for spec, row in DIGITS_ROWS.items() for seed in args.seeds]
     jobs = [job for job in jobs if args.labels is None or job[1] in args.labels]
     data = generated_data()
     calls = [(args, *job, logs, threads, data["fingerprint"]) for job in jobs]

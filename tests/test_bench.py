@@ -214,8 +214,11 @@ def test_the_faces_page_tables_its_dataset_and_sets_earlier_datasets_apart() -> 
     assert "0.1 hours of training" in page and "1.1 hours" not in page  # the faces-hard run's alone
 
 
-def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
+def test_the_multi_mnist_table_puts_each_setting_beside_the_paper(monkeypatch) -> None:
     import multi_mnist_table
+
+    rows = {"specs/multi_mnist_digits.gm": (1000, 0.1), "specs/multi_mnist_boxes.gm": (1000, 0.5)}
+    monkeypatch.setattr(multi_mnist_table, "DIGITS_ROWS", rows)
 
     def run(labels: int, rate: float, seed: int, error: float) -> dict:
         return {"labels": labels, "rate": rate, "seed": seed, "count_error": error, "train_seconds": 3600.0}
@@ -236,26 +239,32 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper() -> None:
             {**run(0, 0.0, 0, 40.0), "spec": "multi_mnist_unsupervised", "epochs": 15},
             {**run(0, 0.0, 2, 100.0), "epochs": 15},  # the L = 0 row's old spec: counted, not in its row
             digits(1000, 0.1, 0, 3.0, 9.0, "multi_mnist_digits"),
-            digits(1000, 0.1, 0, 2.0, 4.0, "multi_mnist_boxes"),
-            digits(1000, 0.1, 1, 4.0, 6.0, "multi_mnist_boxes"),
+            digits(1000, 0.5, 0, 2.0, 4.0, "multi_mnist_boxes"),
+            digits(1000, 0.5, 1, 4.0, 6.0, "multi_mnist_boxes"),
+            digits(1000, 0.1, 2, 50.0, 50.0, "multi_mnist_boxes"),  # not at its row's rate: not in the row
         ],
     }
     lines = multi_mnist_table.markdown(results).splitlines()
     # the digits-labelled runs apart, a row per spec
     assert "| specs/multi_mnist_digits.gm | 1000 | 0.1 | 3.00 (1 seed) | 9.00 (1 seed) | – |" in lines
-    boxes = "| specs/multi_mnist_boxes.gm | 1000 | 0.1 | 3.00 ±1.41 (2 seeds) | 5.00 ±1.41 (2 seeds) |"
+    boxes = "| specs/multi_mnist_boxes.gm | 1000 | 0.5 | 3.00 ±1.41 (2 seeds) | 5.00 ±1.41 (2 seeds) |"
     assert boxes + " 0.050 ±0.000 (2 seeds) |" in lines
     assert "| 1000 | 0.1 | 2.98 ±0.93 | not run |" in lines
     assert "| 500 | 0.1 | 4.21 ±1.29 | 6.00 ±1.41 (2 seeds) |" in lines
     assert "| 0 | 0 | 32.25 ±12.97 | 21.50 ±26.16 (2 seeds: 40.00, 3.00) |" in lines  # each seed's too
     assert "| 1000 | 0.01 | 4.72 ±1.60 | not run |" in lines
-    assert any("8.0 hours of training" in line for line in lines)
+    assert any("9.0 hours of training" in line for line in lines)
     assert any("15 epochs per unlabelled run, 20 epochs per labelled run" in line for line in lines)
-    assert "Of the 8 runs on this page, 8 read version 2's (evaluated before runs recorded a fingerprint)." in lines
+    assert "Of the 9 runs on this page, 9 read version 2's (evaluated before runs recorded a fingerprint)." in lines
 
 
-def test_a_multi_mnist_table_run_for_some_rows_keeps_the_others_and_drops_superseded_runs(tmp_path: Path) -> None:
+def test_a_multi_mnist_table_run_for_some_rows_keeps_the_others_and_drops_superseded_runs(
+    tmp_path: Path, monkeypatch
+) -> None:
     import multi_mnist_table
+
+    rows = {"specs/multi_mnist_digits.gm": (1000, 0.1), "specs/multi_mnist_boxes.gm": (1000, 0.1)}
+    monkeypatch.setattr(multi_mnist_table, "DIGITS_ROWS", rows)
 
     def run(name: str, spec: str, labels: int, rate: float, **more) -> dict:
         return {"name": name, "spec": spec, "labels": labels, "rate": rate, "seed": 0, **more}
@@ -264,6 +273,7 @@ def test_a_multi_mnist_table_run_for_some_rows_keeps_the_others_and_drops_supers
         run("old-l0", "multi_mnist", 0, 0.0),  # the L = 0 row has a spec of its own now
         run("l500", "multi_mnist", 500, 0.1),
         run("boxes", "multi_mnist_boxes", 1000, 0.1),
+        run("boxes-r0.5", "multi_mnist_boxes", 1000, 0.5),  # a digits row at another rate than its row's now
         run("new-l0-e15", "multi_mnist_unsupervised", 0, 0.0, count_error=50.0),
     ]
     (tmp_path / "multi_mnist.json").write_text(json.dumps({"runs": earlier}))
