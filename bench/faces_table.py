@@ -80,8 +80,8 @@ def run_name(dataset: str, setting: str, epochs: int, labels: int, seed: int) ->
 def train_and_evaluate(args, setting: str, labels: int, seed: int, logs: Path, threads: int) -> dict:
     name = run_name(args.dataset, setting, args.epochs, labels, seed)
     run_dir = ROOT / args.runs / name
-    if not mnist_runs.finished(logs, name, args.dataset, args.epochs):
-        spec, flags, _ = SETTINGS[setting]
+    spec, flags, _ = SETTINGS[setting]
+    if not mnist_runs.finished(logs, name, args.dataset, args.epochs, spec=spec):
         options = ["--dataset", args.dataset, "--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed)]
         options += ["--device", args.device, "--directions", "light", *flags]
         evaluation = ["--samples", "10", "--rows", "500", "--device", args.device]

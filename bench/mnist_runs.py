@@ -75,7 +75,7 @@ def train(spec: str, run_dir: Path, epochs: int, options: list[str], log: Path, 
     """Train `spec` for `epochs` into `run_dir`; a run directory with a saved epoch (a benchmark
     stopped part way) is resumed, so it ends as the uninterrupted run would. `options` are
     `gmdsl train` flags of a new run (a resumed one keeps its own)."""
-    if (run_dir / "checkpoint" / "latest.json").exists():
+    if (run_dir / "checkpoint" / "latest.json").exists() and same_spec(run_dir / "spec.gm", spec):
         command = [GMDSL, "train", "--resume", str(run_dir), "--epochs", str(epochs), "--no-progress"]
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -101,16 +101,28 @@ KEPT = {
     "metrics.jsonl": "metrics.jsonl",
     "config.json": "config.json",
     "labelled.json": "labelled.json",
+    "spec.gm": "spec.gm",  # the spec as the run trained it, which the file in specs/ may not stay
 }
 
 
-def finished(logs: Path, name: str, dataset: str, epochs: int, test_data: str | None = None) -> bool:
+def same_spec(copy: Path, spec: str) -> bool:
+    """Whether a run's copy of its spec is `spec` as it reads now (True where the run kept no
+    copy, as runs kept before tables kept one: nothing says it changed)."""
+    return not copy.exists() or copy.read_text(encoding="utf-8") == (ROOT / spec).read_text(encoding="utf-8")
+
+
+def finished(
+    logs: Path, name: str, dataset: str, epochs: int, test_data: str | None = None, spec: str | None = None
+) -> bool:
     """Whether logs/ already holds run `name` evaluated, trained on `dataset` for `epochs`
     epochs (a resumed table keeps it instead of training it again); with `test_data` (a data
     fingerprint), only if its evaluation read that data: a generated set rebuilt by a newer
-    generator keeps its name, and runs on the older version are trained again."""
+    generator keeps its name, and runs on the older version are trained again. With `spec`, only
+    if the run trained that spec as it reads now: a spec changed in place keeps its name too."""
     config, evaluation = logs / f"{name}.config.json", logs / f"{name}.eval.json"
     if not (evaluation.exists() and config.exists()):
+        return False
+    if spec is not None and not same_spec(logs / f"{name}.spec.gm", spec):
         return False
     saved = json.loads(config.read_text())
     if test_data is not None and json.loads(evaluation.read_text()).get("test_data") != test_data:

@@ -125,7 +125,7 @@ def setting_name(args) -> str:
 def train_and_evaluate(args, labels: int, seed: int, logs: Path, threads: int) -> dict:
     name = f"{setting_name(args)}-n{labels}-seed{seed}"
     started = time.perf_counter()
-    if not mnist_runs.finished(logs, name, args.dataset, args.epochs):
+    if not mnist_runs.finished(logs, name, args.dataset, args.epochs, spec=args.spec):
         options = ["--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed), "--device", args.device]
         options += ["--dataset", args.dataset]
         options += ["--lr-schedule", args.lr_schedule] + (["--config", args.config] if args.config else [])
