@@ -107,7 +107,7 @@ def train_and_evaluate(
     fingerprint is `data` (runs of an older generator's set are trained again)."""
     epochs = UNSUPERVISED_EPOCHS if labels == 0 else args.epochs
     name = run_name(spec, epochs, labels, rate, seed)
-    if not mnist_runs.finished(logs, name, "multi-mnist", epochs, test_data=data):
+    if not mnist_runs.finished(logs, name, "multi-mnist", epochs, test_data=data, spec=spec):
         if mnist_runs.evaluated_on_other_data(logs, name, data):  # its run folder trained on that data too
             shutil.rmtree(ROOT / args.runs / name, ignore_errors=True)
         options = ["--dataset", "multi-mnist", "--labels", str(labels), "--seed", str(seed), "--label-seed", str(seed)]
@@ -238,7 +238,9 @@ def _digits_lines(runs: list[dict]) -> list[str]:
 
         def cell(key: str, digits: int, chosen: list[dict] = chosen, seeds: str = seeds) -> str:
             values = [r[key] for r in chosen if r.get(key) is not None]
-            return mnist_runs.mean_sd(values, digits) + seeds if values else "–"
+            if not chosen:
+                return "not run"
+            return mnist_runs.mean_sd(values, digits) + seeds if values else "–"  # "–": its runs have no such value
 
         lines.append(
             f"| {spec} | {labels} | {rate:g} | {cell('count_error', 2)} | {cell('digit_error', 2)} | "

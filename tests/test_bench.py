@@ -250,6 +250,10 @@ def test_the_multi_mnist_table_puts_each_setting_beside_the_paper(monkeypatch) -
     boxes = "| specs/multi_mnist_boxes.gm | 1000 | 0.5 | 3.00 ±1.41 (2 seeds) | 5.00 ±1.41 (2 seeds) |"
     assert boxes + " 0.050 ±0.000 (2 seeds) |" in lines
     assert "| 1000 | 0.1 | 2.98 ±0.93 | not run |" in lines
+    rows["specs/multi_mnist_boxes.gm"] = (500, 0.5)  # a row with no runs at its setting yet
+    assert "| specs/multi_mnist_boxes.gm | 500 | 0.5 | not run | not run | not run |" in (
+        multi_mnist_table.markdown(results).splitlines()
+    )
     assert "| 500 | 0.1 | 4.21 ±1.29 | 6.00 ±1.41 (2 seeds) |" in lines
     assert "| 0 | 0 | 32.25 ±12.97 | 21.50 ±26.16 (2 seeds: 40.00, 3.00) |" in lines  # each seed's too
     assert "| 1000 | 0.01 | 4.72 ±1.60 | not run |" in lines
@@ -289,7 +293,7 @@ def test_a_kept_run_without_validation_keeps_its_last_epochs_evaluation(tmp_path
     for name, evaluation in (("chose", "eval-best.json"), ("last", "eval-last.json")):
         run_dir = tmp_path / "runs" / name
         run_dir.mkdir(parents=True)
-        for file in ("metrics.jsonl", "config.json", "labelled.json"):
+        for file in ("metrics.jsonl", "config.json", "labelled.json", "spec.gm"):
             (run_dir / file).write_text("{}")
         (run_dir / evaluation).write_text(json.dumps({"checkpoint": evaluation[5:-5]}))
         mnist_runs.keep(run_dir, tmp_path)
@@ -315,6 +319,39 @@ def test_a_run_evaluated_on_an_older_version_of_a_generated_set_is_not_finished(
     other = {n: mnist_runs.evaluated_on_other_data(tmp_path, n, fresh) for n in ("fresh", "stale", "unrecorded", "new")}
     assert other == {"fresh": False, "stale": True, "unrecorded": True, "new": False}
     assert not mnist_runs.finished(tmp_path, "fresh", "multi-mnist", 20, test_data=fresh)
+
+
+def test_a_run_of_a_spec_changed_since_is_neither_finished_nor_resumed(tmp_path: Path, monkeypatch) -> None:
+    """A spec edited in place keeps its name, so a table checks the copy each run kept: a kept
+    run of the older text is trained again, from scratch, and runs kept before tables kept a
+    copy are taken as they are."""
+    import mnist_runs
+
+    monkeypatch.setattr(mnist_runs, "ROOT", tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "m.gm").write_text("model m  # now\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name, kept in (("same", "model m  # now\n"), ("older", "model m  # before\n"), ("uncopied", None)):
+        (logs / f"{name}.config.json").write_text(json.dumps({"epochs": 10, "dataset": "mnist"}))
+        (logs / f"{name}.eval.json").write_text("{}")
+        if kept is not None:
+            (logs / f"{name}.spec.gm").write_text(kept)
+    finished = {n: mnist_runs.finished(logs, n, "mnist", 10, spec="specs/m.gm") for n in ("same", "older", "uncopied")}
+    assert finished == {"same": True, "older": False, "uncopied": True}
+
+    commands: list[list[str]] = []
+    monkeypatch.setattr(mnist_runs, "run", lambda command, log, threads: commands.append(command))
+    monkeypatch.setattr(mnist_runs, "table_select", lambda spec: "y")
+    for name, kept in (("same", "model m  # now\n"), ("older", "model m  # before\n")):
+        run_dir = tmp_path / "runs" / name
+        (run_dir / "checkpoint").mkdir(parents=True)
+        (run_dir / "checkpoint" / "latest.json").write_text("{}")
+        (run_dir / "spec.gm").write_text(kept)
+        mnist_runs.train("specs/m.gm", run_dir, 10, ["--labels", "100"], logs / f"{name}.log", 1)
+    assert "--resume" in commands[0]
+    assert "--resume" not in commands[1] and commands[1][2] == "specs/m.gm"  # afresh, its old folder gone
+    assert not (tmp_path / "runs" / "older").exists()
 
 
 def test_the_multi_mnist_page_says_which_test_split_each_run_read() -> None:
