@@ -7,6 +7,7 @@ results/multi_mnist.md beside the paper's figures.
 
     .venv/bin/python bench/multi_mnist_table.py --epochs 10 --jobs 2        # the table (CPU: 4 hours)
     .venv/bin/python bench/multi_mnist_table.py --epochs 10 --device cuda --jobs 4
+    .venv/bin/python bench/multi_mnist_table.py --specs specs/multi_mnist_boxes.gm --jobs 2  # one row
     .venv/bin/python bench/multi_mnist_table.py --render                    # redraw the markdown
 
 A stopped table resumes: finished runs are read back from results/logs/, unfinished ones go on
@@ -39,6 +40,7 @@ UNSUPERVISED_EPOCHS = 20
 # each digit's box labelled as well: spec -> (labelled images L, supervision rate rho)
 DIGITS_ROWS = {"specs/multi_mnist_digits.gm": (1000, 0.1), "specs/multi_mnist_boxes.gm": (1000, 0.1)}
 DIGITS_STEMS = {Path(spec).stem for spec in DIGITS_ROWS}
+ALL_SPECS = (SPEC, UNSUPERVISED_SPEC, *DIGITS_ROWS)
 # beta rises from 0 over these first epochs: chosen on validation (results/screens/multi_mnist/),
 # where without it a run could settle on never using a third step
 WARMUP = 3
@@ -286,6 +288,12 @@ def main() -> None:
         nargs="+",
         help="run only the rows with these L (the digits rows have L = 1000); the page keeps the other rows' runs",
     )
+    parser.add_argument(
+        "--specs",
+        nargs="+",
+        metavar="SPEC",
+        help=f"run only the rows of these specs ({', '.join(ALL_SPECS)}); the page keeps the other rows' runs",
+    )
     mnist_runs.add_run_options(parser, "results", "runs/multi_mnist", "results/multi_mnist.md")
     args = parser.parse_args()
     out = ROOT / args.out
@@ -302,6 +310,10 @@ def main() -> None:
     jobs = [(spec_for(labels), labels, rate, seed) for seed in args.seeds for (labels, rate) in reversed(PAPER)]
     jobs += [(spec, *row, seed) for spec, row in DIGITS_ROWS.items() for seed in args.seeds]
     jobs = [job for job in jobs if args.labels is None or job[1] in args.labels]
+    jobs = [job for job in jobs if args.specs is None or job[0] in args.specs]
+    if not jobs:
+        asked = [f"L in {args.labels}"] * bool(args.labels) + [f"a spec in {args.specs}"] * bool(args.specs)
+        sys.exit(f"no row of the table has {' and '.join(asked)}: its specs are {', '.join(ALL_SPECS)}")
     data = generated_data()
     calls = [(args, *job, logs, threads, data["fingerprint"]) for job in jobs]
     runs = _with_earlier(out / "multi_mnist.json", mnist_runs.in_parallel(args.jobs, train_and_evaluate, calls))

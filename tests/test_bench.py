@@ -586,3 +586,12 @@ def test_a_pages_commit_is_flagged_when_the_code_had_uncommitted_changes(tmp_pat
     (tmp_path / "bench" / "new.py").unlink()
     (tmp_path / "bench" / "table.py").write_text("x = 2\n")
     assert mnist_runs.commit() == f"{clean} with uncommitted changes"
+
+
+def test_a_multi_mnist_table_asked_for_no_row_it_has_says_which_it_has(tmp_path: Path) -> None:
+    import subprocess
+
+    command = [sys.executable, "bench/multi_mnist_table.py", "--specs", "specs/mnist.gm", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no row of the table has a spec in ['specs/mnist.gm']: its specs are specs/multi_mnist.gm," in result.stderr
