@@ -73,8 +73,9 @@ def run(command: list[str], log: Path, threads: int) -> None:
 
 def train(spec: str, run_dir: Path, epochs: int, options: list[str], log: Path, threads: int) -> None:
     """Train `spec` for `epochs` into `run_dir`; a run directory with a saved epoch (a benchmark
-    stopped part way) is resumed, so it ends as the uninterrupted run would. `options` are
-    `gmdsl train` flags of a new run (a resumed one keeps its own)."""
+    stopped part way) is resumed, so it ends as the uninterrupted run would, unless its spec has
+    changed since: then it starts afresh. `options` are `gmdsl train` flags of a new run (a resumed
+    one keeps its own)."""
     if (run_dir / "checkpoint" / "latest.json").exists() and same_spec(run_dir / "spec.gm", spec):
         command = [GMDSL, "train", "--resume", str(run_dir), "--epochs", str(epochs), "--no-progress"]
     else:
@@ -106,8 +107,10 @@ KEPT = {
 
 
 def same_spec(copy: Path, spec: str) -> bool:
-    """Whether a run's copy of its spec is `spec` as it reads now (True where the run kept no
-    copy, as runs kept before tables kept one: nothing says it changed)."""
+    """Whether a run's copy of its spec is `spec` as it reads now, character for character (an
+    edited comment counts as a change); True where the run kept no copy, as runs kept before
+    tables kept one: nothing says it changed, so a spec edited in place needs its old logs moved
+    aside (or a new name) to be trained again."""
     return not copy.exists() or copy.read_text(encoding="utf-8") == (ROOT / spec).read_text(encoding="utf-8")
 
 
@@ -153,6 +156,8 @@ def keep(run_dir: Path, logs: Path) -> None:
     """Copy what a table needs of an evaluated run into logs/ (as logs/NAME.*)."""
     name = run_dir.name
     for file, kept_as in KEPT.items():
+        if file == "spec.gm" and not (run_dir / file).exists():  # trained from a compiled model.py
+            continue
         shutil.copy(run_dir / file, logs / f"{name}.{kept_as}")
     chosen = run_dir / "eval-best.json"
     shutil.copy(chosen if chosen.exists() else run_dir / "eval-last.json", logs / f"{name}.eval.json")
@@ -186,20 +191,33 @@ def mean_sd(values: list[float], digits: int) -> str:
 
 
 # what a run's numbers depend on: a change here not yet committed is not in the commit a page names
-CODE_FOLDERS = ("gmdsl", "runtime", "grammar", "specs", "bench")
+# (the specs a screen trains live under results/screens)
+CODE_PATHS = ("gmdsl", "runtime", "grammar", "specs", "bench", ":(glob)results/screens/**/*.gm")
 
 
-def commit() -> str:
-    """The commit a page's runs were made at, flagged when the code had changes not yet committed."""
+def _code_state() -> str:
+    """HEAD's short hash, flagged when the code differs from it."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     changed = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_FOLDERS],
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     dirty = " with uncommitted changes" if changed.stdout.strip() else ""
     return (head.stdout.strip() or "unknown") + dirty
+
+
+# the code when the script started (scripts import this module first): a table runs for hours,
+# and commits can land meanwhile
+STARTED_AT: str | None = _code_state()
+
+
+def commit() -> str:
+    """The commit a page's runs were made at, flagged when the code had changes not yet committed,
+    and with the one the script started at where that differs (the runs may have read either)."""
+    now = _code_state()
+    return now if STARTED_AT in (None, now) else f"{now} (started at {STARTED_AT})"
 
 
 def hardware(jobs: int, threads: int) -> dict:

@@ -39,8 +39,6 @@ UNSUPERVISED_EPOCHS = 20
 # the same model with each digit's class labelled too, on the same images as the count; then with
 # each digit's box labelled as well: spec -> (labelled images L, supervision rate rho)
 DIGITS_ROWS = {"specs/multi_mnist_digits.gm": (1000, 0.1), "specs/multi_mnist_boxes.gm": (1000, 0.1)}
-DIGITS_STEMS = {Path(spec).stem for spec in DIGITS_ROWS}
-ALL_SPECS = (SPEC, UNSUPERVISED_SPEC, *DIGITS_ROWS)
 # beta rises from 0 over these first epochs: chosen on validation (results/screens/multi_mnist/),
 # where without it a run could settle on never using a third step
 WARMUP = 3
@@ -172,7 +170,7 @@ def markdown(results: dict) -> str:
         lines.append(f"| {labels} | {rate:g} | {paper} | {ours} |")
     if not runs:
         return "\n".join([*lines, "", "No runs yet: `.venv/bin/python bench/multi_mnist_table.py --epochs 10`.", ""])
-    lines += _digits_lines([r for r in runs if r.get("spec") in DIGITS_STEMS])
+    lines += _digits_lines([r for r in runs if r.get("spec") in {Path(spec).stem for spec in DIGITS_ROWS}])
     lines += ["", "## Which test split each number read", "", EARLIER_READERS, "", test_split_sentence(results)]
     hours = sum(r["train_seconds"] for r in runs) / 3600
     lines += [
@@ -236,7 +234,7 @@ def _digits_lines(runs: list[dict]) -> list[str]:
     ]
     for spec, (labels, rate) in DIGITS_ROWS.items():
         chosen = [r for r in runs if r["spec"] == Path(spec).stem and (r["labels"], r["rate"]) == (labels, rate)]
-        seeds = f" ({len(chosen)} seed{'s' if len(chosen) > 1 else ''})" if chosen else ""
+        seeds = f" ({len(chosen)} seed{'s' if len(chosen) > 1 else ''})"
 
         def cell(key: str, digits: int, chosen: list[dict] = chosen, seeds: str = seeds) -> str:
             values = [r[key] for r in chosen if r.get(key) is not None]
@@ -286,13 +284,18 @@ def main() -> None:
         "--labels",
         type=int,
         nargs="+",
-        help="run only the rows with these L (the digits rows have L = 1000); the page keeps the other rows' runs",
+        help="run only the rows with these L (the count's: "
+        + ", ".join(sorted({str(labels) for labels, _ in PAPER}))
+        + "; the digits rows': "
+        + ", ".join(sorted({str(labels) for labels, _ in DIGITS_ROWS.values()}))
+        + "); the page keeps the other rows' runs",
     )
     parser.add_argument(
         "--specs",
         nargs="+",
         metavar="SPEC",
-        help=f"run only the rows of these specs ({', '.join(ALL_SPECS)}); the page keeps the other rows' runs",
+        choices=[SPEC, UNSUPERVISED_SPEC, *DIGITS_ROWS],
+        help="run only the rows of these specs; the page keeps the other rows' runs",
     )
     mnist_runs.add_run_options(parser, "results", "runs/multi_mnist", "results/multi_mnist.md")
     args = parser.parse_args()
@@ -309,11 +312,12 @@ def main() -> None:
     # then the runs with the digits labelled too
     jobs = [(spec_for(labels), labels, rate, seed) for seed in args.seeds for (labels, rate) in reversed(PAPER)]
     jobs += [(spec, *row, seed) for spec, row in DIGITS_ROWS.items() for seed in args.seeds]
+    every = jobs
     jobs = [job for job in jobs if args.labels is None or job[1] in args.labels]
     jobs = [job for job in jobs if args.specs is None or job[0] in args.specs]
     if not jobs:
-        asked = [f"L in {args.labels}"] * bool(args.labels) + [f"a spec in {args.specs}"] * bool(args.specs)
-        sys.exit(f"no row of the table has {' and '.join(asked)}: its specs are {', '.join(ALL_SPECS)}")
+        rows = sorted({f"{spec} at L = {labels}" for spec, labels, _, _ in every})
+        sys.exit(f"no row of the table has the L and spec asked for; its rows are {', '.join(rows)}")
     data = generated_data()
     calls = [(args, *job, logs, threads, data["fingerprint"]) for job in jobs]
     runs = _with_earlier(out / "multi_mnist.json", mnist_runs.in_parallel(args.jobs, train_and_evaluate, calls))

@@ -287,17 +287,21 @@ def test_a_multi_mnist_table_run_for_some_rows_keeps_the_others_and_drops_supers
 
 
 def test_a_kept_run_without_validation_keeps_its_last_epochs_evaluation(tmp_path: Path) -> None:
-    """A run that held out no validation (multi-MNIST at L = 0) has eval-last.json only."""
+    """A run that held out no validation (multi-MNIST at L = 0) has eval-last.json only; the
+    spec a run trained is kept beside its logs, where it has one (not one trained from a model.py)."""
     import mnist_runs
 
     for name, evaluation in (("chose", "eval-best.json"), ("last", "eval-last.json")):
         run_dir = tmp_path / "runs" / name
         run_dir.mkdir(parents=True)
-        for file in ("metrics.jsonl", "config.json", "labelled.json", "spec.gm"):
+        for file in ("metrics.jsonl", "config.json", "labelled.json"):
             (run_dir / file).write_text("{}")
+        if name == "chose":
+            (run_dir / "spec.gm").write_text("model chose\n")
         (run_dir / evaluation).write_text(json.dumps({"checkpoint": evaluation[5:-5]}))
         mnist_runs.keep(run_dir, tmp_path)
         assert json.loads((tmp_path / f"{name}.eval.json").read_text())["checkpoint"] == evaluation[5:-5]
+    assert (tmp_path / "chose.spec.gm").read_text() == "model chose\n" and not (tmp_path / "last.spec.gm").exists()
 
 
 def test_a_run_evaluated_on_an_older_version_of_a_generated_set_is_not_finished(tmp_path: Path) -> None:
@@ -412,6 +416,8 @@ def test_each_row_is_set_beside_its_specs_supervised_only_baseline_against_the_s
     assert reproduce_mnist._baseline_note({"settings": [model, other_spec]}) == ""
     tied = setting("f-e30", {100: [30.0, 32.0]})
     assert "within the seed spread" in reproduce_mnist._baseline_note({"settings": [tied, baseline]})
+    one_seed = setting("f-e30", {100: [20.0]})  # sd 0: a gap would always look wider than it
+    assert "one seed on a side: no spread" in reproduce_mnist._baseline_note({"settings": [one_seed, baseline]})
 
 
 def test_a_linear_probe_finds_a_factor_a_variable_carries_and_not_one_it_lacks() -> None:
@@ -576,22 +582,40 @@ def test_a_pages_commit_is_flagged_when_the_code_had_uncommitted_changes(tmp_pat
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
     monkeypatch.setattr(mnist_runs, "ROOT", tmp_path)
+    monkeypatch.setattr(mnist_runs, "STARTED_AT", None)
     clean = mnist_runs.commit()
     assert len(clean) >= 7 and " " not in clean
-    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "screens").mkdir(parents=True)
     (tmp_path / "results" / "page.md").write_text("a result\n")
+    (tmp_path / "results" / "screens" / "run.log").write_text("a log\n")
     assert mnist_runs.commit() == clean
+    (tmp_path / "results" / "screens" / "tried.gm").write_text("model tried\n")  # a screen's spec is code
+    assert mnist_runs.commit() == f"{clean} with uncommitted changes"
+    (tmp_path / "results" / "screens" / "tried.gm").unlink()
     (tmp_path / "bench" / "new.py").write_text("y = 2\n")
     assert mnist_runs.commit() == f"{clean} with uncommitted changes"
     (tmp_path / "bench" / "new.py").unlink()
     (tmp_path / "bench" / "table.py").write_text("x = 2\n")
     assert mnist_runs.commit() == f"{clean} with uncommitted changes"
+    # a table that started at the clean commit and ends after a change says both
+    monkeypatch.setattr(mnist_runs, "STARTED_AT", clean)
+    assert mnist_runs.commit() == f"{clean} with uncommitted changes (started at {clean})"
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "second")
+    later = mnist_runs.commit()
+    assert later != clean and later.endswith(f" (started at {clean})")
 
 
 def test_a_multi_mnist_table_asked_for_no_row_it_has_says_which_it_has(tmp_path: Path) -> None:
     import subprocess
 
-    command = [sys.executable, "bench/multi_mnist_table.py", "--specs", "specs/mnist.gm", "--out", str(tmp_path)]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    TEXT = {"capture_output": True, "text": True, "timeout": 120}
+
+    command = [sys.executable, "bench/multi_mnist_table.py", "--out", str(tmp_path)]
+    result = subprocess.run([*command, "--labels", "0", "--specs", "specs/multi_mnist.gm"], cwd=ROOT, **TEXT)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "no row of the table has a spec in ['specs/mnist.gm']: its specs are specs/multi_mnist.gm," in result.stderr
+    assert "no row of the table has the L and spec asked for; its rows are " in result.stderr
+    assert (
+        "specs/multi_mnist.gm at L = 500, " in result.stderr and "multi_mnist_unsupervised.gm at L = 0" in result.stderr
+    )
+    result = subprocess.run([*command, "--specs", "specs/multi_mnist_boxes.gm", "./specs/typo.gm"], cwd=ROOT, **TEXT)
+    assert result.returncode == 2 and "invalid choice: './specs/typo.gm'" in result.stderr  # not silently dropped

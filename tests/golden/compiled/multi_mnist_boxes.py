@@ -28,35 +28,35 @@ class Encoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.trunk = rt.conv((1, 64, 64), 4096, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:43
-        self.counter = rt.mlp(256, 4, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:44
-        self.reader = rt.gru(525, 256)  # multi_mnist_boxes.gm:45
-        self.locator = rt.mlp(256, 3, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:46
-        self.spread = rt.mlp(256, 3, hidden=[64], activation="relu")  # multi_mnist_boxes.gm:49
-        self.classifier = rt.conv((1, 28, 28), 784, 10, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:47
-        self.encoder = rt.mlp(794, 20, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:48
+        self.trunk = rt.conv((1, 64, 64), 4096, 256, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:44
+        self.counter = rt.mlp(256, 4, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:45
+        self.reader = rt.gru(525, 256)  # multi_mnist_boxes.gm:46
+        self.locator = rt.mlp(256, 3, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:47
+        self.spread = rt.mlp(256, 3, hidden=[64], activation="relu")  # multi_mnist_boxes.gm:50
+        self.classifier = rt.conv((1, 28, 28), 784, 10, channels=[32, 64], kernel=4, stride=2, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:48
+        self.encoder = rt.mlp(794, 20, hidden=[256], activation="relu")  # multi_mnist_boxes.gm:49
 
     def forward(self, q: rt.Recognition) -> None:
-        x = q.observed("x")  # multi_mnist_boxes.gm:13
+        x = q.observed("x")  # multi_mnist_boxes.gm:14
         # let features : real[256] = trunk(x)
-        features = self.trunk(rt.join(x))  # multi_mnist_boxes.gm:18
+        features = self.trunk(rt.join(x))  # multi_mnist_boxes.gm:19
         # q(count | x) = Categorical(logits = counter(features)) by enumeration
-        q.sample("count", rt.Categorical(logits=self.counter(rt.join(features))), enumeration=True)  # multi_mnist_boxes.gm:19
+        q.sample("count", rt.Categorical(logits=self.counter(rt.join(features))), enumeration=True)  # multi_mnist_boxes.gm:20
         # repeat k < count: steps 1..3; those past the value of count add nothing
-        for _ in q.repeat("k", "count", steps=3, lets={"state": 256}):  # multi_mnist_boxes.gm:21
+        for _ in q.repeat("k", "count", steps=3, lets={"state": 256}):  # multi_mnist_boxes.gm:22
             # let state : real[256] = reader(features, digits[k - 1], where[k - 1], state[k - 1])
-            state = q.keep("state", self.reader(rt.join(features, q.before("digits"), q.before("where"), q.before("state"))))  # multi_mnist_boxes.gm:33
+            state = q.keep("state", self.reader(rt.join(features, q.before("digits"), q.before("where"), q.before("state"))))  # multi_mnist_boxes.gm:34
             # let box : real[3] = locator(state)
-            box = self.locator(rt.join(state))  # multi_mnist_boxes.gm:34
+            box = self.locator(rt.join(state))  # multi_mnist_boxes.gm:35
             # q(where | x) = Normal(loc = box, scale = spread(state))
-            q.sample("where", rt.Normal(loc=box, scale=rt.softplus(self.spread(rt.join(state)))))  # multi_mnist_boxes.gm:35
+            q.sample("where", rt.Normal(loc=box, scale=rt.softplus(self.spread(rt.join(state)))))  # multi_mnist_boxes.gm:36
             # let seen : real[1, 28, 28] = glimpse(x, box)
-            seen = rt.glimpse(x, box, shapes=((1, 64, 64), (3,), (1, 28, 28)))  # multi_mnist_boxes.gm:36
+            seen = rt.glimpse(x, box, shapes=((1, 64, 64), (3,), (1, 28, 28)))  # multi_mnist_boxes.gm:37
             # q(digits | x) = Categorical(logits = classifier(seen)) by relaxation(temperature = 0.66)
-            digits = q.sample("digits", rt.Categorical(logits=self.classifier(rt.join(seen))), relaxation=0.66)  # multi_mnist_boxes.gm:37
+            digits = q.sample("digits", rt.Categorical(logits=self.classifier(rt.join(seen))), relaxation=0.66)  # multi_mnist_boxes.gm:38
             # q(style | x, digits) = Normal(encoder(seen, digits))
             encoder_seen = rt.Share(seen)  # hoisted: encoder's first layer multiplies seen at seen's own dimensions, not once per draw
-            q.sample("style", rt.Normal.from_network(self.encoder.finish(encoder_seen, digits)))  # multi_mnist_boxes.gm:38
+            q.sample("style", rt.Normal.from_network(self.encoder.finish(encoder_seen, digits)))  # multi_mnist_boxes.gm:39
 
 
 class Decoder(torch.nn.Module):
@@ -64,28 +64,28 @@ class Decoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.writer = rt.mlp(20, 784, hidden=[256], activation="relu", output_bias=-2)  # multi_mnist_boxes.gm:50
-        self.register_buffer("where_loc", torch.tensor([0.36, 0.0, 0.0]), persistent=False)  # multi_mnist_boxes.gm:29
-        self.register_buffer("where_scale", torch.tensor([0.05, 0.5, 0.5]), persistent=False)  # multi_mnist_boxes.gm:29
+        self.writer = rt.mlp(20, 784, hidden=[256], activation="relu", output_bias=-2)  # multi_mnist_boxes.gm:51
+        self.register_buffer("where_loc", torch.tensor([0.36, 0.0, 0.0]), persistent=False)  # multi_mnist_boxes.gm:30
+        self.register_buffer("where_scale", torch.tensor([0.05, 0.5, 0.5]), persistent=False)  # multi_mnist_boxes.gm:30
 
     def forward(self, p: rt.Generation) -> None:
         # p(count) = Categorical(probs = uniform)
-        p.sample("count", rt.Categorical(probs=rt.UNIFORM))  # multi_mnist_boxes.gm:16
+        p.sample("count", rt.Categorical(probs=rt.UNIFORM))  # multi_mnist_boxes.gm:17
         # repeat k < count: steps 1..3; those past the value of count add nothing
-        for _ in p.repeat("k", "count", steps=3, lets={"canvas": 4096}):  # multi_mnist_boxes.gm:21
+        for _ in p.repeat("k", "count", steps=3, lets={"canvas": 4096}):  # multi_mnist_boxes.gm:22
             # p(digits) = Categorical(probs = uniform)
-            digits = p.sample("digits", rt.Categorical(probs=rt.UNIFORM))  # multi_mnist_boxes.gm:26
+            digits = p.sample("digits", rt.Categorical(probs=rt.UNIFORM))  # multi_mnist_boxes.gm:27
             # p(style) = Normal(loc = 0, scale = 1)
-            style = p.sample("style", rt.Normal(loc=0.0, scale=1.0))  # multi_mnist_boxes.gm:27
+            style = p.sample("style", rt.Normal(loc=0.0, scale=1.0))  # multi_mnist_boxes.gm:28
             # p(where) = Normal(loc = [0.36, 0, 0], scale = [0.05, 0.5, 0.5])
-            where = p.sample("where", rt.Normal(loc=self.where_loc, scale=self.where_scale))  # multi_mnist_boxes.gm:29
+            where = p.sample("where", rt.Normal(loc=self.where_loc, scale=self.where_scale))  # multi_mnist_boxes.gm:30
             # let patch : unit[1, 28, 28] = writer(digits, style)
-            patch = rt.sigmoid(self.writer(rt.join(digits, style)))  # multi_mnist_boxes.gm:30
+            patch = rt.sigmoid(self.writer(rt.join(digits, style)))  # multi_mnist_boxes.gm:31
             # let canvas : real[1, 64, 64] = place(patch, where, canvas[k - 1])
-            canvas = p.keep("canvas", rt.place(patch, where, p.before("canvas"), shapes=((1, 28, 28), (3,), (1, 64, 64), (1, 64, 64))))  # multi_mnist_boxes.gm:31
+            canvas = p.keep("canvas", rt.place(patch, where, p.before("canvas"), shapes=((1, 28, 28), (3,), (1, 64, 64), (1, 64, 64))))  # multi_mnist_boxes.gm:32
         canvas = p.final("canvas")  # its value at step count
         # p(x | digits, style, where) = Normal(loc = canvas, scale = 0.3)
-        p.sample("x", rt.Normal(loc=canvas, scale=0.3))  # multi_mnist_boxes.gm:41
+        p.sample("x", rt.Normal(loc=canvas, scale=0.3))  # multi_mnist_boxes.gm:42
 
 
 class Model(rt.CompiledModel):
