@@ -234,12 +234,13 @@ def _digits_lines(runs: list[dict]) -> list[str]:
     ]
     for spec, (labels, rate) in DIGITS_ROWS.items():
         chosen = [r for r in runs if r["spec"] == Path(spec).stem and (r["labels"], r["rate"]) == (labels, rate)]
+        if not chosen:
+            lines.append(f"| {spec} | {labels} | {rate:g} | not run | not run | not run |")
+            continue
         seeds = f" ({len(chosen)} seed{'s' if len(chosen) > 1 else ''})"
 
         def cell(key: str, digits: int, chosen: list[dict] = chosen, seeds: str = seeds) -> str:
             values = [r[key] for r in chosen if r.get(key) is not None]
-            if not chosen:
-                return "not run"
             return mnist_runs.mean_sd(values, digits) + seeds if values else "–"  # "–": its runs have no such value
 
         lines.append(
